@@ -8,9 +8,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "cache/cache_control.h"
 #include "cache/freshness.h"
 #include "core/clock.h"
 #include "http/header_map.h"
@@ -23,11 +25,13 @@ struct Entry {
   std::vector<std::string> vary_names;  // lower-cased field names from the response's Vary
 
   int status = 200;
-  http::HeaderMap headers;  // stored response fields: hop-by-hop, Age, Date-less copy? no: Date kept
+  http::HeaderMap headers;  // stored response fields (no hop-by-hop, Age or Content-Length; Date kept)
   std::string head_block;   // "HTTP/1.1 200 OK\r\n" + fields except Age/Connection/Keep-Alive, no final CRLF
   std::string body;         // complete body
 
+  ResponseCacheControl cc;  // parsed once when stored
   Freshness freshness;      // computed once when stored (freshness.h)
+  std::optional<int64_t> date;  // the stored Date field, unix seconds
   core::TimePoint stored_at{};
   core::TimePoint drop_after{};  // past this (stale windows and keep window spent) the entry is useless
 
@@ -41,5 +45,10 @@ struct Entry {
   // the fixed per-entry overhead (struct, index nodes, allocator headers).
   std::size_t charge() const noexcept;
 };
+
+// Completes an entry whose status, headers, body and freshness are set:
+// builds head_block (with Content-Length and Via), extracts the validators and
+// Date, and sets drop_after from the freshness windows (drop_after(freshness)).
+void finalize_entry(Entry& e);
 
 }  // namespace cachalot::cache

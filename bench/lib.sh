@@ -1,0 +1,252 @@
+# shellcheck shell=bash
+# Helpers for bench/run.sh: process lifecycle, ports, wrk parsing, /proc sampling.
+# Sourced, not executed. Every process started here is recorded in
+# STARTED_PIDS and stopped by bench_cleanup (installed as an EXIT trap by run.sh).
+
+STARTED_PIDS=()
+USED_PORTS=" "
+BENCH_TMP=""
+BENCH_SHM=""
+KEEP_TMP=0
+CLK_TCK=$(getconf CLK_TCK)
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "run.sh: error: $*"; exit 1; }
+
+# A free loopback TCP port, never the same twice in one run.
+pick_port() {
+  local port
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    if [[ "$USED_PORTS" != *" $port "* ]]; then
+      USED_PORTS+="$port "
+      echo "$port"
+      return 0
+    fi
+  done
+  die "could not find a free loopback port"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port PORT PID NAME LOG [TIMEOUT_S]: poll connect() until the port accepts,
+# failing early if the process died. Returns 1 (after showing the log) on failure.
+wait_port() {
+  local port=$1 pid=$2 name=$3 logfile=$4 timeout=${5:-15}
+  local deadline=$((SECONDS + timeout))
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "  $name exited before listening on 127.0.0.1:$port; last log lines:"
+      tail -n 20 "$logfile" 2>/dev/null | sed 's/^/    | /' >&2
+      return 1
+    fi
+    port_open "$port" && return 0
+    sleep 0.05
+  done
+  log "  $name did not listen on 127.0.0.1:$port within ${timeout}s; last log lines:"
+  tail -n 20 "$logfile" 2>/dev/null | sed 's/^/    | /' >&2
+  return 1
+}
+
+# start_server CPU LOGFILE CMD...: start CMD pinned to CPU in the background.
+# Sets SERVER_PID. taskset execs CMD, so the pid is the server's own.
+start_server() {
+  local cpu=$1 logfile=$2
+  shift 2
+  taskset -c "$cpu" "$@" >"$logfile" 2>&1 &
+  SERVER_PID=$!
+  STARTED_PIDS+=("$SERVER_PID")
+}
+
+# PID followed by all its descendants (nginx workers, the varnish child).
+tree_pids() {
+  local pid=$1 child
+  echo "$pid"
+  for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
+    tree_pids "$child"
+  done
+}
+
+# stop_server PID: SIGTERM the process, wait up to 5 s, then SIGKILL it and any
+# descendant still alive.
+stop_server() {
+  local pid=$1 tree
+  [[ -n "$pid" ]] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  tree=$(tree_pids "$pid")
+  kill -TERM "$pid" 2>/dev/null
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  local p
+  for p in $tree; do
+    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+  done
+  wait "$pid" 2>/dev/null
+  return 0
+}
+
+bench_cleanup() {
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do stop_server "$pid"; done
+  if ((KEEP_TMP)); then
+    [[ -n "$BENCH_TMP" ]] && log "run.sh: kept $BENCH_TMP"
+  else
+    [[ -n "$BENCH_TMP" && -d "$BENCH_TMP" ]] && rm -rf "$BENCH_TMP"
+    [[ -n "$BENCH_SHM" && -d "$BENCH_SHM" ]] && rm -rf "$BENCH_SHM"
+  fi
+}
+
+# utime+stime clock ticks of a process tree (all threads included).
+cpu_ticks() {
+  local total=0 p t
+  for p in $(tree_pids "$1"); do
+    # Fields after the ")" of comm: state is 1st, utime 12th, stime 13th.
+    t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+
+# Resident set size of a process tree, KiB.
+rss_kib() {
+  local total=0 p r
+  for p in $(tree_pids "$1"); do
+    r=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+    total=$((total + ${r:-0}))
+  done
+  echo "$total"
+}
+
+# "10s" / "1m" / "2h" / "10" -> seconds.
+duration_seconds() {
+  local d=$1
+  case "$d" in
+    *ms) awk -v v="${d%ms}" 'BEGIN { print v / 1000 }' ;;
+    *s) echo "${d%s}" ;;
+    *m) echo $((${d%m} * 60)) ;;
+    *h) echo $((${d%h} * 3600)) ;;
+    *) echo "$d" ;;
+  esac
+}
+
+# wrk latency ("165.00us", "3.74ms", "1.20s", "2.00m") -> microseconds.
+to_us() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
+    else if (v ~ /m$/) { sub(/m$/, "", v); print v * 60000000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
+    else print "nan" }'
+}
+
+# microseconds -> "165us" / "3.74ms".
+fmt_us() {
+  awk -v v="$1" 'BEGIN {
+    if (v == "" || v == "-" || v == "nan") print "-";
+    else if (v < 1000) printf "%dus\n", v + 0.5;
+    else if (v < 1000000) printf "%.2fms\n", v / 1000;
+    else printf "%.2fs\n", v / 1000000 }'
+}
+
+# ratio A B -> "1.23x" (or "-" when either side is missing).
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    if (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) print "-";
+    else printf "%.2fx\n", a / b }'
+}
+
+# Compare two numbers: le A B -> exit 0 if A <= B (floating point).
+num_le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
+
+# run_wrk CPU URL CONNECTIONS DURATION OUTFILE: one bounded wrk run; sets
+# W_RPS W_P50_US W_P99_US W_REQS W_ERRS (W_ERRS counts socket errors and
+# non-2xx/3xx responses) and W_CPU_TICKS (wrk's own CPU time). Returns 1 if
+# wrk failed or did no requests.
+run_wrk() {
+  local cpu=$1 url=$2 conns=$3 duration=$4 out=$5 cpu_s
+  W_RPS="" W_P50_US="" W_P99_US="" W_REQS="" W_ERRS="" W_CPU_TICKS=0
+  # The wrapper reports wrk's user+system time from getrusage(RUSAGE_CHILDREN).
+  if ! cpu_s=$(python3 -c '
+import resource, subprocess, sys
+with open(sys.argv[1], "w") as out:
+    rc = subprocess.run(sys.argv[2:], stdout=out, stderr=subprocess.STDOUT).returncode
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(ru.ru_utime + ru.ru_stime)
+sys.exit(rc)' "$out" taskset -c "$cpu" wrk -t1 -c"$conns" -d"$duration" --timeout 5s --latency "$url"); then
+    log "  wrk failed:"
+    sed 's/^/    | /' "$out" >&2
+    return 1
+  fi
+  W_CPU_TICKS=$(awk -v s="$cpu_s" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", s * hz }')
+  W_RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+  W_P50_US=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
+  W_P99_US=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
+  W_REQS=$(awk '/requests in/ {print $1}' "$out")
+  W_ERRS=$(awk '
+    /Socket errors:/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 }
+    /Non-2xx or 3xx responses:/ { e += $5 }
+    END { print e + 0 }' "$out")
+  if [[ -z "$W_REQS" || "$W_REQS" == 0 ]]; then
+    log "  wrk did no requests against $url:"
+    sed 's/^/    | /' "$out" >&2
+    return 1
+  fi
+  return 0
+}
+
+# Machine-wide CPU ticks from /proc/stat: "BUSY TOTAL" (steal counts as busy:
+# another tenant had the CPU).
+sys_ticks() {
+  awk '$1 == "cpu" { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6; exit }' /proc/stat
+}
+
+# Percentage of the machine's CPU used over SECONDS (default 1), by anyone.
+machine_busy_pct() {
+  local a b
+  a=$(sys_ticks)
+  sleep "${1:-1}"
+  b=$(sys_ticks)
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    t = y[2] - x[2]; printf "%.0f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
+}
+
+# wait_idle MAX_S: wait (up to MAX_S seconds) until the machine is below 15%
+# busy over one second, i.e. no other session is compiling or benchmarking.
+wait_idle() {
+  local max=$1 deadline busy said=0
+  ((max > 0)) || return 0
+  deadline=$((SECONDS + max))
+  while ((SECONDS < deadline)); do
+    busy=$(machine_busy_pct 1)
+    ((busy < 15)) && return 0
+    ((said)) || log "  waiting for the machine to go idle (${busy}% busy) ..."
+    said=1
+  done
+  log "  still ${busy}% busy after ${max}s; measuring anyway"
+}
+
+# Total requests the origin on PORT (default ORIGIN_PORT) has answered; its
+# /__stats is never cached and not counted.
+origin_requests() {
+  curl -s --max-time 5 "http://127.0.0.1:${1:-$ORIGIN_PORT}/__stats" | sed -n 's/^{"requests":\([0-9]*\).*/\1/p'
+}
+
+# X-Origin-Requests of one response through URL ("" on failure).
+origin_seq_via() {
+  curl -s --max-time 10 -o /dev/null -D - "$1" | tr -d '\r' | awk 'tolower($1) == "x-origin-requests:" {print $2}'
+}
+
+# warm URL: fetch until two consecutive responses carry the same
+# X-Origin-Requests, i.e. the second one came from the cache.
+warm() {
+  local url=$1 prev="" seq
+  for _ in $(seq 10); do
+    seq=$(origin_seq_via "$url")
+    [[ -n "$seq" && "$seq" == "$prev" ]] && return 0
+    prev=$seq
+  done
+  log "  warning: $url is not served from cache (X-Origin-Requests keeps changing: $seq)"
+  return 1
+}

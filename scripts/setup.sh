@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Cachalot needs to build, test and run its demo.
+# Idempotent and quiet when everything is present. Usage: scripts/setup.sh [--bench]
+set -euo pipefail
+
+packages=(
+  # build
+  cmake g++ make pkg-config libasio-dev node-llhttp libyaml-cpp-dev libspdlog-dev libfmt-dev
+  libssl-dev libxxhash-dev libre2-dev libsystemd-dev
+  # tests
+  catch2 python3 openssl curl dpkg-dev systemd
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(wrk nginx-light varnish util-linux)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Debian starts nginx/varnish services on install; we only want the binaries.
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+for svc in nginx varnish; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $SUDO systemctl stop "$svc" || true
+  fi
+done

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds Cachalot and runs every test: the normal build, then the ASan+UBSan build.
+# Usage: scripts/test.sh [--no-sanitizers]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+jobs=$(nproc)
+run_suite() {
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  (cd "$dir" && ctest --output-on-failure --timeout 600)
+}
+
+echo "== build and test (RelWithDebInfo)"
+run_suite build
+if [[ "${1:-}" != "--no-sanitizers" ]]; then
+  echo "== build and test (ASan+UBSan)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_suite build-asan -DCACHALOT_SANITIZE=address
+fi
+echo "all tests passed"

@@ -1,0 +1,36 @@
+// Admin listener: health, metrics, reload, purge and cache inspection.
+//
+// Runs on its own thread and io_context so a slow scrape or a large purge
+// never delays the proxy's workers. Answers are JSON (metrics: Prometheus
+// text). If admin.token is set every request needs "Authorization: Bearer T".
+#pragma once
+
+#include <memory>
+#include <thread>
+
+#include <asio.hpp>
+
+namespace cachalot::proxy {
+class App;
+}
+
+namespace cachalot::admin {
+
+class AdminServer {
+ public:
+  explicit AdminServer(proxy::App& app);
+  ~AdminServer();
+  // Binds the admin address (throws std::system_error naming it) and starts the thread.
+  void start();
+  void stop();
+
+ private:
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> serve(asio::ip::tcp::socket s);
+  proxy::App& app_;
+  asio::io_context ioc_{1};
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  std::thread thread_;
+};
+
+}  // namespace cachalot::admin

@@ -1,0 +1,190 @@
+#include "admin/metrics.h"
+
+#include <fmt/format.h>
+
+namespace cachalot::admin {
+
+std::string_view to_string(Result r) noexcept {
+  switch (r) {
+    case Result::Hit: return "hit";
+    case Result::Stale: return "stale";
+    case Result::StaleError: return "stale-error";
+    case Result::Revalidated: return "revalidated";
+    case Result::Miss: return "miss";
+    case Result::Coalesced: return "coalesced";
+    case Result::Pass: return "pass";
+    case Result::Error: return "error";
+    case Result::Purge: return "purge";
+    case Result::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(UpstreamErrorKind k) noexcept {
+  switch (k) {
+    case UpstreamErrorKind::Connect: return "connect";
+    case UpstreamErrorKind::ConnectTimeout: return "connect-timeout";
+    case UpstreamErrorKind::Reset: return "reset";
+    case UpstreamErrorKind::Timeout: return "timeout";
+    case UpstreamErrorKind::BadResponse: return "bad-response";
+    case UpstreamErrorKind::Write: return "write";
+    case UpstreamErrorKind::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(PurgeKind k) noexcept {
+  switch (k) {
+    case PurgeKind::Url: return "url";
+    case PurgeKind::Prefix: return "prefix";
+    case PurgeKind::Tag: return "tag";
+    case PurgeKind::All: return "all";
+    case PurgeKind::Route: return "route";
+    case PurgeKind::Method: return "method";
+    case PurgeKind::kCount: break;
+  }
+  return "unknown";
+}
+
+void Histogram::observe(double s) noexcept {
+  std::size_t i = 0;
+  while (i < kBounds.size() && s > kBounds[i]) ++i;
+  buckets[i].fetch_add(1, std::memory_order_relaxed);
+  count.fetch_add(1, std::memory_order_relaxed);
+  sum_us.fetch_add(static_cast<uint64_t>(s * 1e6), std::memory_order_relaxed);
+}
+
+void LabeledCounters::add(std::string_view label, uint64_t n) {
+  while (lock_.test_and_set(std::memory_order_acquire)) {
+  }
+  bool found = false;
+  for (auto& [k, v] : values_)
+    if (k == label) {
+      v += n;
+      found = true;
+      break;
+    }
+  if (!found) values_.emplace_back(std::string(label), n);
+  lock_.clear(std::memory_order_release);
+}
+
+std::vector<std::pair<std::string, uint64_t>> LabeledCounters::snapshot() const {
+  while (lock_.test_and_set(std::memory_order_acquire)) {
+  }
+  auto copy = values_;
+  lock_.clear(std::memory_order_release);
+  return copy;
+}
+
+Metrics::Metrics(std::size_t workers) {
+  for (std::size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<WorkerMetrics>());
+}
+
+void Metrics::add_gauge(std::string name, std::string help, std::function<double()> read) {
+  gauges_.push_back({std::move(name), std::move(help), std::move(read)});
+}
+
+namespace {
+
+template <class F>
+uint64_t sum(const std::vector<std::unique_ptr<WorkerMetrics>>& ws, F f) {
+  uint64_t s = 0;
+  for (const auto& w : ws) s += f(*w).load(std::memory_order_relaxed);
+  return s;
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+void histogram(std::string& out, const std::vector<std::unique_ptr<WorkerMetrics>>& ws, std::string_view name,
+               std::string_view help, Histogram WorkerMetrics::*h) {
+  header(out, name, "histogram", help);
+  uint64_t cumulative = 0;
+  for (std::size_t i = 0; i <= Histogram::kBounds.size(); ++i) {
+    for (const auto& w : ws) cumulative += ((*w).*h).buckets[i].load(std::memory_order_relaxed);
+    if (i < Histogram::kBounds.size())
+      fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {}\n", name, Histogram::kBounds[i], cumulative);
+    else
+      fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"+Inf\"}} {}\n", name, cumulative);
+  }
+  uint64_t count = 0, sum_us = 0;
+  for (const auto& w : ws) {
+    count += ((*w).*h).count.load(std::memory_order_relaxed);
+    sum_us += ((*w).*h).sum_us.load(std::memory_order_relaxed);
+  }
+  fmt::format_to(std::back_inserter(out), "{}_sum {}\n{}_count {}\n", name, static_cast<double>(sum_us) / 1e6, name,
+                 count);
+}
+
+}  // namespace
+
+std::string Metrics::render() const {
+  std::string out;
+  out.reserve(8192);
+  const auto& ws = workers_;
+
+  header(out, "cachalot_http_responses_total", "counter", "Responses sent to clients by status class.");
+  for (int c = 1; c <= 5; ++c)
+    fmt::format_to(std::back_inserter(out), "cachalot_http_responses_total{{class=\"{}xx\"}} {}\n", c,
+                   sum(ws, [c](WorkerMetrics& w) -> auto& { return w.status_class[c]; }));
+
+  header(out, "cachalot_requests_total", "counter", "Requests by how they were answered (same names as Cache-Status).");
+  for (std::size_t r = 0; r < static_cast<size_t>(Result::kCount); ++r)
+    fmt::format_to(std::back_inserter(out), "cachalot_requests_total{{result=\"{}\"}} {}\n",
+                   to_string(static_cast<Result>(r)), sum(ws, [r](WorkerMetrics& w) -> auto& { return w.results[r]; }));
+
+  header(out, "cachalot_upstream_errors_total", "counter", "Failures talking to the origin, by kind.");
+  for (std::size_t k = 0; k < static_cast<size_t>(UpstreamErrorKind::kCount); ++k)
+    fmt::format_to(std::back_inserter(out), "cachalot_upstream_errors_total{{kind=\"{}\"}} {}\n",
+                   to_string(static_cast<UpstreamErrorKind>(k)),
+                   sum(ws, [k](WorkerMetrics& w) -> auto& { return w.upstream_errors[k]; }));
+
+  header(out, "cachalot_purges_total", "counter", "Purge requests by kind.");
+  for (std::size_t k = 0; k < static_cast<size_t>(PurgeKind::kCount); ++k)
+    fmt::format_to(std::back_inserter(out), "cachalot_purges_total{{kind=\"{}\"}} {}\n",
+                   to_string(static_cast<PurgeKind>(k)), sum(ws, [k](WorkerMetrics& w) -> auto& { return w.purges[k]; }));
+
+  auto simple = [&](std::string_view name, std::string_view type, std::string_view help,
+                    std::atomic<uint64_t> WorkerMetrics::*m) {
+    header(out, name, type, help);
+    fmt::format_to(std::back_inserter(out), "{} {}\n", name, sum(ws, [m](WorkerMetrics& w) -> auto& { return w.*m; }));
+  };
+  simple("cachalot_client_connections", "gauge", "Open client connections.", &WorkerMetrics::client_connections);
+  simple("cachalot_client_connections_total", "counter", "Client connections accepted.",
+         &WorkerMetrics::client_connections_total);
+  simple("cachalot_upstream_connections", "gauge", "Upstream connections in use.", &WorkerMetrics::upstream_connections);
+  simple("cachalot_upstream_idle_connections", "gauge", "Idle pooled upstream connections.",
+         &WorkerMetrics::upstream_idle);
+  simple("cachalot_upstream_requests_total", "counter", "Requests sent to the origin.", &WorkerMetrics::upstream_requests);
+  simple("cachalot_cache_served_bytes_total", "counter", "Body bytes served from the cache.",
+         &WorkerMetrics::bytes_from_cache);
+  simple("cachalot_origin_served_bytes_total", "counter", "Body bytes relayed from the origin.",
+         &WorkerMetrics::bytes_from_origin);
+  simple("cachalot_background_refreshes_total", "counter", "Background revalidations started.",
+         &WorkerMetrics::background_refreshes);
+  simple("cachalot_coalesced_waits_total", "counter", "Requests that waited for another request's fetch.",
+         &WorkerMetrics::coalesced_waits);
+  simple("cachalot_bad_requests_total", "counter", "Malformed or over-limit requests rejected.",
+         &WorkerMetrics::bad_requests);
+
+  header(out, "cachalot_store_decisions_total", "counter", "Why responses were stored or not.");
+  for (const auto& [k, v] : store_verdicts.snapshot())
+    fmt::format_to(std::back_inserter(out), "cachalot_store_decisions_total{{reason=\"{}\"}} {}\n", k, v);
+  header(out, "cachalot_cache_evictions_total", "counter", "Entries removed from the cache, by reason.");
+  for (const auto& [k, v] : evictions.snapshot())
+    fmt::format_to(std::back_inserter(out), "cachalot_cache_evictions_total{{reason=\"{}\"}} {}\n", k, v);
+
+  for (const auto& g : gauges_) {
+    header(out, g.name, "gauge", g.help);
+    fmt::format_to(std::back_inserter(out), "{} {}\n", g.name, g.read());
+  }
+
+  histogram(out, ws, "cachalot_request_duration_seconds", "Time from request head to response end.",
+            &WorkerMetrics::request_duration);
+  histogram(out, ws, "cachalot_upstream_duration_seconds", "Origin fetch time for misses and revalidations.",
+            &WorkerMetrics::upstream_duration);
+  return out;
+}
+
+}  // namespace cachalot::admin

@@ -1,0 +1,57 @@
+// Primary cache key (RFC 9111 §2, §4: "the request method and target URI";
+// we store GET only, so the method is implied).
+//
+// Key layout (one std::string, built on every lookup):
+//   <scheme> "://" <host>[":" <port>] <path> ["?" <query>] [ "\n" <field entries> ]
+//   e.g. "https://example.com/a/b?x=1"   or   "http://h:8080/p\nx-tenant:3:abc"
+// Normalisation (RFC 3986 §6.2.2 syntax-based, §6.2.3 scheme-based, RFC 9110 §4.2.3):
+//   - scheme and host lower-cased; the scheme's default port (http 80,
+//     https 443) and an empty port dropped; leading zeros of a port dropped.
+//   - path and query: hex digits of %XX upper-cased, %XX of unreserved
+//     characters decoded ("%7e" -> "~"), bytes that may not appear raw in a
+//     URI (controls, space, '"', '<', '>', '\', '^', '`', '{', '|', '}',
+//     non-ASCII) percent-encoded. A '%' not followed by two hex digits is
+//     kept as is, so no malformed target aliases a well-formed one.
+//   - path: dot segments removed (RFC 3986 §5.2.4) after decoding (so "%2E%2E"
+//     counts); empty path is "/"; "%2F" stays encoded (it is data, not a separator).
+//   - query: with sort_query, parameters are stably sorted by name (order of
+//     equal names is kept: a=1&a=2 differs from a=2&a=1); parameters named in
+//     ignore_params are dropped; with either option, empty parameters ("&&")
+//     are dropped. A query left empty drops its "?".
+//   - a fragment ("#..."), which clients must not send, is dropped.
+//   - absolute-form targets ("http://h/p?q") contribute only their path and
+//     query; the caller chooses `host` (RFC 9112 §3.2.2: the target's
+//     authority wins over Host, so pass that one).
+//   - bytes in `host` that cannot appear in an authority are percent-encoded,
+//     so a hostile Host cannot forge a path ("a/b" + "/c" vs "a" + "/b/c").
+// Extra request fields (KeyOptions::headers, route `key.headers`) follow the
+// path after '\n' (which the encoded path cannot contain), one entry each in
+// the order configured, using the Vary encoding (vary.h): "name:len:value" or
+// "name:!" when absent.
+//
+// The proxy must forward the target it keyed on (or the original one only if
+// the origin treats them as the same resource, which RFC 3986 says it should).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/header_map.h"
+
+namespace cachalot::cache {
+
+struct KeyOptions {
+  bool sort_query = false;                 // route key.sort_query
+  std::vector<std::string> ignore_params{};  // route key.ignore_params (exact, case-sensitive names)
+  std::vector<std::string> headers{};      // route key.headers: request fields added to the key
+};
+
+std::string primary_key(std::string_view scheme, std::string_view host, std::string_view target,
+                        const http::HeaderMap& req_headers, const KeyOptions& opts);
+
+// The normalised path and query of a key ("/a/b?x=1"), for prefix purges.
+// Empty if `primary_key` is not a key.
+std::string_view key_path(std::string_view primary_key) noexcept;
+
+}  // namespace cachalot::cache

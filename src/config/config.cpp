@@ -1,0 +1,589 @@
+// Loading: yaml-cpp builds a node tree (with line/column marks), then tables
+// of known keys, one per section and shaped like the file, read it into a
+// default-constructed Config. Every reader validates its own value; checks
+// that span keys run last. Errors are collected, not thrown.
+#include "config/config.h"
+
+#include <fmt/format.h>
+#include <re2/re2.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <thread>
+
+namespace cachalot::config {
+namespace {
+
+using Node = YAML::Node;
+
+template <class E>
+struct Named {
+  std::string_view name;
+  E value;
+};
+
+constexpr std::array kLogLevels = {Named<LogLevel>{"trace", LogLevel::Trace}, Named<LogLevel>{"debug", LogLevel::Debug},
+                                   Named<LogLevel>{"info", LogLevel::Info}, Named<LogLevel>{"warn", LogLevel::Warn},
+                                   Named<LogLevel>{"error", LogLevel::Error}};
+constexpr std::array kAccessLogFormats = {Named<AccessLogFormat>{"text", AccessLogFormat::Text},
+                                          Named<AccessLogFormat>{"json", AccessLogFormat::Json}};
+constexpr std::array kSetCookiePolicies = {Named<SetCookiePolicy>{"no_store", SetCookiePolicy::NoStore},
+                                           Named<SetCookiePolicy>{"strip", SetCookiePolicy::Strip}};
+
+template <class E, size_t N>
+std::string_view name_of(const std::array<Named<E>, N>& table, E value) {
+  for (const auto& n : table)
+    if (n.value == value) return n.name;
+  return "?";
+}
+
+// Collects errors, and remembers where each key was written so that checks
+// spanning several keys can point at one of them.
+class Loader {
+ public:
+  explicit Loader(std::string file) : file_(std::move(file)) {}
+
+  void error(const YAML::Mark& at, std::string key, std::string message) {
+    // Marks are 0-based; a null mark (-1) becomes 0, "no position".
+    errors_.push_back({file_, at.line + 1, at.column + 1, std::move(key), std::move(message)});
+  }
+  void error(const Node& at, std::string key, std::string message) {
+    // A missing value ("key:" alone) is marked where the next token starts; point at its key instead.
+    if (at.IsNull()) return error_at_key(key, std::move(message));
+    error(at.Mark(), std::move(key), std::move(message));
+  }
+  // An error about `key`, placed where it (or else its closest written parent) was written.
+  void error_at_key(const std::string& key, std::string message) {
+    YAML::Mark at = YAML::Mark::null_mark();
+    for (std::string_view k = key; !k.empty(); k = k.substr(0, std::min(k.find_last_of(".["), k.size()))) {
+      if (auto it = written_.find(std::string(k)); it != written_.end()) {
+        at = it->second;
+        break;
+      }
+      if (k.find_last_of(".[") == std::string_view::npos) break;
+    }
+    error(at, key, std::move(message));
+  }
+
+  void wrote(const std::string& key, const YAML::Mark& at) { written_.emplace(key, at); }
+  bool written(const std::string& key) const { return written_.contains(key); }
+  bool ok() const { return errors_.empty(); }
+
+  std::vector<ConfigError> take_errors() {
+    std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
+      return std::tuple(a.line == 0, a.line, a.column) < std::tuple(b.line == 0, b.line, b.column);
+    });
+    return std::move(errors_);
+  }
+
+ private:
+  std::string file_;
+  std::vector<ConfigError> errors_;
+  std::map<std::string, YAML::Mark> written_;  // dotted key -> position of the key
+};
+
+std::string describe(const Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Scalar: return "'" + n.Scalar() + "'";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a map";
+    default: return "nothing";
+  }
+}
+
+// Reads one value, reporting problems under `key` (its dotted path).
+using Reader = std::function<void(Loader&, const Node&, const std::string& key)>;
+struct Field {
+  std::string_view name;
+  Reader read;
+};
+using Fields = std::vector<Field>;
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t substitute = diagonal + (a[i - 1] != b[j - 1]);
+      diagonal = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, substitute});
+    }
+  }
+  return row[b.size()];
+}
+
+std::string unknown_key(std::string_view name, const Fields& fields) {
+  std::string message = fmt::format("unknown key '{}'", name);
+  const Field* best = nullptr;
+  size_t best_distance = 3;  // suggest only close spellings
+  for (const Field& f : fields)
+    if (size_t d = edit_distance(name, f.name); d < best_distance && d < f.name.size()) best = &f, best_distance = d;
+  if (best) message += fmt::format(" (did you mean '{}'?)", best->name);
+  return message;
+}
+
+// A map: each key must be known and appear once. A key with nothing under it
+// ("cache:") keeps the section's defaults.
+void read_map(Loader& l, const Node& map, const std::string& path, const Fields& fields) {
+  if (map.IsNull()) return;
+  if (!map.IsMap()) return l.error(map, path, "expected a map, got " + describe(map));
+  std::map<std::string, int> seen;  // key -> line
+  for (const auto& kv : map) {
+    const Node& k = kv.first;
+    if (!k.IsScalar()) {
+      l.error(k, path, "expected a key name, got " + describe(k));
+      continue;
+    }
+    const std::string& name = k.Scalar();
+    std::string key = path.empty() ? name : path + "." + name;
+    if (auto [it, first] = seen.emplace(name, k.Mark().line + 1); !first) {
+      l.error(k, key, fmt::format("duplicate key (first at line {})", it->second));
+      continue;
+    }
+    auto field = std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return f.name == name; });
+    if (field == fields.end()) {
+      l.error(k, key, unknown_key(name, fields));
+      continue;
+    }
+    l.wrote(key, k.Mark());
+    field->read(l, kv.second, key);
+  }
+}
+
+Reader section(Fields fields) {
+  return [fields = std::move(fields)](Loader& l, const Node& n, const std::string& key) {
+    read_map(l, n, key, fields);
+  };
+}
+
+// Scalars: `parse` turns the text into a value or returns nullopt, optionally
+// with a specific reason; otherwise the message says `what` was expected.
+template <class T>
+using Parser = std::function<std::optional<T>(const std::string& text, std::string& why)>;
+
+template <class T>
+void read_scalar(Loader& l, const Node& n, const std::string& key, const std::string& what, const Parser<T>& parse,
+                 T& out) {
+  if (!n.IsScalar()) return l.error(n, key, fmt::format("expected {}, got {}", what, describe(n)));
+  std::string why;
+  if (auto value = parse(n.Scalar(), why))
+    out = std::move(*value);
+  else
+    l.error(n, key, why.empty() ? fmt::format("expected {}, got '{}'", what, n.Scalar()) : why);
+}
+
+template <class T>
+Reader scalar(T& out, std::string what, Parser<T> parse) {
+  return [&out, what = std::move(what), parse = std::move(parse)](Loader& l, const Node& n, const std::string& key) {
+    read_scalar(l, n, key, what, parse, out);
+  };
+}
+
+// A list of scalars, each `what`; reading it replaces the default list.
+template <class T>
+Reader list(std::vector<T>& out, std::string what, Parser<T> parse) {
+  return [&out, what = std::move(what), parse = std::move(parse)](Loader& l, const Node& n, const std::string& key) {
+    if (!n.IsSequence()) return l.error(n, key, "expected a list, got " + describe(n));
+    out.assign(n.size(), T{});
+    for (size_t i = 0; i < n.size(); ++i) read_scalar(l, n[i], fmt::format("{}[{}]", key, i), what, parse, out[i]);
+  };
+}
+
+// --- Scalar parsers ---------------------------------------------------------
+
+Parser<std::string> any_string() {
+  return [](const std::string& s, std::string&) { return std::optional(s); };
+}
+
+Parser<std::string> non_empty() {
+  return [](const std::string& s, std::string& why) -> std::optional<std::string> {
+    if (s.empty()) why = "must not be empty";
+    return s.empty() ? std::nullopt : std::optional(s);
+  };
+}
+
+// YAML 1.2 core schema booleans only: "yes"/"on" are too easy to write by accident.
+Reader boolean(bool& out) {
+  return scalar<bool>(out, "true or false", [](const std::string& s, std::string&) -> std::optional<bool> {
+    if (s == "true" || s == "True" || s == "TRUE") return true;
+    if (s == "false" || s == "False" || s == "FALSE") return false;
+    return std::nullopt;
+  });
+}
+
+Parser<uint32_t> count_parser(uint32_t min, uint32_t max) {
+  return [min, max](const std::string& s, std::string& why) -> std::optional<uint32_t> {
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    if (n >= min && n <= max) return uint32_t(n);
+    why = fmt::format("{} is out of range {}..{}", n, min, max);
+    return std::nullopt;
+  };
+}
+
+Reader count(uint32_t& out, uint32_t min, uint32_t max) {
+  return scalar(out, fmt::format("an integer in {}..{}", min, max), count_parser(min, max));
+}
+
+Reader power_of_two(uint32_t& out, uint32_t min, uint32_t max) {
+  return scalar<uint32_t>(out, fmt::format("a power of two in {}..{}", min, max),
+                          [range = count_parser(min, max)](const std::string& s, std::string& why) {
+                            auto n = range(s, why);
+                            if (n && !std::has_single_bit(*n)) {
+                              why = fmt::format("{} is not a power of two", *n);
+                              return std::optional<uint32_t>();
+                            }
+                            return n;
+                          });
+}
+
+Reader fraction(double& out) {
+  return scalar<double>(out, "a number in 0..1", [](const std::string& s, std::string&) -> std::optional<double> {
+    double d = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !(d >= 0 && d <= 1)) return std::nullopt;
+    return d;
+  });
+}
+
+Reader size(uint64_t& out, uint64_t min = 0) {
+  return scalar<uint64_t>(out, "a size such as 512, 64KiB, 256MiB or 1GiB",
+                          [min](const std::string& s, std::string& why) {
+                            auto n = parse_size(s);
+                            if (n && *n < min) {
+                              why = fmt::format("must be at least {}", format_size(min));
+                              return std::optional<uint64_t>();
+                            }
+                            return n;
+                          });
+}
+
+// Timeouts must be positive: a zero timeout would fail every exchange.
+enum class Zero { Allowed, Rejected };
+Reader duration(Duration& out, Zero zero = Zero::Allowed) {
+  return scalar<Duration>(out, "a duration such as 500ms, 30s, 5m, 1h or 1d",
+                          [zero](const std::string& s, std::string& why) {
+                            auto d = parse_duration(s);
+                            if (d && d->count() == 0 && zero == Zero::Rejected) {
+                              why = "must be greater than 0";
+                              return std::optional<Duration>();
+                            }
+                            return d;
+                          });
+}
+
+template <class E, size_t N>
+Reader one_of(E& out, const std::array<Named<E>, N>& table) {
+  std::string what = "one of ";
+  for (const auto& n : table) what += std::string(&n == table.data() ? "" : ", ") + std::string(n.name);
+  return scalar<E>(out, what, [&table](const std::string& s, std::string&) -> std::optional<E> {
+    for (const auto& n : table)
+      if (s == n.name) return n.value;
+    return std::nullopt;
+  });
+}
+
+// RFC 9110 §5.6.2 token: what a field name may contain.
+Parser<std::string> field_name() {
+  return [](const std::string& s, std::string&) -> std::optional<std::string> {
+    bool ok = !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+      return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+    });
+    return ok ? std::optional(s) : std::nullopt;
+  };
+}
+
+template <class T>
+Parser<T> from(std::optional<T> (*parse)(std::string_view, std::string*)) {
+  return [parse](const std::string& s, std::string& why) { return parse(s, &why); };
+}
+
+// --- Structured values ------------------------------------------------------
+
+// An admin-style address: "host:port", or "" for none.
+Reader optional_listener(std::optional<ListenerConfig>& out) {
+  return scalar<std::optional<ListenerConfig>>(
+      out, "an address such as 127.0.0.1:9901, or \"\" for none",
+      [](const std::string& s, std::string& why) -> std::optional<std::optional<ListenerConfig>> {
+        if (s.empty()) return std::optional<ListenerConfig>();  // disabled
+        auto listener = parse_listen_address(s, &why);
+        if (!listener) return std::nullopt;
+        return listener;
+      });
+}
+
+// "host:port", or { address: "host:port", tls: { cert: file, key: file } }.
+void read_listener(Loader& l, const Node& n, const std::string& key, ListenerConfig& out) {
+  const std::string what = "an address such as 127.0.0.1:8080";
+  if (!n.IsMap()) return read_scalar(l, n, key, what, from(parse_listen_address), out);
+  std::string address, cert, key_file;
+  read_map(l, n, key, {{"address", scalar(address, what, non_empty())},
+                       {"tls", section({{"cert", scalar(cert, "a file name", non_empty())},
+                                        {"key", scalar(key_file, "a file name", non_empty())}})}});
+  if (!l.written(key + ".address")) return l.error(n, key + ".address", "is required");
+  std::string why;
+  if (auto parsed = parse_listen_address(address, &why))
+    out = *parsed;
+  else
+    l.error_at_key(key + ".address", why);
+  if (!l.written(key + ".tls")) return;
+  out.tls = true;
+  out.cert_file = cert;
+  out.key_file = key_file;
+  for (const char* name : {".tls.cert", ".tls.key"})
+    if (!l.written(key + name)) l.error_at_key(key + name, "is required with tls");
+}
+
+Reader listeners(std::vector<ListenerConfig>& out) {
+  return [&out](Loader& l, const Node& n, const std::string& key) {
+    if (!n.IsSequence()) return l.error(n, key, "expected a list of addresses, got " + describe(n));
+    if (n.size() == 0) return l.error(n, key, "at least one address is required");
+    out.assign(n.size(), {});
+    for (size_t i = 0; i < n.size(); ++i) read_listener(l, n[i], fmt::format("{}[{}]", key, i), out[i]);
+  };
+}
+
+Reader regex(Route& r) {
+  return [&r](Loader& l, const Node& n, const std::string& key) {
+    read_scalar(l, n, key, "an RE2 pattern", non_empty(), r.regex);
+    if (r.regex.empty()) return;
+    RE2::Options options;
+    options.set_log_errors(false);
+    auto re = std::make_shared<const RE2>(r.regex, options);
+    if (!re->ok()) return l.error(n, key, "invalid regex: " + re->error());
+    r.compiled = std::move(re);
+  };
+}
+
+Fields route_fields(Route& r) {
+  auto route_name = [](const std::string& s, std::string&) -> std::optional<std::string> {
+    bool ok = !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+      return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+    });
+    return ok ? std::optional(s) : std::nullopt;
+  };
+  auto path_prefix = [](const std::string& s, std::string&) {
+    return s.starts_with('/') ? std::optional(s) : std::nullopt;
+  };
+  return {
+      {"name", scalar<std::string>(r.name, "a name of letters, digits, '_', '.' and '-'", route_name)},
+      {"prefix", scalar<std::string>(r.prefix, "a path prefix starting with '/'", path_prefix)},
+      {"regex", regex(r)},
+      {"bypass", boolean(r.bypass)},
+      {"default_ttl", duration(r.default_ttl)},
+      {"min_ttl", duration(r.min_ttl)},
+      {"max_ttl", duration(r.max_ttl)},
+      {"stale_while_revalidate", duration(r.stale_while_revalidate)},
+      {"stale_if_error", duration(r.stale_if_error)},
+      {"refresh_ahead", boolean(r.refresh_ahead)},
+      {"set_cookie", one_of(r.set_cookie, kSetCookiePolicies)},
+      {"key", section({
+                  {"sort_query", boolean(r.key.sort_query)},
+                  {"ignore_params", list(r.key.ignore_params, "a query parameter name", non_empty())},
+                  {"headers", list(r.key.headers, "a field name", field_name())},
+              })},
+  };
+}
+
+void check_route(Loader& l, const Node& n, const std::string& path, const Route& r,
+                 std::map<std::string, int>& lines_by_name) {
+  if (!l.written(path + ".name")) l.error(n, path + ".name", "is required");
+  if (!r.name.empty()) {
+    int line = n["name"].Mark().line + 1;
+    if (auto [it, first] = lines_by_name.emplace(r.name, line); !first)
+      l.error_at_key(path + ".name", fmt::format("duplicate route name '{}' (first at line {})", r.name, it->second));
+  }
+  bool prefix = l.written(path + ".prefix"), regex = l.written(path + ".regex");
+  if (prefix && regex) l.error_at_key(path + ".regex", "set either prefix or regex, not both");
+  if (!prefix && !regex) l.error(n, path, "needs a prefix or a regex");
+  if (r.max_ttl.count() != 0 && r.min_ttl > r.max_ttl)
+    l.error_at_key(path + ".max_ttl", fmt::format("max_ttl ({}) is below min_ttl ({})", format_duration(r.max_ttl),
+                                                  format_duration(r.min_ttl)));
+}
+
+Reader routes(std::vector<Route>& out) {
+  return [&out](Loader& l, const Node& n, const std::string& key) {
+    if (n.IsNull()) return;
+    if (!n.IsSequence()) return l.error(n, key, "expected a list of routes, got " + describe(n));
+    std::map<std::string, int> lines_by_name;
+    for (size_t i = 0; i < n.size(); ++i) {
+      std::string path = fmt::format("{}[{}]", key, i);
+      if (!n[i].IsMap()) {
+        l.error(n[i], path, "expected a route (a map), got " + describe(n[i]));
+        continue;
+      }
+      Route& r = out.emplace_back();
+      read_map(l, n[i], path, route_fields(r));
+      check_route(l, n[i], path, r, lines_by_name);
+    }
+  };
+}
+
+// The whole file, shaped like config/cachalot.yaml.
+Fields config_fields(Config& c) {
+  ServerConfig& s = c.server;
+  UpstreamConfig& u = c.upstream;
+  CacheConfig& k = c.cache;
+  return {
+      {"server", section({
+                     {"listen", listeners(s.listen)},
+                     {"workers", count(s.workers, 0, 256)},
+                     {"timeouts", section({
+                                      {"client_header", duration(s.timeouts.client_header, Zero::Rejected)},
+                                      {"client_idle", duration(s.timeouts.client_idle, Zero::Rejected)},
+                                      {"client_body", duration(s.timeouts.client_body, Zero::Rejected)},
+                                      {"send", duration(s.timeouts.send, Zero::Rejected)},
+                                      {"drain", duration(s.timeouts.drain)},
+                                  })},
+                     {"limits", section({
+                                    {"max_header_bytes", size(s.limits.max_header_bytes, 1 * kKiB)},
+                                    {"max_uri_length", size(s.limits.max_uri_length, 1)},
+                                    {"max_body_size", size(s.limits.max_body_size)},
+                                    {"max_pipeline", count(s.limits.max_pipeline, 1, 1024)},
+                                    {"max_connections", count(s.limits.max_connections, 1, 1'000'000)},
+                                })},
+                     {"purge_allow", list(s.purge_allow.ranges, "a CIDR range such as 10.0.0.0/8", from(parse_cidr))},
+                 })},
+      {"upstream", section({
+                       {"url", scalar(u.url, "an http:// or https:// URL", from(parse_upstream_url))},
+                       {"timeouts", section({
+                                        {"connect", duration(u.timeouts.connect, Zero::Rejected)},
+                                        {"first_byte", duration(u.timeouts.first_byte, Zero::Rejected)},
+                                        {"idle", duration(u.timeouts.idle, Zero::Rejected)},
+                                        {"pool_idle", duration(u.timeouts.pool_idle, Zero::Rejected)},
+                                    })},
+                       {"pool", section({{"max_idle_per_worker", count(u.pool.max_idle_per_worker, 0, 65536)}})},
+                       {"max_concurrent_misses", count(u.max_concurrent_misses, 0, 1'000'000)},
+                       {"tls", section({
+                                   {"verify", boolean(u.tls.verify)},
+                                   {"ca_file", scalar(u.tls.ca_file, "a file name", any_string())},
+                                   {"sni", scalar(u.tls.sni, "a host name", any_string())},
+                               })},
+                   })},
+      {"cache", section({
+                    {"max_memory", size(k.max_memory, 1)},
+                    {"max_object_size", size(k.max_object_size, 1)},
+                    {"shards", power_of_two(k.shards, 1, 65536)},
+                    {"max_variants", count(k.max_variants, 1, 1024)},
+                    {"heuristic_fraction", fraction(k.heuristic_fraction)},
+                    {"heuristic_max", duration(k.heuristic_max)},
+                    {"keep", duration(k.keep)},
+                    {"stale_if_error", duration(k.stale_if_error)},
+                    {"tag_headers", list(k.tag_headers, "a field name", field_name())},
+                    {"coalesce", section({
+                                     {"enabled", boolean(k.coalesce.enabled)},
+                                     {"max_waiters", count(k.coalesce.max_waiters, 0, 1'000'000)},
+                                     {"timeout", duration(k.coalesce.timeout, Zero::Rejected)},
+                                     {"hit_for_miss", duration(k.coalesce.hit_for_miss)},
+                                 })},
+                    {"max_background_refreshes", count(k.max_background_refreshes, 0, 1'000'000)},
+                })},
+      {"admin", section({
+                    {"listen", optional_listener(c.admin.listen)},
+                    {"token", scalar(c.admin.token, "a string", any_string())},
+                })},
+      {"log", section({
+                  {"level", one_of(c.log.level, kLogLevels)},
+                  {"access_log", scalar(c.log.access_log, "off, stderr or a file path", non_empty())},
+                  {"access_log_format", one_of(c.log.access_log_format, kAccessLogFormats)},
+              })},
+      {"routes", routes(c.routes)},
+  };
+}
+
+// Checks that span sections. Run only on an otherwise valid file, so a bad
+// value does not also cause complaints about its neighbours.
+void check_config(Loader& l, const Config& c) {
+  const CacheConfig& k = c.cache;
+  if (k.max_object_size > k.max_memory)
+    l.error_at_key(l.written("cache.max_object_size") ? "cache.max_object_size" : "cache.max_memory",
+                   fmt::format("cache.max_object_size ({}) must not exceed cache.max_memory ({})",
+                               format_size(k.max_object_size), format_size(k.max_memory)));
+
+  std::vector<std::pair<const ListenerConfig*, std::string>> listeners;
+  for (size_t i = 0; i < c.server.listen.size(); ++i)
+    listeners.emplace_back(&c.server.listen[i], fmt::format("server.listen[{}]", i));
+  if (c.admin.listen) listeners.emplace_back(&*c.admin.listen, "admin.listen");
+  for (size_t i = 0; i < listeners.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (listeners[i].first->host == listeners[j].first->host && listeners[i].first->port == listeners[j].first->port)
+        l.error_at_key(listeners[i].second, fmt::format("{} is already used by {}", listeners[i].first->text,
+                                                        listeners[j].second));
+}
+
+}  // namespace
+
+bool Route::matches(std::string_view path) const {
+  return compiled ? RE2::PartialMatch(path, *compiled) : path.starts_with(prefix);
+}
+
+const Route* Config::match_route(std::string_view path) const {
+  for (const Route& r : routes)
+    if (r.matches(path)) return &r;
+  return nullptr;
+}
+
+std::string ConfigError::to_string() const {
+  std::string s = file;
+  if (line > 0) s += fmt::format(":{}:{}", line, column);
+  s += ": ";
+  if (!key.empty()) s += key + ": ";
+  return s + message;
+}
+
+LoadResult load_config_string(std::string_view yaml, std::string name) {
+  Loader l(name);
+  Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    l.error(e.mark, "", "YAML syntax error: " + e.msg);
+    return l.take_errors();
+  }
+  if (root.IsNull()) {
+    l.error(YAML::Mark::null_mark(), "", "the file is empty; upstream.url is required");
+    return l.take_errors();
+  }
+  if (!root.IsMap()) {
+    l.error(root, "", "expected a map of sections, got " + describe(root));
+    return l.take_errors();
+  }
+
+  auto config = std::make_shared<Config>();
+  config->source_path = std::move(name);
+  read_map(l, root, "", config_fields(*config));
+  if (!l.written("upstream.url")) l.error_at_key("upstream.url", "is required");
+  if (l.ok()) check_config(l, *config);
+  if (!l.ok()) return l.take_errors();
+
+  if (config->server.workers == 0) config->server.workers = std::max(1u, std::thread::hardware_concurrency());
+  return std::shared_ptr<const Config>(std::move(config));
+}
+
+LoadResult load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::vector{ConfigError{path, 0, 0, "", std::string("cannot open: ") + std::strerror(errno)}};
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return std::vector{ConfigError{path, 0, 0, "", "cannot read"}};
+  return load_config_string(text.str(), path);
+}
+
+std::string_view to_string(LogLevel level) { return name_of(kLogLevels, level); }
+std::string_view to_string(AccessLogFormat format) { return name_of(kAccessLogFormats, format); }
+std::string_view to_string(SetCookiePolicy policy) { return name_of(kSetCookiePolicies, policy); }
+
+}  // namespace cachalot::config

@@ -1,0 +1,201 @@
+// Config: the validated, immutable form of cachalot.yaml.
+//
+// The member initializers below are the only place defaults live; they match
+// config/cachalot.yaml (a unit test loads that file and compares it with
+// Config{}). Durations are milliseconds, sizes are bytes. The accepted range
+// of each value is in the key table, config_fields() in config.cpp. A reload
+// builds a new Config and swaps the shared_ptr<const Config>.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "config/address.h"
+#include "core/clock.h"
+#include "config/units.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace cachalot::config {
+
+using Duration = core::Duration;  // milliseconds
+using namespace std::chrono_literals;
+
+struct ServerTimeouts {  // all but drain are > 0
+  Duration client_header = 10s;  // time to receive a complete request head
+  Duration client_idle = 60s;    // keep-alive idle time between requests
+  Duration client_body = 30s;    // max gap while receiving a request body
+  Duration send = 30s;           // max gap while writing to a slow client
+  Duration drain = 10s;          // on SIGTERM, time for in-flight requests to finish
+  bool operator==(const ServerTimeouts&) const = default;
+};
+
+struct ServerLimits {
+  uint64_t max_header_bytes = 32 * kKiB;  // request line + fields; above it: 431 (URI alone: 414)
+  uint64_t max_uri_length = 8 * kKiB;     // above it: 414
+  uint64_t max_body_size = 16 * kMiB;     // request body; above it: 413
+  uint32_t max_pipeline = 32;             // requests read ahead on one connection
+  uint32_t max_connections = 10000;       // per worker
+  bool operator==(const ServerLimits&) const = default;
+};
+
+struct ServerConfig {
+  std::vector<ListenerConfig> listen = {*parse_listen_address("127.0.0.1:8080")};
+  uint32_t workers = 2;  // event-loop threads; 0 in the file is resolved at load to one per CPU
+  ServerTimeouts timeouts;
+  ServerLimits limits;
+  CidrSet purge_allow = {{*parse_cidr("127.0.0.0/8"), *parse_cidr("::1/128")}};  // who may send PURGE
+  bool operator==(const ServerConfig&) const = default;
+};
+
+struct UpstreamTimeouts {  // all > 0
+  Duration connect = 3s;
+  Duration first_byte = 30s;  // request sent -> response head received
+  Duration idle = 30s;        // max gap between reads of a response body
+  Duration pool_idle = 60s;   // an idle pooled connection is closed after this
+  bool operator==(const UpstreamTimeouts&) const = default;
+};
+
+struct UpstreamPool {
+  uint32_t max_idle_per_worker = 64;  // idle keep-alive connections kept per worker
+  bool operator==(const UpstreamPool&) const = default;
+};
+
+struct UpstreamTls {  // used only for https://
+  bool verify = true;   // verify the origin's certificate
+  std::string ca_file;  // extra CA bundle; empty = system store
+  std::string sni;      // empty = host from url
+  bool operator==(const UpstreamTls&) const = default;
+};
+
+struct UpstreamConfig {
+  UpstreamUrl url;  // required: there is no default origin
+  UpstreamTimeouts timeouts;
+  UpstreamPool pool;
+  uint32_t max_concurrent_misses = 0;  // per worker; 0 = unlimited
+  UpstreamTls tls;
+  bool operator==(const UpstreamConfig&) const = default;
+};
+
+struct CoalesceConfig {
+  bool enabled = true;
+  uint32_t max_waiters = 1024;  // per key; further requests go to the origin
+  Duration timeout = 10s;       // a waiter gives up and goes to the origin itself (> 0)
+  Duration hit_for_miss = 10s;  // remember a key whose response was not shareable
+  bool operator==(const CoalesceConfig&) const = default;
+};
+
+struct CacheConfig {
+  uint64_t max_memory = 256 * kMiB;     // byte budget: bodies + fields + per-entry overhead
+  uint64_t max_object_size = 8 * kMiB;  // larger responses are streamed but not stored; <= max_memory
+  uint32_t shards = 16;                 // power of two, 1..65536
+  uint32_t max_variants = 16;           // Vary variants kept per URL
+  double heuristic_fraction = 0.1;      // RFC 9111 §4.2.2: fraction of (Date - Last-Modified), 0..1
+  Duration heuristic_max = 24h;         // cap on heuristic freshness
+  Duration keep = 1h;                   // an expired entry with validators is kept this long to revalidate
+  Duration stale_if_error = 0s;         // serve stale on origin errors this long even without the directive
+  std::vector<std::string> tag_headers = {"Surrogate-Key", "Cache-Tag"};  // response fields holding purge tags
+  CoalesceConfig coalesce;
+  uint32_t max_background_refreshes = 64;  // per worker
+  bool operator==(const CacheConfig&) const = default;
+};
+
+struct AdminConfig {
+  std::optional<ListenerConfig> listen = parse_listen_address("127.0.0.1:9901");  // nullopt: "" = disabled
+  std::string token;  // if set, requests need "Authorization: Bearer <token>"
+  bool operator==(const AdminConfig&) const = default;
+};
+
+enum class LogLevel { Trace, Debug, Info, Warn, Error };
+enum class AccessLogFormat {
+  Text,  // one human-readable line per request
+  Json,  // one JSON object per line
+};
+
+struct LogConfig {
+  LogLevel level = LogLevel::Info;
+  std::string access_log = "stderr";  // "off", "stderr", or a file path
+  AccessLogFormat access_log_format = AccessLogFormat::Text;
+  bool operator==(const LogConfig&) const = default;
+};
+
+// What a route does with a response that carries Set-Cookie.
+enum class SetCookiePolicy {
+  NoStore,  // do not store it (the response is still served)
+  Strip,    // store it without the Set-Cookie fields; the client that caused the fetch still gets them
+};
+
+struct RouteKey {
+  bool sort_query = false;
+  std::vector<std::string> ignore_params;  // query parameters dropped from the key
+  std::vector<std::string> headers;  // extra request fields in the key (names as written)
+  bool operator==(const RouteKey&) const = default;
+};
+
+struct Route {
+  std::string name;    // [A-Za-z0-9_.-]+, unique; used in metrics and purges
+  std::string prefix;  // exactly one of prefix and regex is non-empty
+  std::string regex;   // RE2 syntax, unanchored (PartialMatch): write ^ to anchor
+  std::shared_ptr<const re2::RE2> compiled;  // set iff regex is; shared so Config stays copyable
+
+  bool bypass = false;                 // never cache, never coalesce
+  Duration default_ttl = 0s;           // freshness when the origin says nothing (0 = RFC heuristics)
+  Duration min_ttl = 0s;               // floor on explicit freshness
+  Duration max_ttl = 0s;               // cap on any freshness (0 = no cap); >= min_ttl
+  Duration stale_while_revalidate = 0s;  // default window when the origin sends none
+  Duration stale_if_error = 0s;        // default window when the origin sends none
+  bool refresh_ahead = false;          // refresh hot entries shortly before they expire
+  SetCookiePolicy set_cookie = SetCookiePolicy::NoStore;
+  RouteKey key;
+
+  // `path` is the request target's path (origin-form, without the query).
+  bool matches(std::string_view path) const;
+  bool operator==(const Route&) const = default;  // compiled compares by identity
+};
+
+struct Config {
+  ServerConfig server;
+  UpstreamConfig upstream;
+  CacheConfig cache;
+  AdminConfig admin;
+  LogConfig log;
+  std::vector<Route> routes;  // in file order
+  std::string source_path;    // the file it was loaded from (or the name given to load_config_string)
+
+  // The first route that matches `path`, or nullptr (RFC rules alone apply).
+  const Route* match_route(std::string_view path) const;
+  bool operator==(const Config&) const = default;
+};
+
+// One problem in a config file. line and column are 1-based; 0 means the
+// problem has no position (a missing file, a required key that is absent).
+struct ConfigError {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string key;  // dotted path: "server.timeouts.client_header", "routes[2].prefix"; may be empty
+  std::string message;
+
+  // "file:line:col: key: message", leaving out the parts that are not known.
+  std::string to_string() const;
+};
+
+using LoadResult = std::variant<std::shared_ptr<const Config>, std::vector<ConfigError>>;
+
+// Parses and validates; on failure returns every error found, in file order.
+LoadResult load_config_file(const std::string& path);
+LoadResult load_config_string(std::string_view yaml, std::string name);
+
+std::string_view to_string(LogLevel level);
+std::string_view to_string(AccessLogFormat format);
+std::string_view to_string(SetCookiePolicy policy);
+
+}  // namespace cachalot::config

@@ -1,0 +1,154 @@
+// cachalot: a caching reverse proxy for HTTP APIs.
+//
+// main: arguments, config, build the app, run, drain on SIGTERM, reload on SIGHUP.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include <asio.hpp>
+
+#ifdef CACHALOT_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "admin/admin_server.h"
+#include "config/config.h"
+#include "proxy/app.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(Usage: cachalot [OPTIONS]
+
+A caching reverse proxy for HTTP APIs (RFC 9111 shared cache).
+
+Options:
+  --config FILE         run with this configuration file
+  --check-config FILE   validate FILE, print any errors (file:line:col: key: message), exit 0 or 1
+  --version             print the version and exit
+  --help                print this help and exit
+
+Signals: SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads FILE
+(an invalid file is logged and the running configuration is kept).
+)";
+
+void notify(const char* state) {
+#ifdef CACHALOT_HAVE_SYSTEMD
+  sd_notify(0, state);
+#else
+  (void)state;
+#endif
+}
+
+int check_config(const std::string& path, bool quiet_ok) {
+  auto result = cachalot::config::load_config_file(path);
+  if (auto* errs = std::get_if<std::vector<cachalot::config::ConfigError>>(&result)) {
+    for (const auto& e : *errs) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    return 1;
+  }
+  if (!quiet_ok) std::printf("%s: configuration OK\n", path.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (a == "--version" || a == "-V") {
+      std::printf("cachalot %s\n", CACHALOT_VERSION);
+      return 0;
+    }
+    if (a == "--check-config" || a == "-t") {
+      if (i + 1 >= argc) {
+        std::fputs("cachalot: --check-config needs a FILE\n", stderr);
+        return 2;
+      }
+      return check_config(argv[i + 1], false);
+    }
+    if (a == "--config" || a == "-c") {
+      if (i + 1 >= argc) {
+        std::fputs("cachalot: --config needs a FILE\n", stderr);
+        return 2;
+      }
+      config_path = argv[++i];
+      continue;
+    }
+    std::fprintf(stderr, "cachalot: unknown argument '%s'\n%s", a.c_str(), kUsage);
+    return 2;
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "cachalot: --config FILE is required\n%s", kUsage);
+    return 2;
+  }
+
+  auto logger = spdlog::stderr_color_mt("cachalot");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+
+  auto loaded = cachalot::config::load_config_file(config_path);
+  if (auto* errs = std::get_if<std::vector<cachalot::config::ConfigError>>(&loaded)) {
+    for (const auto& e : *errs) spdlog::error("{}", e.to_string());
+    return 1;
+  }
+  auto cfg = std::get<std::shared_ptr<const cachalot::config::Config>>(loaded);
+  spdlog::set_level(static_cast<spdlog::level::level_enum>(static_cast<int>(cfg->log.level)));
+
+  // Signals are handled on the main thread; workers never see them.
+  asio::io_context main_ioc(1);
+  asio::signal_set signals(main_ioc, SIGTERM, SIGINT, SIGHUP);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<cachalot::proxy::App> app;
+  std::unique_ptr<cachalot::admin::AdminServer> admin;
+  try {
+    app = std::make_unique<cachalot::proxy::App>(cfg);
+    app->start();
+    admin = std::make_unique<cachalot::admin::AdminServer>(*app);
+    admin->start();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  notify("READY=1");
+  spdlog::info("cachalot {} ready", CACHALOT_VERSION);
+
+  bool stopping = false;
+  std::function<void()> wait_signal;
+  wait_signal = [&] {
+    signals.async_wait([&](const asio::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        notify("RELOADING=1");
+        spdlog::info("SIGHUP: reloading {}", config_path);
+        auto err = app->reload_from_file();
+        if (!err.empty()) spdlog::error("reload failed, keeping the running configuration:\n{}", err);
+        notify("READY=1");
+        wait_signal();
+        return;
+      }
+      spdlog::info("{}: draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                   app->config()->server.timeouts.drain.count());
+      notify("STOPPING=1");
+      stopping = true;
+      app->begin_drain();
+      main_ioc.stop();
+    });
+  };
+  wait_signal();
+  main_ioc.run();
+  int rc = 0;
+  if (stopping) rc = app->run();
+  admin->stop();
+  app.reset();
+  spdlog::info("stopped");
+  return rc;
+}

@@ -1,0 +1,206 @@
+#include "net/upstream.h"
+
+#include <sys/socket.h>
+
+#include <cstring>
+
+namespace cachalot::net {
+
+using asio::awaitable;
+using asio::use_awaitable;
+using namespace std::chrono_literals;
+
+std::string_view to_string(UpstreamError e) noexcept {
+  switch (e) {
+    case UpstreamError::None: return "none";
+    case UpstreamError::ConnectRefused: return "connect";
+    case UpstreamError::ConnectTimeout: return "connect-timeout";
+    case UpstreamError::Reset: return "reset";
+    case UpstreamError::Timeout: return "timeout";
+    case UpstreamError::BadResponse: return "bad-response";
+    case UpstreamError::WriteFailed: return "write";
+  }
+  return "none";
+}
+
+awaitable<UpstreamError> UpstreamConn::write(const std::vector<asio::const_buffer>& buffers,
+                                             std::chrono::milliseconds timeout) {
+  watchdog.arm(timeout);
+  asio::error_code ec;
+  co_await asio::async_write(socket, buffers, asio::redirect_error(use_awaitable, ec));
+  watchdog.disarm();
+  if (ec) co_return watchdog.expired() ? UpstreamError::Timeout : UpstreamError::WriteFailed;
+  co_return UpstreamError::None;
+}
+
+awaitable<UpstreamError> UpstreamConn::fill(std::chrono::milliseconds timeout) {
+  if (rpos == rend) rpos = rend = 0;
+  if (rend == buf.size()) {
+    std::memmove(buf.data(), buf.data() + rpos, rend - rpos);
+    rend -= rpos;
+    rpos = 0;
+  }
+  watchdog.arm(timeout);
+  asio::error_code ec;
+  std::size_t n = co_await socket.async_read_some(asio::buffer(buf.data() + rend, buf.size() - rend),
+                                                  asio::redirect_error(use_awaitable, ec));
+  watchdog.disarm();
+  if (ec == asio::error::eof) {
+    eof = true;
+    co_return UpstreamError::None;
+  }
+  if (ec) co_return watchdog.expired() ? UpstreamError::Timeout : UpstreamError::Reset;
+  rend += n;
+  co_return UpstreamError::None;
+}
+
+awaitable<UpstreamError> UpstreamConn::read_head(std::chrono::milliseconds first_byte_timeout) {
+  for (;;) {
+    if (rpos < rend) {
+      rpos += parser.execute(buf.data() + rpos, rend - rpos);
+      if (parser.error() != http::ParseError::None) co_return UpstreamError::BadResponse;
+      if (parser.head_complete()) {
+        int st = parser.response().status;
+        if (st >= 100 && st < 200 && st != 101) {
+          // Interim response (e.g. 100 Continue): skip it and read the final one.
+          if (parser.message_complete()) {
+            bool no_body = false;
+            parser.next_message();
+            parser.set_expect_no_body(no_body);
+          }
+          continue;
+        }
+        co_return UpstreamError::None;
+      }
+    }
+    if (eof) co_return UpstreamError::Reset;
+    UpstreamError e = co_await fill(first_byte_timeout);
+    if (e != UpstreamError::None) co_return e;
+  }
+}
+
+awaitable<UpstreamError> UpstreamConn::read_body(std::chrono::milliseconds idle_timeout) {
+  parser.body().clear();
+  for (;;) {
+    if (parser.message_complete()) co_return UpstreamError::None;
+    if (rpos < rend) {
+      rpos += parser.execute(buf.data() + rpos, rend - rpos);
+      if (parser.error() != http::ParseError::None) co_return UpstreamError::BadResponse;
+      if (!parser.body().empty() || parser.message_complete()) co_return UpstreamError::None;
+    }
+    if (eof) {
+      // The origin closed: that ends an EOF-delimited body, or cuts the response short.
+      if (parser.finish()) co_return UpstreamError::None;
+      co_return UpstreamError::Reset;
+    }
+    UpstreamError e = co_await fill(idle_timeout);
+    if (e != UpstreamError::None) co_return e;
+  }
+}
+
+bool UpstreamConn::reusable() const noexcept {
+  return parser.message_complete() && parser.response().keep_alive && !eof && rpos == rend &&
+         socket.is_open() && !watchdog.expired();
+}
+
+void UpstreamConn::close() noexcept {
+  asio::error_code ec;
+  socket.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+  watchdog.stop();
+}
+
+UpstreamPool::UpstreamPool(asio::io_context& ioc, UpstreamOptions opts) : ioc_(ioc), opts_(std::move(opts)) {}
+
+UpstreamPool::~UpstreamPool() { close_all(); }
+
+void UpstreamPool::close_all() {
+  for (auto& c : idle_) c->close();
+  idle_.clear();
+}
+
+void UpstreamPool::set_options(UpstreamOptions opts) {
+  bool target_changed = opts.host != opts_.host || opts.port != opts_.port;
+  opts_ = std::move(opts);
+  if (target_changed) {
+    endpoints_.clear();
+    close_all();
+  }
+}
+
+awaitable<void> UpstreamPool::resolve_if_needed(UpstreamError& err) {
+  if (!endpoints_.empty()) co_return;
+  asio::ip::tcp::resolver resolver(ioc_);
+  asio::error_code ec;
+  auto results = co_await resolver.async_resolve(opts_.host, std::to_string(opts_.port),
+                                                 asio::redirect_error(use_awaitable, ec));
+  if (ec) {
+    err = UpstreamError::ConnectRefused;
+    co_return;
+  }
+  for (const auto& r : results) endpoints_.push_back(r.endpoint());
+  if (endpoints_.empty()) err = UpstreamError::ConnectRefused;
+}
+
+// True if the origin has closed (or sent unexpected bytes on) an idle connection.
+static bool idle_connection_dead(asio::ip::tcp::socket& s) {
+  char b;
+  ssize_t n = ::recv(s.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return true;                                        // FIN
+  if (n < 0) return !(errno == EAGAIN || errno == EWOULDBLOCK);   // reset or error
+  return true;                                                    // stray bytes: unusable
+}
+
+awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& err, bool allow_reuse) {
+  err = UpstreamError::None;
+  auto now = std::chrono::steady_clock::now();
+  (void)now;
+  while (allow_reuse && !idle_.empty()) {
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    if (!c->socket.is_open() || c->watchdog.expired() || idle_connection_dead(c->socket)) {
+      c->close();
+      continue;
+    }
+    c->reused = true;
+    c->parser.next_message();
+    ++active_;
+    co_return c;
+  }
+  co_await resolve_if_needed(err);
+  if (err != UpstreamError::None) co_return nullptr;
+
+  auto c = std::make_shared<UpstreamConn>(ioc_.get_executor(), opts_.limits);
+  asio::co_spawn(ioc_, [c]() -> awaitable<void> { co_await c->watchdog.run([c] {
+                   asio::error_code ec;
+                   c->socket.close(ec);
+                 }); }, asio::detached);
+  ++active_;
+  c->watchdog.arm(opts_.connect_timeout);
+  asio::error_code ec;
+  co_await asio::async_connect(c->socket, endpoints_, asio::redirect_error(use_awaitable, ec));
+  c->watchdog.disarm();
+  if (ec) {
+    err = c->watchdog.expired() ? UpstreamError::ConnectTimeout : UpstreamError::ConnectRefused;
+    c->close();
+    --active_;
+    co_return nullptr;
+  }
+  c->socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  co_return c;
+}
+
+void UpstreamPool::release(std::shared_ptr<UpstreamConn> c) {
+  if (!c) return;
+  --active_;
+  if (c->reusable() && idle_.size() < opts_.max_idle) {
+    c->reused = true;
+    c->parser.next_message();
+    c->watchdog.arm(opts_.pool_idle);
+    idle_.push_back(std::move(c));
+    return;
+  }
+  c->close();
+}
+
+}  // namespace cachalot::net

@@ -1,0 +1,102 @@
+// Upstream connections and the per-worker keep-alive pool.
+//
+// Each worker owns one UpstreamPool (no locks: a pool is only touched from its
+// worker's io_context). A connection is either checked out by exactly one
+// exchange or idle in the pool; an idle connection's watchdog closes it after
+// pool_idle, and acquire() skips connections the origin has closed.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "http/parser.h"
+#include "net/watchdog.h"
+
+namespace cachalot::net {
+
+// Why talking to the origin failed; each has a metric label.
+enum class UpstreamError : uint8_t {
+  None,
+  ConnectRefused,   // connect() failed (refused, unreachable)
+  ConnectTimeout,   // connect() took longer than upstream.timeouts.connect
+  Reset,            // the connection was reset or closed before the response ended
+  Timeout,          // first byte or idle timeout while reading the response
+  BadResponse,      // the origin sent bytes that are not HTTP/1.1
+  WriteFailed,      // sending the request failed
+};
+std::string_view to_string(UpstreamError e) noexcept;
+// Timeouts map to 504, everything else to 502.
+inline bool is_timeout(UpstreamError e) noexcept {
+  return e == UpstreamError::ConnectTimeout || e == UpstreamError::Timeout;
+}
+
+struct UpstreamOptions {
+  std::string host;  // for DNS and the Host default
+  uint16_t port = 80;
+  std::chrono::milliseconds connect_timeout{3000};
+  std::chrono::milliseconds first_byte_timeout{30000};
+  std::chrono::milliseconds idle_timeout{30000};
+  std::chrono::milliseconds pool_idle{60000};
+  std::size_t max_idle = 64;
+  http::ParserLimits limits{64 * 1024, 64 * 1024, UINT64_MAX};
+};
+
+class UpstreamConn {
+ public:
+  explicit UpstreamConn(const asio::any_io_executor& ex, const http::ParserLimits& limits)
+      : socket(ex), watchdog(ex), parser(http::Parser::Kind::Response, limits), buf(16 * 1024) {}
+
+  asio::ip::tcp::socket socket;
+  Watchdog watchdog;
+  http::Parser parser;
+  std::vector<char> buf;
+  std::size_t rpos = 0, rend = 0;  // unparsed bytes [rpos, rend)
+  bool reused = false;             // came from the pool (may have been closed by the origin)
+  bool eof = false;
+
+  // Sends `buffers`; the send is bounded by `timeout`.
+  asio::awaitable<UpstreamError> write(const std::vector<asio::const_buffer>& buffers,
+                                       std::chrono::milliseconds timeout);
+  // Reads until the head of the final response (1xx interim responses are skipped).
+  asio::awaitable<UpstreamError> read_head(std::chrono::milliseconds first_byte_timeout);
+  // Reads the next piece of body into parser.body(). Returns None with
+  // parser.message_complete() at the end of the body.
+  asio::awaitable<UpstreamError> read_body(std::chrono::milliseconds idle_timeout);
+  // The response ended cleanly and the connection may be reused.
+  bool reusable() const noexcept;
+  void close() noexcept;
+
+ private:
+  asio::awaitable<UpstreamError> fill(std::chrono::milliseconds timeout);
+};
+
+class UpstreamPool {
+ public:
+  UpstreamPool(asio::io_context& ioc, UpstreamOptions opts);
+  ~UpstreamPool();
+
+  // A connected socket: pooled if one is idle, else a new one.
+  asio::awaitable<std::shared_ptr<UpstreamConn>> acquire(UpstreamError& err, bool allow_reuse = true);
+  // Gives a connection back; it is pooled only if its response ended cleanly.
+  void release(std::shared_ptr<UpstreamConn> c);
+  void set_options(UpstreamOptions opts);
+  const UpstreamOptions& options() const noexcept { return opts_; }
+  std::size_t active() const noexcept { return active_; }
+  std::size_t idle() const noexcept { return idle_.size(); }
+  void close_all();
+
+ private:
+  asio::awaitable<void> resolve_if_needed(UpstreamError& err);
+  asio::io_context& ioc_;
+  UpstreamOptions opts_;
+  std::vector<asio::ip::tcp::endpoint> endpoints_;
+  std::vector<std::shared_ptr<UpstreamConn>> idle_;
+  std::size_t active_ = 0;  // checked out or connecting
+};
+
+}  // namespace cachalot::net

@@ -1,0 +1,16 @@
+// Access log: one line per request, text or JSON, to stderr, a file, or nowhere.
+#pragma once
+
+#include <string_view>
+
+#include "config/config.h"
+#include "http/message.h"
+
+namespace cachalot::proxy {
+
+// (Re)opens the access log as the config says; throws std::runtime_error naming the file on failure.
+void configure_access_log(const config::Config& cfg);
+void access_log(const config::Config& cfg, std::string_view client_ip, const http::RequestHead& req, int status,
+                uint64_t bytes, double seconds, std::string_view cache_status);
+
+}  // namespace cachalot::proxy

@@ -1,0 +1,266 @@
+#include "proxy/app.h"
+
+#include <spdlog/spdlog.h>
+
+#include "proxy/access_log.h"
+#include "proxy/session.h"
+
+namespace cachalot::proxy {
+
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace {
+
+cache::StoreOptions store_options(const config::Config& cfg) {
+  cache::StoreOptions o;
+  o.max_bytes = cfg.cache.max_memory;
+  o.shards = cfg.cache.shards;
+  o.max_variants = cfg.cache.max_variants;
+  return o;
+}
+
+}  // namespace
+
+Worker::Worker(App& a, std::size_t i) : app(a), id(i), metrics(a.metrics().worker(i)) {}
+
+App::App(std::shared_ptr<const config::Config> cfg)
+    : config_(cfg), store_(std::make_unique<cache::Store>(store_options(*cfg))), metrics_(cfg->server.workers) {
+  for (std::size_t i = 0; i < cfg->server.workers; ++i) {
+    workers_.push_back(std::make_unique<Worker>(*this, i));
+    workers_.back()->pool = std::make_unique<net::UpstreamPool>(workers_.back()->ioc, upstream_options(*cfg));
+  }
+  metrics_.add_gauge("cachalot_cache_objects", "Stored responses (variants).",
+                     [this] { return static_cast<double>(store_->stats().objects); });
+  metrics_.add_gauge("cachalot_cache_bytes", "Bytes charged against cache.max_memory.",
+                     [this] { return static_cast<double>(store_->stats().bytes); });
+  metrics_.add_gauge("cachalot_cache_max_bytes", "cache.max_memory.",
+                     [this] { return static_cast<double>(config()->cache.max_memory); });
+  metrics_.add_gauge("cachalot_cache_evicted_objects", "Entries evicted for memory since start.",
+                     [this] { return static_cast<double>(store_->stats().evictions); });
+  metrics_.add_gauge("cachalot_coalescer_in_flight", "Keys with an origin fetch others can join.",
+                     [this] { return static_cast<double>(coalescer_.size()); });
+}
+
+App::~App() {
+  for (auto& w : workers_) {
+    w->ioc.stop();
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+net::UpstreamOptions App::upstream_options(const config::Config& cfg) const {
+  net::UpstreamOptions o;
+  o.host = cfg.upstream.url.host;
+  o.port = cfg.upstream.url.port;
+  o.connect_timeout = cfg.upstream.timeouts.connect;
+  o.first_byte_timeout = cfg.upstream.timeouts.first_byte;
+  o.idle_timeout = cfg.upstream.timeouts.idle;
+  o.pool_idle = cfg.upstream.timeouts.pool_idle;
+  o.max_idle = cfg.upstream.pool.max_idle_per_worker;
+  return o;
+}
+
+void App::bind_listeners(const config::Config& cfg) {
+  // Each worker gets its own SO_REUSEPORT acceptor per address: the kernel
+  // spreads connections across workers without a shared accept lock.
+  for (auto& w : workers_) {
+    for (const auto& l : cfg.server.listen) {
+      bool have = false;
+      for (const auto& n : w->acceptor_names) have = have || n == l.text;
+      if (have) continue;
+      asio::ip::tcp::endpoint ep(asio::ip::make_address(l.host), l.port);
+      auto acc = std::make_unique<asio::ip::tcp::acceptor>(w->ioc);
+      acc->open(ep.protocol());
+      acc->set_option(asio::socket_base::reuse_address(true));
+      int one = 1;
+      ::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+      if (ep.address().is_v6()) acc->set_option(asio::ip::v6_only(true));
+      asio::error_code ec;
+      acc->bind(ep, ec);
+      if (ec) throw std::system_error(ec, "cannot listen on " + l.text);
+      acc->listen(asio::socket_base::max_listen_connections);
+      w->acceptor_names.push_back(l.text);
+      w->acceptors.push_back(std::move(acc));
+      accept_loop(*w, *w->acceptors.back());
+    }
+  }
+}
+
+void App::accept_loop(Worker& w, asio::ip::tcp::acceptor& acc) {
+  asio::co_spawn(
+      w.ioc,
+      [&w, &acc]() -> awaitable<void> {
+        for (;;) {
+          asio::error_code ec;
+          asio::ip::tcp::socket s = co_await acc.async_accept(asio::redirect_error(use_awaitable, ec));
+          if (ec) {
+            if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+            // EMFILE and friends: back off briefly instead of spinning.
+            spdlog::warn("accept failed: {}", ec.message());
+            asio::steady_timer t(w.ioc, std::chrono::milliseconds(50));
+            co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+            continue;
+          }
+          if (w.sessions.size() >= w.app.config()->server.limits.max_connections) {
+            s.close(ec);
+            continue;
+          }
+          auto session = std::make_shared<Session>(w, std::move(s));
+          asio::co_spawn(w.ioc, [session]() -> awaitable<void> { co_await session->run(); }, asio::detached);
+        }
+      },
+      asio::detached);
+}
+
+void App::start() {
+  auto cfg = config();
+  configure_access_log(*cfg);
+  bind_listeners(*cfg);
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    wp->thread = std::thread([wp] {
+      auto guard = asio::make_work_guard(wp->ioc);
+      try {
+        wp->ioc.run();
+      } catch (const std::exception& e) {
+        spdlog::critical("worker {} stopped: {}", wp->id, e.what());
+        std::abort();
+      }
+    });
+  }
+  for (const auto& l : cfg->server.listen)
+    spdlog::info("listening on {} ({} workers), origin {}", l.text, workers_.size(), cfg->upstream.url.text);
+}
+
+void App::begin_drain() {
+  if (draining_.exchange(true)) return;
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    asio::post(wp->ioc, [wp] {
+      for (auto& a : wp->acceptors) {
+        asio::error_code ec;
+        a->close(ec);
+      }
+      // Copy: closing may end sessions, which unregister themselves.
+      auto sessions = wp->sessions;
+      for (Session* s : sessions) s->close_if_idle();
+    });
+  }
+}
+
+int App::run() {
+  // Called after begin_drain(): wait for in-flight requests, up to the drain timeout.
+  auto deadline = std::chrono::steady_clock::now() + config()->server.timeouts.drain;
+  for (;;) {
+    std::size_t live = 0;
+    for (auto& w : workers_) {
+      std::promise<std::size_t> p;
+      auto f = p.get_future();
+      asio::post(w->ioc, [&p, wp = w.get()] {
+        auto sessions = wp->sessions;
+        for (Session* s : sessions) s->close_if_idle();
+        p.set_value(wp->sessions.size() + wp->background_refreshes);
+      });
+      if (f.wait_for(std::chrono::seconds(1)) == std::future_status::ready) live += f.get();
+      else live += 1;
+    }
+    if (live == 0 || std::chrono::steady_clock::now() >= deadline) {
+      if (live) spdlog::warn("drain timeout: {} connections still open", live);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (auto& w : workers_) w->ioc.stop();
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+  return 0;
+}
+
+std::string App::reload(std::shared_ptr<const config::Config> cfg) {
+  std::lock_guard lk(reload_mu_);
+  auto old = config();
+  if (cfg->server.workers != old->server.workers)
+    spdlog::warn("server.workers changed from {} to {}: takes effect on restart", old->server.workers,
+                 cfg->server.workers);
+  try {
+    configure_access_log(*cfg);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  // New listeners first (a bind failure keeps the old config), then drop removed ones.
+  try {
+    bind_listeners(*cfg);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  for (auto& w : workers_) {
+    Worker* wp = w.get();
+    auto opts = upstream_options(*cfg);
+    std::vector<std::string> keep;
+    for (const auto& l : cfg->server.listen) keep.push_back(l.text);
+    asio::post(wp->ioc, [wp, opts, keep] {
+      wp->pool->set_options(opts);
+      for (std::size_t i = 0; i < wp->acceptors.size();) {
+        bool wanted = std::find(keep.begin(), keep.end(), wp->acceptor_names[i]) != keep.end();
+        if (wanted) {
+          ++i;
+          continue;
+        }
+        asio::error_code ec;
+        wp->acceptors[i]->close(ec);
+        // The accept loop holds a reference: keep the closed acceptor alive until shutdown.
+        wp->acceptor_names[i] = "(closed)";
+        ++i;
+      }
+    });
+  }
+  store_->set_limits(cfg->cache.max_memory, cfg->cache.max_variants);
+  spdlog::set_level(static_cast<spdlog::level::level_enum>(static_cast<int>(cfg->log.level)));
+  config_.store(cfg, std::memory_order_release);
+  spdlog::info("configuration reloaded from {}", cfg->source_path);
+  return {};
+}
+
+std::string App::reload_from_file() {
+  auto path = config()->source_path;
+  auto result = config::load_config_file(path);
+  if (auto* errs = std::get_if<std::vector<config::ConfigError>>(&result)) {
+    std::string msg;
+    for (const auto& e : *errs) {
+      if (!msg.empty()) msg += "\n";
+      msg += e.to_string();
+    }
+    return msg;
+  }
+  return reload(std::get<std::shared_ptr<const config::Config>>(result));
+}
+
+uint64_t App::route_generation(std::string_view route) const {
+  std::lock_guard lk(gen_mu_);
+  for (const auto& [n, g] : generations_)
+    if (n == route) return g;
+  return 0;
+}
+
+void App::note_host(std::string_view host) {
+  std::lock_guard lk(hosts_mu_);
+  if (std::find(hosts_.begin(), hosts_.end(), host) != hosts_.end()) return;
+  if (hosts_.size() >= 4096) return;  // a bound against Host-header floods; purge with host= beyond it
+  hosts_.emplace_back(host);
+}
+
+std::vector<std::string> App::hosts() const {
+  std::lock_guard lk(hosts_mu_);
+  return hosts_;
+}
+
+uint64_t App::bump_route_generation(std::string_view route) {
+  std::lock_guard lk(gen_mu_);
+  for (auto& [n, g] : generations_)
+    if (n == route) return ++g;
+  generations_.emplace_back(std::string(route), 1);
+  return 1;
+}
+
+}  // namespace cachalot::proxy

@@ -1,0 +1,92 @@
+// App: process-wide state shared by the workers, and the workers themselves.
+//
+// Threads: one io_context per worker thread, plus the admin listener on the
+// first worker's io_context. Shared state is either immutable (Config, swapped
+// whole on reload), internally synchronized (Store, Coalescer), or per-worker
+// (UpstreamPool, WorkerMetrics). A connection lives on one worker for its
+// whole life, so per-connection state needs no locks.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "admin/metrics.h"
+#include "cache/store.h"
+#include "config/config.h"
+#include "net/upstream.h"
+#include "proxy/coalescer.h"
+
+namespace cachalot::proxy {
+
+class Session;
+class App;
+
+struct Worker {
+  Worker(App& app, std::size_t id);
+  App& app;
+  std::size_t id;
+  asio::io_context ioc{1};
+  std::unique_ptr<net::UpstreamPool> pool;
+  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors;
+  std::vector<std::string> acceptor_names;  // ListenerConfig::text of each acceptor
+  std::vector<Session*> sessions;           // live sessions on this worker (for drain)
+  std::size_t background_refreshes = 0;     // in flight on this worker
+  std::thread thread;
+  admin::WorkerMetrics& metrics;
+};
+
+class App {
+ public:
+  explicit App(std::shared_ptr<const config::Config> cfg);
+  ~App();
+
+  // Binds listeners (throws std::system_error naming the address on failure).
+  void start();
+  // Blocks until stop() completes; returns the exit code.
+  int run();
+  // Stops accepting, lets in-flight requests finish within the drain timeout, then stops.
+  void begin_drain();
+  // Applies a new config; returns "" or an error message (the old config is kept on error).
+  std::string reload(std::shared_ptr<const config::Config> cfg);
+  // Re-reads the config file it was started with.
+  std::string reload_from_file();
+
+  std::shared_ptr<const config::Config> config() const { return config_.load(std::memory_order_acquire); }
+  cache::Store& store() noexcept { return *store_; }
+  Coalescer& coalescer() noexcept { return coalescer_; }
+  admin::Metrics& metrics() noexcept { return metrics_; }
+  bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
+  std::vector<std::unique_ptr<Worker>>& workers() noexcept { return workers_; }
+  uint64_t route_generation(std::string_view route) const;
+  // Hosts (authorities) that have stored entries: admin purges by path apply to each.
+  void note_host(std::string_view host);
+  std::vector<std::string> hosts() const;
+  uint64_t bump_route_generation(std::string_view route);
+
+ private:
+  void bind_listeners(const config::Config& cfg);
+  void accept_loop(Worker& w, asio::ip::tcp::acceptor& acc);
+  net::UpstreamOptions upstream_options(const config::Config& cfg) const;
+
+  std::atomic<std::shared_ptr<const config::Config>> config_;
+  std::unique_ptr<cache::Store> store_;
+  Coalescer coalescer_;
+  admin::Metrics metrics_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<bool> draining_{false};
+  std::mutex reload_mu_;
+  mutable std::mutex gen_mu_;
+  mutable std::mutex hosts_mu_;
+  std::vector<std::string> hosts_;
+  std::vector<std::pair<std::string, uint64_t>> generations_;
+  friend class Session;
+  friend struct Worker;
+};
+
+}  // namespace cachalot::proxy

@@ -1,0 +1,314 @@
+"""Plain forwarding (issue #2): what the origin receives and what the client receives.
+
+Caching is off for every path (a bypass route), so every request reaches the origin.
+"""
+
+import os
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from cachalot import BYPASS_ALL, Cachalot, build_request, pipeline  # noqa: E402
+from origin import Gate, Origin, Reply  # noqa: E402
+
+NO_STORE = [("Cache-Control", "no-store")]
+
+
+class ProxyTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.origin = Origin()
+        try:
+            cls.proxy = Cachalot({"routes": BYPASS_ALL}, upstream=cls.origin)
+        except BaseException:
+            cls.origin.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.proxy.stop()
+        cls.proxy.close()
+        cls.origin.close()
+        if rc != 0:
+            raise AssertionError(f"cachalot exited with {rc} on SIGTERM\n{cls.proxy.log_tail()}")
+
+    def setUp(self):
+        self.origin.reset_log()
+        self.assertTrue(self.proxy.alive(), "cachalot died:\n" + self.proxy.log_tail())
+
+    # ---- basics -------------------------------------------------------------
+    def test_get_is_forwarded_and_the_origin_response_returned_unchanged(self):
+        self.origin.route("/hello", Reply(200, NO_STORE + [("Content-Type", "text/plain"),
+                                                           ("X-Custom", "v1")], b"hello world"))
+        r = self.proxy.get("/hello?q=1")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"hello world")
+        self.assertEqual(r.header("content-type"), "text/plain")
+        self.assertEqual(r.header("x-custom"), "v1")
+        reqs = self.origin.wait_for_requests(1, path="/hello")
+        self.assertEqual(len(reqs), 1)
+        self.assertEqual(reqs[0].method, "GET")
+        self.assertEqual(reqs[0].target, "/hello?q=1", "the request-target must be forwarded as received")
+        self.assertEqual(reqs[0].version, "HTTP/1.1")
+
+    def test_origin_status_and_reason_are_passed_through_for_404_and_500(self):
+        self.origin.route("/nf", Reply.text(404, "nope", NO_STORE))
+        self.origin.route("/err", Reply.text(500, "boom", NO_STORE))
+        self.assertEqual(self.proxy.get("/nf").status, 404)
+        r = self.proxy.get("/err")
+        self.assertEqual(r.status, 500)
+        self.assertEqual(r.body, b"boom")
+
+    def test_head_request_gets_the_head_without_a_body_rfc9110_9_3_2(self):
+        self.origin.route("/h", Reply(200, NO_STORE, b"0123456789"))
+        with self.proxy.client() as c:
+            c.request("HEAD", "/h")
+            r = c.read_response("HEAD")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, b"")
+            # The connection must still be in sync: a following GET works.
+            c.request("GET", "/h")
+            self.assertEqual(c.read_response().body, b"0123456789")
+        self.assertEqual([q.method for q in self.origin.requests("/h")], ["HEAD", "GET"])
+
+    def test_host_field_from_the_client_is_forwarded_to_the_origin_rfc9110_7_2(self):
+        self.origin.route("/host", Reply(200, NO_STORE, b"ok"))
+        r = self.proxy.get("/host", host="www.example.test")
+        self.assertEqual(r.status, 200)
+        req = self.origin.wait_for_requests(1, path="/host")[0]
+        self.assertEqual(req.headers.get_all("host"), ["www.example.test"])
+
+    def test_via_is_added_to_the_request_and_the_response_rfc9110_7_6_3(self):
+        self.origin.route("/via", Reply(200, NO_STORE, b"ok"))
+        r = self.proxy.get("/via")
+        req = self.origin.wait_for_requests(1, path="/via")[0]
+        self.assertRegex(req.header("via", ""), r"^1\.1 \S+", "request Via must carry '1.1 <pseudonym>'")
+        self.assertRegex(r.header("via", ""), r"^1\.1 \S+", "response Via must carry '1.1 <pseudonym>'")
+
+    def test_via_appends_to_an_existing_via_in_both_directions_rfc9110_7_6_3(self):
+        self.origin.route("/via2", Reply(200, NO_STORE + [("Via", "1.1 origin-side")], b"ok"))
+        r = self.proxy.get("/via2", [("Via", "1.0 fred, 1.1 p.example.net")])
+        req = self.origin.wait_for_requests(1, path="/via2")[0]
+        self.assertRegex(req.header("via", ""), r"^1\.0 fred, 1\.1 p\.example\.net, 1\.1 \S+$")
+        self.assertRegex(r.header("via", ""), r"^1\.1 origin-side, 1\.1 \S+$")
+
+    def test_x_forwarded_for_is_added_with_the_client_address(self):
+        self.origin.route("/xff", Reply(200, NO_STORE, b"ok"))
+        self.proxy.get("/xff")
+        self.proxy.get("/xff", [("X-Forwarded-For", "203.0.113.7")])
+        reqs = self.origin.wait_for_requests(2, path="/xff")
+        self.assertEqual(reqs[0].header("x-forwarded-for"), "127.0.0.1")
+        self.assertEqual(reqs[1].header("x-forwarded-for"), "203.0.113.7, 127.0.0.1")
+
+    def test_end_to_end_fields_pass_unchanged_in_both_directions(self):
+        self.origin.route("/e2e", Reply(200, NO_STORE + [("X-Resp", "a, b"), ("Set-Cookie", "s=1"),
+                                                         ("Set-Cookie", "t=2")], b"ok"))
+        r = self.proxy.get("/e2e", [("X-Req", "1"), ("Accept", "text/html"), ("Cookie", "c=3"),
+                                    ("Authorization", "Bearer abc")])
+        req = self.origin.wait_for_requests(1, path="/e2e")[0]
+        self.assertEqual(req.header("x-req"), "1")
+        self.assertEqual(req.header("accept"), "text/html")
+        self.assertEqual(req.header("cookie"), "c=3")
+        self.assertEqual(req.header("authorization"), "Bearer abc")
+        self.assertEqual(r.header("x-resp"), "a, b")
+        self.assertEqual(r.header_all("set-cookie"), ["s=1", "t=2"], "Set-Cookie lines must stay separate")
+
+    # ---- hop-by-hop fields, RFC 9110 §7.6.1 ---------------------------------
+    def test_hop_by_hop_fields_named_in_connection_are_removed_from_the_request_rfc9110_7_6_1(self):
+        self.origin.route("/hop", Reply(200, NO_STORE, b"ok"))
+        r = self.proxy.get("/hop", [("Connection", "keep-alive, X-Hop-A"), ("Connection", "x-hop-b"),
+                                    ("X-Hop-A", "secret-a"), ("X-Hop-B", "secret-b"), ("X-Kept", "yes")])
+        self.assertEqual(r.status, 200)
+        req = self.origin.wait_for_requests(1, path="/hop")[0]
+        self.assertFalse(req.headers.has("x-hop-a"), req.headers)
+        self.assertFalse(req.headers.has("x-hop-b"), req.headers)
+        self.assertNotIn("x-hop-a", req.headers.tokens("connection"))
+        self.assertNotIn("x-hop-b", req.headers.tokens("connection"))
+        self.assertEqual(req.header("x-kept"), "yes")
+
+    def test_known_hop_by_hop_fields_are_removed_from_the_request_rfc9110_7_6_1(self):
+        """Keep-Alive, TE, Trailer, Upgrade and Proxy-Connection are not forwarded even
+        when Connection does not name them (RFC 9110 §7.6.1 'SHOULD remove'; Trailer
+        is on the project's list too, as in RFC 2616 §13.5.1)."""
+        self.origin.route("/hop2", Reply(200, NO_STORE, b"ok"))
+        r = self.proxy.get("/hop2", [("Keep-Alive", "timeout=77, max=7"), ("TE", "trailers, deflate;q=0.5"),
+                                     ("Trailer", "X-Client-Trailer"), ("Upgrade", "example-proto/1"),
+                                     ("Proxy-Connection", "keep-alive"), ("X-Kept", "yes")])
+        self.assertEqual(r.status, 200)
+        req = self.origin.wait_for_requests(1, path="/hop2")[0]
+        raw = req.raw_head.decode("latin-1").lower()
+        self.assertNotIn("timeout=77", raw, "client Keep-Alive forwarded")
+        self.assertNotIn("deflate", raw, "client TE forwarded")
+        self.assertNotIn("x-client-trailer", raw, "client Trailer forwarded")
+        self.assertNotIn("example-proto", raw, "client Upgrade forwarded")
+        self.assertFalse(req.headers.has("proxy-connection"), "Proxy-Connection forwarded")
+        self.assertFalse(req.headers.has("transfer-encoding"), "a GET without content got Transfer-Encoding")
+        self.assertEqual(req.header("x-kept"), "yes")
+
+    def test_hop_by_hop_fields_named_in_connection_are_removed_from_the_response_rfc9110_7_6_1(self):
+        self.origin.route("/rhop", Reply(200, NO_STORE + [("Connection", "X-Origin-Hop, keep-alive"),
+                                                          ("X-Origin-Hop", "secret"), ("X-Kept", "yes")], b"ok"))
+        r = self.proxy.get("/rhop")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"ok")
+        self.assertFalse(r.has("x-origin-hop"), r.headers)
+        self.assertNotIn("x-origin-hop", r.tokens("connection"))
+        self.assertEqual(r.header("x-kept"), "yes")
+
+    def test_known_hop_by_hop_fields_are_removed_from_the_response_rfc9110_7_6_1(self):
+        """The origin's Keep-Alive, TE, Trailer, Upgrade, Proxy-Connection and its chunked
+        Transfer-Encoding are its own; whatever framing the client sees is the proxy's
+        and must decode to the same body."""
+        body_chunks = [b"alpha-", b"beta-", b"gamma"]
+        self.origin.route("/rhop2", Reply(200, NO_STORE + [("Keep-Alive", "timeout=99"), ("TE", "trailers"),
+                                                           ("Trailer", "X-Checksum"),
+                                                           ("Upgrade", "example-proto/1"),
+                                                           ("Proxy-Connection", "keep-alive"),
+                                                           ("X-Kept", "yes")],
+                                          body=lambda: iter(body_chunks), trailers=[("X-Checksum", "abc")]))
+        r = self.proxy.get("/rhop2")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"alpha-beta-gamma")
+        raw = r.raw_head.decode("latin-1").lower()
+        self.assertNotIn("timeout=99", raw, "origin Keep-Alive forwarded")
+        self.assertFalse(r.has("te"), "origin TE forwarded")
+        self.assertFalse(r.has("trailer"), "origin Trailer forwarded")
+        self.assertFalse(r.has("upgrade"), "origin Upgrade forwarded on a 200")
+        self.assertFalse(r.has("proxy-connection"), "origin Proxy-Connection forwarded")
+        self.assertEqual(r.header("x-kept"), "yes")
+        te = r.tokens("transfer-encoding")
+        self.assertIn(te, ([], ["chunked"]), "only the proxy's own chunked framing may appear")
+        self.assertFalse(te and r.has("content-length"), "both Transfer-Encoding and Content-Length sent")
+
+    # ---- request bodies -----------------------------------------------------
+    def test_post_with_content_length_is_forwarded_with_its_length_and_body_rfc9112_6_2(self):
+        """The length is known, so the proxy keeps Content-Length rather than switching to
+        chunked (RFC 9112 §6.1: a client must not send chunked unless it knows the
+        server handles HTTP/1.1)."""
+        self.origin.route("/post", lambda req: Reply(201, NO_STORE, b"got %d" % len(req.body)))
+        body = b"name=cachalot&kind=whale"
+        r = self.proxy.request("POST", "/post", [("Content-Type", "application/x-www-form-urlencoded")], body)
+        self.assertEqual(r.status, 201)
+        self.assertEqual(r.body, b"got %d" % len(body))
+        req = self.origin.wait_for_requests(1, path="/post")[0]
+        self.assertEqual(req.method, "POST")
+        self.assertEqual(req.body, body)
+        self.assertEqual(req.header("content-length"), str(len(body)))
+        self.assertFalse(req.headers.has("transfer-encoding"))
+        self.assertEqual(req.header("content-type"), "application/x-www-form-urlencoded")
+
+    def test_post_with_a_chunked_body_is_forwarded_intact_rfc9112_7_1(self):
+        self.origin.route("/chunked-in", lambda req: Reply(200, NO_STORE, b"got %d" % len(req.body)))
+        chunks = [b"first chunk;", b"x" * 5000, b";last"]
+        with self.proxy.client() as c:
+            c.request("POST", "/chunked-in", [("Content-Type", "application/octet-stream")], chunks=chunks)
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            # The connection is still usable afterwards: the chunked framing was consumed exactly.
+            c.request("GET", "/chunked-in")
+            self.assertEqual(c.read_response().status, 200)
+        req = self.origin.wait_for_requests(2, path="/chunked-in")[0]
+        self.assertEqual(req.body, b"".join(chunks))
+        framing = (req.chunked, req.headers.has("content-length"))
+        self.assertIn(framing, ((True, False), (False, True)), "origin saw no valid framing")
+
+    def test_put_and_delete_are_forwarded_with_their_methods(self):
+        self.origin.route("/m", lambda req: Reply(200, NO_STORE, req.method.encode()))
+        self.assertEqual(self.proxy.request("PUT", "/m", body=b"x").body, b"PUT")
+        self.assertEqual(self.proxy.request("DELETE", "/m").body, b"DELETE")
+        self.assertEqual([q.method for q in self.origin.requests("/m")], ["PUT", "DELETE"])
+
+    # ---- response streaming -------------------------------------------------
+    def test_chunked_response_is_streamed_to_the_client_before_the_origin_finishes(self):
+        """The first chunk reaches the client while the origin still holds back the rest."""
+        gate = Gate(max_wait=10)
+
+        def body():
+            yield b"first-part;"
+            gate.wait()
+            yield b"second-part"
+        self.origin.route("/stream", Reply(200, NO_STORE, body=body))
+        try:
+            with self.proxy.client(timeout=5) as c:
+                c.request("GET", "/stream")
+                r = c.read_head()
+                self.assertEqual(r.status, 200)
+                it = c.iter_body(r)
+                got = b""
+                while len(got) < len(b"first-part;"):
+                    got += next(it)
+                self.assertEqual(got, b"first-part;")
+                self.assertFalse(gate.is_open())
+                gate.open()
+                got += b"".join(it)
+                self.assertEqual(got, b"first-part;second-part")
+                self.assertTrue(r.complete)
+        finally:
+            gate.open()
+
+    # ---- connections --------------------------------------------------------
+    def test_upstream_connections_are_reused_across_requests_rfc9112_9_3(self):
+        self.origin.route("/ka", Reply(200, NO_STORE, b"ok"))
+        opened_before = self.origin.connections_opened
+        for _ in range(10):
+            self.assertEqual(self.proxy.get("/ka").status, 200)
+        with self.proxy.client() as c:
+            for _ in range(10):
+                c.request("GET", "/ka")
+                self.assertEqual(c.read_response().status, 200)
+        self.assertEqual(self.origin.request_count("/ka"), 20)
+        opened = self.origin.connections_opened - opened_before
+        self.assertLessEqual(opened, 4, f"20 sequential requests opened {opened} upstream connections")
+
+    def test_client_connection_is_kept_alive_across_requests_rfc9112_9_3(self):
+        self.origin.route("/ka2", Reply(200, NO_STORE, b"ok"))
+        with self.proxy.client() as c:
+            for i in range(5):
+                c.request("GET", "/ka2")
+                r = c.read_response()
+                self.assertEqual(r.status, 200, f"request {i}")
+                self.assertNotIn("close", r.tokens("connection"))
+
+    def test_connection_close_from_the_client_closes_after_the_response_rfc9112_9_6(self):
+        self.origin.route("/cl", Reply(200, NO_STORE, b"ok"))
+        with self.proxy.client() as c:
+            c.request("GET", "/cl", [("Connection", "close")])
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, b"ok")
+            self.assertEqual(c.wait_closed(3), "eof")
+
+    def test_http_1_0_client_without_keep_alive_gets_its_response_and_a_close_rfc9112_9_3(self):
+        self.origin.route("/old", Reply(200, NO_STORE, b"old"))
+        with self.proxy.client() as c:
+            c.send(b"GET /old HTTP/1.0\r\nHost: cachalot.test\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, b"old")
+            self.assertFalse(r.chunked, "chunked sent to an HTTP/1.0 client (RFC 9112 §7.1)")
+            self.assertEqual(c.wait_closed(3), "eof")
+
+    def test_ten_pipelined_requests_in_one_write_are_answered_in_order_rfc9112_9_3_2(self):
+        def handler(req):
+            return Reply(200, NO_STORE, req.path.encode())
+        self.origin.route("/p/", handler, prefix=True)
+        # The first one is slow, so answering out of order would show.
+        self.origin.route("/p/0", lambda req: Reply(200, NO_STORE, b"/p/0", delay_head=0.3))
+        reqs = [build_request("GET", f"/p/{i}") for i in range(10)]
+        responses = pipeline(self.proxy.port, reqs, timeout=10)
+        self.assertEqual([r.status for r in responses], [200] * 10)
+        self.assertEqual([r.body for r in responses], [f"/p/{i}".encode() for i in range(10)])
+        self.assertEqual(sorted(r.path for r in self.origin.requests()), sorted(f"/p/{i}" for i in range(10)))
+
+    def test_pipelined_requests_with_bodies_are_delimited_correctly(self):
+        self.origin.route("/pb", lambda req: Reply(200, NO_STORE, req.body[::-1]))
+        reqs = [build_request("POST", "/pb", body=b"abc"),
+                build_request("POST", "/pb", chunks=[b"de", b"f"]),
+                build_request("GET", "/pb")]
+        responses = pipeline(self.proxy.port, reqs, timeout=10)
+        self.assertEqual([r.body for r in responses], [b"cba", b"fed", b""])
+
+
+if __name__ == "__main__":
+    unittest.main()

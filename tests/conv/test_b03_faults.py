@@ -1,0 +1,244 @@
+"""Origin and client faults (issue #2): 502/504, timeouts, truncation, no fd leaks.
+
+upstream.timeouts.first_byte is 500ms here, server.timeouts.client_header 500ms
+and client_idle 1500ms, so timeouts are observed in about a second.
+"""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from cachalot import BYPASS_ALL, Cachalot, wait_until  # noqa: E402
+from cachalot import IncompleteResponse  # noqa: E402
+from origin import Origin, Reply, closed_port  # noqa: E402
+
+NO_STORE = [("Cache-Control", "no-store")]
+CONFIG = {
+    "routes": BYPASS_ALL,
+    "upstream": {"timeouts": {"first_byte": "500ms", "connect": "1s"},
+                 "pool": {"max_idle_per_worker": 2}},
+    "server": {"timeouts": {"client_header": "500ms", "client_idle": "1500ms"}},
+}
+
+
+def make_big(n: int) -> bytes:
+    return (b"0123456789abcdef" * (n // 16 + 1))[:n]
+
+
+class FaultTestBase(unittest.TestCase):
+    def assert_error_response(self, r, status: int):
+        """A generated error: the status, and a short plain-text body."""
+        self.assertEqual(r.status, status, repr(r))
+        self.assertTrue(r.complete)
+        self.assertGreater(len(r.body), 0, "error responses carry a short explanation")
+        self.assertLess(len(r.body), 1024, "error bodies are short")
+        ctype = r.header("content-type")
+        if ctype is not None:
+            self.assertTrue(ctype.lower().startswith("text/plain"), f"Content-Type {ctype!r}")
+
+
+class RefusedOriginTest(FaultTestBase):
+    def test_origin_refusing_connections_gives_502_with_a_short_plain_body_rfc9110_15_6_3(self):
+        port = closed_port()
+        with Cachalot(CONFIG, upstream=f"http://127.0.0.1:{port}") as proxy:
+            r = proxy.get("/refused")
+            self.assert_error_response(r, 502)
+            # The proxy is still healthy and answers again.
+            self.assert_error_response(proxy.get("/refused-again"), 502)
+            self.assertEqual(proxy.stop(), 0, proxy.log_tail())
+
+
+class FaultTest(FaultTestBase):
+    @classmethod
+    def setUpClass(cls):
+        cls.origin = Origin()
+        try:
+            cls.proxy = Cachalot(CONFIG, upstream=cls.origin)
+        except BaseException:
+            cls.origin.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.proxy.stop()
+        cls.proxy.close()
+        cls.origin.close()
+        if rc != 0:
+            raise AssertionError(f"cachalot exited with {rc} on SIGTERM\n{cls.proxy.log_tail()}")
+
+    def setUp(self):
+        self.origin.reset_log()
+        self.assertTrue(self.proxy.alive(), "cachalot died:\n" + self.proxy.log_tail())
+
+    # ---- 502 ------------------------------------------------------------------
+    def test_origin_resetting_before_answering_gives_502_rfc9110_15_6_3(self):
+        self.origin.route("/reset", Reply(action="reset"))
+        self.assert_error_response(self.proxy.get("/reset"), 502)
+        self.assertGreaterEqual(self.origin.request_count("/reset"), 1)
+
+    def test_origin_closing_before_answering_gives_502_rfc9110_15_6_3(self):
+        self.origin.route("/close", Reply(action="close"))
+        self.assert_error_response(self.proxy.get("/close"), 502)
+
+    def test_malformed_status_line_from_the_origin_gives_502_rfc9110_15_6_3(self):
+        self.origin.route("/malformed", Reply(raw=b"HTTP/1.1 2x0 Broken\r\nContent-Length: 0\r\n\r\n", close=True))
+        self.assert_error_response(self.proxy.get("/malformed"), 502)
+
+    def test_non_http_bytes_from_the_origin_give_502_rfc9110_15_6_3(self):
+        self.origin.route("/garbage", Reply(raw=b"this is not http at all\r\n\r\n", close=True))
+        self.assert_error_response(self.proxy.get("/garbage"), 502)
+
+    def test_origin_response_with_conflicting_content_lengths_gives_502_rfc9112_6_3(self):
+        self.origin.route("/dupcl", Reply(raw=b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+                                          close=True))
+        self.assert_error_response(self.proxy.get("/dupcl"), 502)
+
+    def test_client_connection_stays_usable_after_a_502(self):
+        self.origin.route("/reset2", Reply(action="reset"))
+        self.origin.route("/fine", Reply(200, NO_STORE, b"fine"))
+        with self.proxy.client() as c:
+            c.request("GET", "/reset2")
+            self.assert_error_response(c.read_response(), 502)
+            c.request("GET", "/fine")
+            r = c.read_response()
+            self.assertEqual((r.status, r.body), (200, b"fine"))
+
+    # ---- 504 ------------------------------------------------------------------
+    def test_origin_never_answering_gives_504_after_the_first_byte_timeout_rfc9110_15_6_5(self):
+        self.origin.route("/hang", Reply(action="hang"))
+        t0 = time.monotonic()
+        r = self.proxy.get("/hang", timeout=10)
+        elapsed = time.monotonic() - t0
+        self.assert_error_response(r, 504)
+        self.assertGreaterEqual(elapsed, 0.45, "504 before first_byte (500ms) elapsed")
+        self.assertLess(elapsed, 3.0, "first_byte timeout of 500ms not applied")
+
+    # ---- truncated bodies, RFC 9112 §8 --------------------------------------
+    def assert_not_presented_complete(self, path: str):
+        with self.proxy.client(timeout=5) as c:
+            c.request("GET", path)
+            try:
+                r = c.read_response()
+            except (IncompleteResponse, ConnectionResetError):
+                return  # truncated as it must be
+            self.assertFalse(r.status == 200 and r.complete,
+                             f"an incomplete origin response was delivered as complete ({len(r.body)} bytes)")
+            self.assertEqual(r.status, 502)
+
+    def test_origin_reset_mid_body_with_content_length_is_not_delivered_as_complete_rfc9112_8(self):
+        self.origin.route("/trunc-cl", Reply(200, NO_STORE, make_big(200_000), action="reset_mid_body"))
+        self.assert_not_presented_complete("/trunc-cl")
+
+    def test_origin_close_mid_body_with_content_length_is_not_delivered_as_complete_rfc9112_8(self):
+        self.origin.route("/trunc-cl2", Reply(200, NO_STORE, make_big(200_000), action="close_mid_body"))
+        self.assert_not_presented_complete("/trunc-cl2")
+
+    def test_origin_close_mid_chunked_body_is_not_delivered_as_complete_rfc9112_8(self):
+        """Without the zero-size last chunk the message is incomplete; the proxy must not
+        send the last chunk to the client."""
+        self.origin.route("/trunc-ch", Reply(200, NO_STORE, body=lambda: iter([make_big(100_000)] * 2),
+                                             action="close_mid_body"))
+        self.assert_not_presented_complete("/trunc-ch")
+
+    # ---- upstream connection reuse failures ---------------------------------
+    def test_pooled_connection_closed_by_the_origin_is_retried_not_reported_rfc9112_9_3_1(self):
+        """The origin closes each connection right after answering (without saying so);
+        the next GET must not fail because it was written to the stale pooled connection."""
+        self.origin.route("/closing", Reply(200, NO_STORE, b"ok", close=True))
+        for i in range(5):
+            closed_before = self.origin.connections_closed
+            r = self.proxy.get("/closing")
+            self.assertEqual((r.status, r.body), (200, b"ok"), f"request {i}: {r!r}")
+            self.origin.wait_for(lambda: self.origin.connections_closed > closed_before, 5,
+                                 "origin closed its side")
+        self.assertEqual(self.origin.request_count("/closing"), 5)
+
+    # ---- client timeouts ------------------------------------------------------
+    def test_client_header_timeout_closes_a_connection_with_a_partial_head(self):
+        with self.proxy.client(timeout=5) as c:
+            t0 = time.monotonic()
+            c.send(b"GET /partial HTTP/1.1\r\nHost: cachalot.test\r\n")
+            try:
+                r = c.read_response()
+                self.assertEqual(r.status, 408, "only a 408 may precede the close (RFC 9110 §15.5.9)")
+                c.wait_closed(3)
+            except (IncompleteResponse, ConnectionResetError):
+                pass
+            elapsed = time.monotonic() - t0
+        self.assertGreaterEqual(elapsed, 0.4)
+        self.assertLess(elapsed, 3.0, "client_header timeout of 500ms not applied")
+        self.assertEqual(self.origin.request_count(), 0)
+
+    def test_client_header_timeout_bounds_the_whole_head_not_each_read(self):
+        """A client trickling one byte every 100 ms (slowloris) is cut off near client_header."""
+        head = b"GET /trickle HTTP/1.1\r\nHost: cachalot.test\r\nX-Slow: " + b"s" * 100
+        t0 = time.monotonic()
+        closed_at = None
+        with self.proxy.client(timeout=5) as c:
+            for i in range(len(head)):  # at most ~11 s, but the proxy must cut us off after ~0.5 s
+                try:
+                    c.send(head[i:i + 1])
+                except OSError:
+                    closed_at = time.monotonic()
+                    break
+                if not c.is_open(wait=0.1):
+                    closed_at = time.monotonic()
+                    break
+                if time.monotonic() - t0 > 4:
+                    break
+        self.assertIsNotNone(closed_at, "trickling client was never disconnected")
+        self.assertLess(closed_at - t0, 2.0, "client_header must bound the whole head")
+
+    def test_idle_keep_alive_connection_is_closed_after_client_idle(self):
+        self.origin.route("/idle", Reply(200, NO_STORE, b"ok"))
+        with self.proxy.client(timeout=5) as c:
+            c.request("GET", "/idle")
+            self.assertEqual(c.read_response().status, 200)
+            t0 = time.monotonic()
+            self.assertIn(c.wait_closed(5), ("eof", "reset"))
+            elapsed = time.monotonic() - t0
+        self.assertGreaterEqual(elapsed, 1.0, "closed before client_idle (1500ms)")
+        self.assertLess(elapsed, 4.0, "client_idle (1500ms) not applied")
+
+    # ---- resources ------------------------------------------------------------
+    def test_no_file_descriptor_leaks_after_200_faulty_requests(self):
+        self.origin.route("/ok", Reply(200, NO_STORE, b"ok"))
+        self.origin.route("/f/reset", Reply(action="reset"))
+        self.origin.route("/f/malformed", Reply(raw=b"HTTP/1.1 abc\r\n\r\n", close=True))
+        self.origin.route("/f/mid", Reply(200, NO_STORE, make_big(100_000), action="reset_mid_body"))
+        self.origin.route("/f/slow", Reply(200, NO_STORE, b"late", delay_head=0.05))
+        for _ in range(3):
+            self.assertEqual(self.proxy.get("/ok").status, 200)
+        baseline = self.proxy.fd_count()
+
+        for i in range(50):
+            self.assertEqual(self.proxy.get("/f/reset").status, 502, f"round {i}")
+            self.assertEqual(self.proxy.get("/f/malformed").status, 502, f"round {i}")
+            with self.proxy.client() as c:
+                c.request("GET", "/f/mid")
+                try:
+                    c.read_response()
+                except (IncompleteResponse, ConnectionResetError):
+                    pass
+            # A client that leaves before its answer arrives.
+            n = self.origin.request_count("/f/slow")
+            with self.proxy.client() as c:
+                c.request("GET", "/f/slow")
+                self.origin.wait_for_requests(n + 1, 5, path="/f/slow")
+        self.assertTrue(self.proxy.alive(), self.proxy.log_tail())
+        self.assertEqual(self.proxy.get("/ok").status, 200)
+
+        def settled():
+            return self.proxy.fd_count() <= baseline + 4
+        try:
+            wait_until(settled, timeout=10, interval=0.05, what="fd count back to baseline")
+        except AssertionError:
+            fds = sorted(os.readlink(f"/proc/{self.proxy.pid}/fd/{fd}")
+                         for fd in os.listdir(f"/proc/{self.proxy.pid}/fd"))
+            self.fail(f"fd leak: baseline {baseline}, now {self.proxy.fd_count()}: {fds}")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,61 @@
+// libFuzzer target: Cache-Control (request and response) and HTTP-date
+// parsers must accept any bytes without crashing, reading out of bounds or
+// looping, and must produce values inside their documented ranges.
+//
+//   cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang \
+//         -DCACHALOT_FUZZ=ON -DCACHALOT_SANITIZE=address
+//   cmake --build build-fuzz --target fuzz_cache_control
+//   build-fuzz/tests/fuzz/fuzz_cache_control -max_total_time=60
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "cache/cache_control.h"
+#include "http/date.h"
+#include "http/header_map.h"
+#include "http/message.h"
+
+using namespace cachalot;
+
+namespace {
+
+void check(bool ok) {
+  if (!ok) std::abort();  // libFuzzer reports the input
+}
+
+bool in_delta_range(const std::optional<int64_t>& v) { return !v || (*v >= 0 && *v <= cache::kDeltaSecondsMax); }
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+
+  const auto resp = cache::parse_response_cache_control(in);
+  check(in_delta_range(resp.max_age) && in_delta_range(resp.s_maxage) &&
+        in_delta_range(resp.stale_while_revalidate) && in_delta_range(resp.stale_if_error));
+  for (const auto& f : resp.no_cache_fields) check(!f.empty());
+  for (const auto& f : resp.private_fields) check(!f.empty());
+
+  const auto req = cache::parse_request_cache_control(in);
+  check(in_delta_range(req.max_age) && in_delta_range(req.min_fresh) && in_delta_range(req.stale_if_error));
+  check(!req.max_stale || *req.max_stale == cache::kMaxStaleAny || in_delta_range(req.max_stale));
+
+  // The same bytes split into field lines must parse like the combined value.
+  const std::size_t cut = size / 2;
+  http::RequestHead head;
+  head.headers.add("Cache-Control", in.substr(0, cut));
+  head.headers.add("Pragma", in.substr(cut));
+  (void)cache::parse_request_cache_control(head);
+  http::HeaderMap lines;
+  lines.add("Cache-Control", in);
+  check(cache::parse_response_cache_control(lines) == resp);
+
+  // A date that parses must format back to a date that parses to the same
+  // instant (formatting clamps to years 0000-9999, which parsing never exceeds).
+  if (const auto t = http::parse_http_date(in)) {
+    const std::string s = http::format_http_date(*t);
+    check(s.size() == http::kHttpDateLength && http::parse_http_date(s) == t);
+  }
+  return 0;
+}

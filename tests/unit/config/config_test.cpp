@@ -1,0 +1,349 @@
+#include "config/config.h"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+using namespace cachalot::config;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kReferenceFile = CACHALOT_TEST_DATA "/../../config/cachalot.yaml";
+const std::string kDataDir = CACHALOT_TEST_DATA "/config/";
+
+std::shared_ptr<const Config> expect_config(const LoadResult& result) {
+  if (auto* errors = std::get_if<std::vector<ConfigError>>(&result)) {
+    for (const ConfigError& e : *errors) UNSCOPED_INFO(e.to_string());
+    FAIL("config did not load");
+  }
+  return std::get<std::shared_ptr<const Config>>(result);
+}
+
+std::vector<ConfigError> expect_errors(const LoadResult& result) {
+  REQUIRE(std::holds_alternative<std::vector<ConfigError>>(result));
+  return std::get<std::vector<ConfigError>>(result);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+TEST_CASE("the reference file loads with the defaults of Config{}", "[config]") {
+  auto config = expect_config(load_config_file(kReferenceFile));
+  Config expected;
+  expected.upstream.url = *parse_upstream_url("http://127.0.0.1:9000");
+  expected.source_path = kReferenceFile;
+  CHECK(*config == expected);
+
+  // Spot checks that Config{} says what the file says.
+  CHECK(config->server.listen.at(0).text == "127.0.0.1:8080");
+  CHECK(config->server.workers == 2);
+  CHECK(config->server.timeouts.client_header == 10s);
+  CHECK(config->server.limits.max_header_bytes == 32 * 1024);
+  CHECK(config->server.purge_allow.contains(std::string_view("127.0.0.1")));
+  CHECK(config->server.purge_allow.contains(std::string_view("::1")));
+  CHECK_FALSE(config->server.purge_allow.contains(std::string_view("10.0.0.1")));
+  CHECK(config->upstream.url.port == 9000);
+  CHECK(config->upstream.timeouts.pool_idle == 60s);
+  CHECK(config->upstream.tls.verify);
+  CHECK(config->cache.max_memory == 256 * kMiB);
+  CHECK(config->cache.max_object_size == 8 * kMiB);
+  CHECK(config->cache.shards == 64);
+  CHECK(config->cache.heuristic_fraction == 0.1);
+  CHECK(config->cache.heuristic_max == 24h);
+  CHECK(config->cache.tag_headers == std::vector<std::string>{"Surrogate-Key", "Cache-Tag"});
+  CHECK(config->cache.coalesce.hit_for_miss == 10s);
+  REQUIRE(config->admin.listen);
+  CHECK(config->admin.listen->port == 9901);
+  CHECK(config->log.level == LogLevel::Info);
+  CHECK(config->log.access_log == "stderr");
+  CHECK(config->routes.empty());
+}
+
+TEST_CASE("a file with only upstream.url loads the same as the reference file", "[config]") {
+  auto minimal = expect_config(load_config_string("upstream:\n  url: \"http://127.0.0.1:9000\"\n", "minimal"));
+  auto reference = expect_config(load_config_file(kReferenceFile));
+  Config copy = *minimal;
+  copy.source_path = reference->source_path;
+  CHECK(copy == *reference);
+}
+
+TEST_CASE("the commented routes example in the reference file loads with the route defaults", "[config]") {
+  // Replace "routes: []" by the commented example below it, uncommented once.
+  std::istringstream in(read_file(kReferenceFile));
+  std::string yaml, line;
+  bool in_example = false;
+  while (std::getline(in, line)) {
+    if (line == "routes: []") continue;
+    if (line == "# routes:") in_example = true;
+    yaml += (in_example && line.starts_with("# ") ? line.substr(2) : line) + "\n";
+  }
+  REQUIRE(in_example);
+  auto config = expect_config(load_config_string(yaml, "example"));
+  REQUIRE(config->routes.size() == 1);
+  Route expected;
+  expected.name = "api";
+  expected.prefix = "/api/";
+  CHECK(config->routes[0] == expected);
+  CHECK(expected.key.ignore_params.empty());
+  CHECK(expected.set_cookie == SetCookiePolicy::NoStore);
+}
+
+TEST_CASE("every route option is read", "[config]") {
+  auto config = expect_config(load_config_file(kDataDir + "routes.yaml"));
+  CHECK(config->upstream.url.tls());
+  REQUIRE(config->routes.size() == 4);
+
+  const Route& r = config->routes[0];
+  CHECK(r.name == "static");
+  CHECK(r.prefix == "/static/");
+  CHECK(r.regex.empty());
+  CHECK(r.compiled == nullptr);
+  CHECK_FALSE(r.bypass);
+  CHECK(r.default_ttl == 1h);
+  CHECK(r.min_ttl == 5min);
+  CHECK(r.max_ttl == 24h);
+  CHECK(r.stale_while_revalidate == 30s);
+  CHECK(r.stale_if_error == 10min);
+  CHECK(r.refresh_ahead);
+  CHECK(r.set_cookie == SetCookiePolicy::Strip);
+  CHECK(r.key.sort_query);
+  CHECK(r.key.ignore_params == std::vector<std::string>{"utm_source", "utm_campaign", "fbclid"});
+  CHECK(r.key.headers == std::vector<std::string>{"Accept-Encoding", "X-Device"});
+
+  const Route& v = config->routes[1];
+  CHECK(v.name == "versioned-api.v2");
+  CHECK(v.prefix.empty());
+  CHECK(v.regex == "^/v[0-9]+/items");
+  CHECK(v.compiled != nullptr);
+  CHECK(v.key.ignore_params.empty());  // an empty list replaces the default
+  CHECK(config->routes[2].bypass);
+}
+
+TEST_CASE("routes match in file order, the first match wins", "[config]") {
+  auto config = expect_config(load_config_file(kDataDir + "routes.yaml"));
+  struct Row {
+    const char* path;
+    const char* route;  // nullptr: no route
+  };
+  const Row rows[] = {
+      {"/static/app.js", "static"},
+      {"/static/private/x", "static"},        // the prefix route comes first
+      {"/v2/items/7", "versioned-api.v2"},
+      {"/api/v2/items", "everything-else"},   // the regex is anchored with ^
+      {"/v2/itemsx", "versioned-api.v2"},     // PartialMatch: the pattern need not cover the path
+      {"/me/private/x", "private_"},          // unanchored regex
+      {"/account", "private_"},
+      {"/static", "everything-else"},         // a prefix is a plain string compare
+      {"/", "everything-else"},
+  };
+  for (const Row& row : rows) {
+    INFO(row.path);
+    const Route* route = config->match_route(row.path);
+    REQUIRE(route);
+    CHECK(route->name == row.route);
+  }
+
+  auto no_routes = expect_config(load_config_string("upstream: {url: 'http://o'}", "t"));
+  CHECK(no_routes->match_route("/") == nullptr);
+}
+
+#define UPSTREAM "upstream: { url: 'http://origin' }\n"
+
+TEST_CASE("each kind of bad input is one error with its line, column and key", "[config]") {
+  struct Row {
+    const char* label;
+    const char* yaml;
+    int line, column;
+    const char* key;
+    const char* message;  // a substring
+  };
+  const Row rows[] = {
+      {"YAML syntax error", "server:\n  listen: [\"127.0.0.1:8080\"\n" UPSTREAM, 3, 1, "", "YAML syntax error"},
+      {"not a map", "- server\n", 1, 1, "", "expected a map of sections, got a list"},
+      {"unknown section", "servr:\n  workers: 1\n" UPSTREAM,
+       1, 1, "servr", "unknown key 'servr' (did you mean 'server'?)"},
+      {"unknown key", "server:\n  listn: []\n" UPSTREAM,
+       2, 3, "server.listn", "unknown key 'listn' (did you mean 'listen'?)"},
+      {"unknown key, nothing close", "cache:\n  colour: red\n" UPSTREAM, 2, 3, "cache.colour", "unknown key 'colour'"},
+      {"duplicate key", "cache:\n  shards: 4\n  shards: 8\n" UPSTREAM,
+       3, 3, "cache.shards", "duplicate key (first at line 2)"},
+      {"integer of the wrong type", "server:\n  workers: many\n" UPSTREAM,
+       2, 12, "server.workers", "expected an integer in 0..256, got 'many'"},
+      {"integer out of range", "server:\n  workers: 300\n" UPSTREAM,
+       2, 12, "server.workers", "300 is out of range 0..256"},
+      {"section of the wrong type", "server:\n  timeouts: 10s\n" UPSTREAM,
+       2, 13, "server.timeouts", "expected a map, got '10s'"},
+      {"list of the wrong type", "cache:\n  tag_headers: Cache-Tag\n" UPSTREAM,
+       2, 16, "cache.tag_headers", "expected a list, got 'Cache-Tag'"},
+      {"bad field name in a list", "cache:\n  tag_headers: [\"Cache Tag\"]\n" UPSTREAM,
+       2, 17, "cache.tag_headers[0]", "expected a field name, got 'Cache Tag'"},
+      {"YAML 1.1 boolean", "cache:\n  coalesce:\n    enabled: yes\n" UPSTREAM,
+       3, 14, "cache.coalesce.enabled", "expected true or false, got 'yes'"},
+      {"missing value", "admin:\n  token:\n" UPSTREAM, 2, 3, "admin.token", "expected a string, got nothing"},
+      {"bad size", "cache:\n  max_memory: 256MB!\n" UPSTREAM,
+       2, 15, "cache.max_memory", "expected a size such as 512, 64KiB"},
+      {"size below the minimum", "server:\n  limits:\n    max_header_bytes: 100\n" UPSTREAM,
+       3, 23, "server.limits.max_header_bytes", "must be at least 1KiB"},
+      {"bad duration", "server:\n  timeouts:\n    client_idle: 1 minute\n" UPSTREAM,
+       3, 18, "server.timeouts.client_idle", "expected a duration such as 500ms"},
+      {"negative duration", UPSTREAM "cache:\n  keep: -1h\n", 3, 9, "cache.keep", "expected a duration"},
+      {"duplicate section", UPSTREAM "upstream:\n  timeouts:\n    connect: 0s\n",
+       2, 1, "upstream", "duplicate key (first at line 1)"},
+      {"zero timeout", "upstream:\n  url: 'http://o'\n  timeouts:\n    connect: 0s\n",
+       4, 14, "upstream.timeouts.connect", "must be greater than 0"},
+      {"fraction out of range", "cache:\n  heuristic_fraction: 1.5\n" UPSTREAM,
+       2, 23, "cache.heuristic_fraction", "expected a number in 0..1"},
+      {"shards not a power of two", "cache:\n  shards: 48\n" UPSTREAM,
+       2, 11, "cache.shards", "48 is not a power of two"},
+      {"zero shards", "cache:\n  shards: 0\n" UPSTREAM, 2, 11, "cache.shards", "0 is out of range 1..65536"},
+      {"object larger than the cache", "cache:\n  max_memory: 1MiB\n" UPSTREAM,
+       2, 3, "cache.max_memory", "cache.max_object_size (8MiB) must not exceed cache.max_memory (1MiB)"},
+      {"log level", "log:\n  level: verbose\n" UPSTREAM,
+       2, 10, "log.level", "expected one of trace, debug, info, warn, error, got 'verbose'"},
+      {"access log format", "log:\n  access_log_format: xml\n" UPSTREAM,
+       2, 22, "log.access_log_format", "expected one of text, json"},
+      {"listen host is a name", "server:\n  listen: [\"localhost:8080\"]\n" UPSTREAM,
+       2, 12, "server.listen[0]", "host 'localhost' is not an IP address"},
+      {"listen without a host", "server:\n  listen: [\":8080\"]\n" UPSTREAM, 2, 12, "server.listen[0]", "missing host"},
+      {"no listeners", "server:\n  listen: []\n" UPSTREAM, 2, 11, "server.listen", "at least one address is required"},
+      {"tls listener without a key",
+       "server:\n  listen:\n    - address: \"127.0.0.1:8443\"\n      tls: { cert: c.pem }\n" UPSTREAM,
+       4, 7, "server.listen[0].tls.key", "is required with tls"},
+      {"tls listener without an address", "server:\n  listen:\n    - tls: { cert: c.pem, key: k.pem }\n" UPSTREAM,
+       3, 7, "server.listen[0].address", "is required"},
+      {"same address twice", "admin:\n  listen: \"127.0.0.1:8080\"\n" UPSTREAM,
+       2, 3, "admin.listen", "127.0.0.1:8080 is already used by server.listen[0]"},
+      {"bad CIDR", "server:\n  purge_allow: [\"10.0.0.1/8\"]\n" UPSTREAM,
+       2, 17, "server.purge_allow[0]", "did you mean 10.0.0.0/8?"},
+      {"bad upstream url", "upstream:\n  url: \"http://origin/base\"\n",
+       2, 8, "upstream.url", "only an origin is allowed"},
+      {"upstream scheme", "upstream:\n  url: \"ftp://origin\"\n", 2, 8, "upstream.url", "scheme must be http or https"},
+      {"upstream without url", "upstream:\n  pool: {}\n", 1, 1, "upstream.url", "is required"},
+      {"no upstream section", "log:\n  level: info\n", 0, 0, "upstream.url", "is required"},
+      {"bad regex", UPSTREAM "routes:\n  - name: a\n    regex: \"(\"\n",
+       4, 12, "routes[0].regex", "invalid regex: missing )"},
+      {"duplicate route name", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n  - name: a\n    prefix: /b\n",
+       5, 5, "routes[1].name", "duplicate route name 'a' (first at line 3)"},
+      {"prefix and regex", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    regex: ^/a\n",
+       5, 5, "routes[0].regex", "set either prefix or regex, not both"},
+      {"neither prefix nor regex", UPSTREAM "routes:\n  - name: a\n    bypass: true\n",
+       3, 5, "routes[0]", "needs a prefix or a regex"},
+      {"route without a name", UPSTREAM "routes:\n  - prefix: /a\n", 3, 5, "routes[0].name", "is required"},
+      {"bad route name", UPSTREAM "routes:\n  - name: my api\n    prefix: /a\n",
+       3, 11, "routes[0].name", "expected a name of letters"},
+      {"prefix without a slash", UPSTREAM "routes:\n  - name: a\n    prefix: api/\n",
+       4, 13, "routes[0].prefix", "starting with '/'"},
+      {"unknown route key", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    bypas: true\n",
+       5, 5, "routes[0].bypas", "did you mean 'bypass'?"},
+      {"set_cookie value", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    set_cookie: keep\n",
+       5, 17, "routes[0].set_cookie", "expected one of no_store, strip"},
+      {"min_ttl above max_ttl", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    min_ttl: 1h\n    max_ttl: 5m\n",
+       6, 5, "routes[0].max_ttl", "max_ttl (5m) is below min_ttl (1h)"},
+      {"bad key header", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    key: { headers: [\"X Foo\"] }\n",
+       5, 22, "routes[0].key.headers[0]", "expected a field name, got 'X Foo'"},
+      {"route not a map", UPSTREAM "routes:\n  - api\n", 3, 5, "routes[0]", "expected a route (a map), got 'api'"},
+      {"routes not a list", UPSTREAM "routes: { name: a }\n", 2, 9, "routes", "expected a list of routes"},
+  };
+  for (const Row& row : rows) {
+    INFO(row.label << ":\n" << row.yaml);
+    auto errors = expect_errors(load_config_string(row.yaml, "bad.yaml"));
+    for (const ConfigError& e : errors) UNSCOPED_INFO(e.to_string());
+    REQUIRE(errors.size() == 1);
+    const ConfigError& e = errors[0];
+    CHECK(e.file == "bad.yaml");
+    CHECK(e.line == row.line);
+    CHECK(e.column == row.column);
+    CHECK(e.key == row.key);
+    CHECK_THAT(e.message, Catch::Contains(row.message));
+  }
+}
+
+TEST_CASE("all errors in a file are reported, in file order", "[config]") {
+  const std::string path = kDataDir + "many_errors.yaml";
+  auto errors = expect_errors(load_config_file(path));
+  std::vector<std::string> got;
+  for (const ConfigError& e : errors) got.push_back(e.to_string().substr(path.size()));
+  CHECK(got == std::vector<std::string>{
+                   ":3:30: server.listen[1]: expected ':port' after ']'",
+                   ":4:12: server.workers: expected an integer in 0..256, got 'lots'",
+                   ":6:5: server.timeouts.client_heder: unknown key 'client_heder' (did you mean 'client_header'?)",
+                   ":8:15: cache.max_memory: expected a size such as 512, 64KiB, 256MiB or 1GiB, got '256MB!'",
+                   ":9:11: cache.shards: 48 is not a power of two",
+                   ":11:8: upstream.url: scheme must be http or https, not 'ftp'",
+                   ":15:5: routes[1].name: duplicate route name 'a' (first at line 13)",
+                   ":16:12: routes[1].regex: invalid regex: missing ): (unclosed",
+               });
+}
+
+TEST_CASE("a missing or empty file is an error naming the file", "[config]") {
+  auto missing = expect_errors(load_config_file(kDataDir + "no-such-file.yaml"));
+  REQUIRE(missing.size() == 1);
+  CHECK(missing[0].to_string() == kDataDir + "no-such-file.yaml: cannot open: No such file or directory");
+
+  for (const char* empty : {"", "# only a comment\n", "~\n"}) {
+    auto errors = expect_errors(load_config_string(empty, "empty.yaml"));
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].to_string() == "empty.yaml: the file is empty; upstream.url is required");
+  }
+}
+
+TEST_CASE("listeners, admin and workers take their special forms", "[config]") {
+  auto config = expect_config(load_config_string(R"(
+server:
+  listen:
+    - "[::]:8080"
+    - address: "0.0.0.0:8443"
+      tls: { cert: /etc/cachalot/cert.pem, key: /etc/cachalot/key.pem }
+  workers: 0
+  purge_allow: []
+admin:
+  listen: ""
+upstream:
+  url: http://[::1]:9000
+cache:
+  max_memory: 64MiB
+  max_object_size: 64MiB
+  shards: 16
+  tag_headers: []
+routes:
+)",
+                                                 "special.yaml"));
+  REQUIRE(config->server.listen.size() == 2);
+  CHECK(config->server.listen[0].host == "::");
+  CHECK_FALSE(config->server.listen[0].tls);
+  const ListenerConfig& tls = config->server.listen[1];
+  CHECK(tls.host == "0.0.0.0");
+  CHECK(tls.port == 8443);
+  CHECK(tls.tls);
+  CHECK(tls.cert_file == "/etc/cachalot/cert.pem");
+  CHECK(tls.key_file == "/etc/cachalot/key.pem");
+  CHECK(tls.text == "0.0.0.0:8443");
+  CHECK(config->server.workers >= 1);  // 0 = one per CPU, resolved at load
+  CHECK_FALSE(config->server.purge_allow.contains(std::string_view("127.0.0.1")));
+  CHECK_FALSE(config->admin.listen);  // "" disables the admin listener
+  CHECK(config->upstream.url.host == "::1");
+  CHECK(config->cache.max_object_size == 64 * kMiB);  // exactly max_memory
+  CHECK(config->cache.tag_headers.empty());
+  CHECK(config->routes.empty());  // "routes:" with nothing under it
+}
+
+TEST_CASE("config errors format as file:line:col: key: message", "[config]") {
+  CHECK(ConfigError{"a.yaml", 3, 7, "cache.shards", "48 is not a power of two"}.to_string() ==
+        "a.yaml:3:7: cache.shards: 48 is not a power of two");
+  CHECK(ConfigError{"a.yaml", 0, 0, "upstream.url", "is required"}.to_string() == "a.yaml: upstream.url: is required");
+  CHECK(ConfigError{"a.yaml", 1, 1, "", "YAML syntax error: x"}.to_string() == "a.yaml:1:1: YAML syntax error: x");
+}
+
+TEST_CASE("enum names match the words in the file", "[config]") {
+  CHECK(to_string(LogLevel::Warn) == "warn");
+  CHECK(to_string(AccessLogFormat::Json) == "json");
+  CHECK(to_string(SetCookiePolicy::NoStore) == "no_store");
+}
