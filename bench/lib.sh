@@ -4,6 +4,7 @@
 # STARTED_PIDS and stopped by bench_cleanup (installed as an EXIT trap by run.sh).
 
 STARTED_PIDS=()
+declare -A SERVER_LOGS  # pid -> log file
 USED_PORTS=" "
 BENCH_TMP=""
 BENCH_SHM=""
@@ -56,6 +57,15 @@ start_server() {
   taskset -c "$cpu" "$@" >"$logfile" 2>&1 &
   SERVER_PID=$!
   STARTED_PIDS+=("$SERVER_PID")
+  SERVER_LOGS[$SERVER_PID]=$logfile
+}
+
+# check_alive PID NAME: 0 if running; otherwise say so with the log's tail.
+check_alive() {
+  kill -0 "$1" 2>/dev/null && return 0
+  log "  $2 (pid $1) has exited; last log lines:"
+  tail -n 20 "${SERVER_LOGS[$1]:-/dev/null}" 2>/dev/null | sed 's/^/    | /' >&2
+  return 1
 }
 
 # PID followed by all its descendants (nginx workers, the varnish child).

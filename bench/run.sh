@@ -265,7 +265,7 @@ measure() {
   local key=$1 pid=$2 url=$3 conns=$4 oport=${5:-$ORIGIN_PORT}
   local out=$BENCH_TMP/wrk-${key//[|\/?=&]/_}.txt
   if [[ "$WARMUP" != 0 ]]; then
-    run_wrk "$LOAD_CPU" "$url" "$conns" "$WARMUP" "$out.warmup" || return 1
+    run_wrk "$LOAD_CPU" "$url" "$conns" "$WARMUP" "$out.warmup" || { check_alive "$pid" "${key#*|}"; return 1; }
   fi
   wait_idle "$WAIT_IDLE"
   local o0 c0 g0 s0 o1 c1 g1 s1
@@ -273,7 +273,8 @@ measure() {
   s0=$(sys_ticks)
   c0=$(cpu_ticks "$pid")
   g0=$(cpu_ticks "$ORIGIN_PID")
-  run_wrk "$LOAD_CPU" "$url" "$conns" "$DURATION" "$out" || return 1
+  run_wrk "$LOAD_CPU" "$url" "$conns" "$DURATION" "$out" || { check_alive "$pid" "${key#*|}"; return 1; }
+  check_alive "$pid" "${key#*|}" || return 1
   c1=$(cpu_ticks "$pid")
   g1=$(cpu_ticks "$ORIGIN_PID")
   s1=$(sys_ticks)
@@ -383,7 +384,8 @@ hit_runs() { # PEER: warm every size, then measure each size x connections
   done
   for size in "${SIZE_LIST[@]}"; do
     for c in "${HIT_CONNS[@]}"; do
-      measure "hit|$peer|$size|$c" "$PEER_PID" "$base/bench/$size" "$c"
+      measure "hit|$peer|$size|$c" "$PEER_PID" "$base/bench/$size" "$c" ||
+        kill -0 "$PEER_PID" 2>/dev/null || return 1
     done
   done
 }

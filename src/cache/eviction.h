@@ -211,7 +211,7 @@ class EvictionQueue {
     if (auto* sieve = std::get_if<0>(&queue_))
       sieve->touch(id);
     else
-      std::get<1>(queue_).touch(id);
+      std::get_if<1>(&queue_)->touch(id);
   }
   NodeId victim() noexcept {
     return std::visit([](auto& q) { return q.victim(); }, queue_);

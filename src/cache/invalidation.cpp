@@ -13,6 +13,11 @@ constexpr bool is_scheme_char(char c) noexcept {
   return is_alpha(c) || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
 }
 
+// An origin-form path for `rest` ("" and "?q" get the root path "/").
+std::string as_origin_form(std::string_view rest) {
+  return !rest.empty() && rest.front() == '/' ? std::string(rest) : "/" + std::string(rest);
+}
+
 // A URI reference split the way §4.4 needs it.
 struct Reference {
   bool valid = false;
@@ -84,10 +89,7 @@ std::vector<std::string> invalidation_targets(std::string_view target, const htt
   std::vector<std::string> out;
   // The target itself: origin-form, or the path and query of an absolute-form target.
   std::string base(target.substr(0, target.find('#')));
-  if (base.empty() || base.front() != '/') {
-    const Reference t = split_reference(base);
-    base = t.valid && !t.rest.empty() && t.rest.front() != '?' ? std::string(t.rest) : "/" + std::string(t.rest);
-  }
+  if (base.empty() || base.front() != '/') base = as_origin_form(split_reference(base).rest);
   out.push_back(base);
 
   const std::string_view host = comparable_host(request_host);
@@ -98,7 +100,7 @@ std::vector<std::string> invalidation_targets(std::string_view target, const htt
     if (!r.valid) continue;
     if (r.has_authority) {
       if (!iequals(comparable_host(r.authority), host)) continue;  // another origin: never (§4.4)
-      add_unique(out, r.rest.empty() || r.rest.front() == '?' ? "/" + std::string(r.rest) : std::string(r.rest));
+      add_unique(out, as_origin_form(r.rest));
     } else {
       add_unique(out, resolve(base, r.rest));
     }

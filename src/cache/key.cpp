@@ -31,7 +31,9 @@ constexpr bool is_sub_delim(unsigned char c) noexcept {
   }
 }
 // pchar without pct-encoded (RFC 3986 §3.3); the query adds '/' and '?' (§3.4).
-constexpr bool is_path_char(unsigned char c) noexcept { return is_unreserved(c) || is_sub_delim(c) || c == ':' || c == '@'; }
+constexpr bool is_path_char(unsigned char c) noexcept {
+  return is_unreserved(c) || is_sub_delim(c) || c == ':' || c == '@';
+}
 constexpr bool is_query_char(unsigned char c) noexcept { return is_path_char(c) || c == '/' || c == '?'; }
 // host = IP-literal / IPv4address / reg-name (RFC 3986 §3.2.2); '%' for pct-encoded and zone ids.
 constexpr bool is_host_char(unsigned char c) noexcept {
@@ -58,6 +60,14 @@ void append_pct(std::string& out, unsigned char c) {
 template <class Allowed>
 void append_normalized(std::string& out, std::string_view s, Allowed allowed) {
   for (std::size_t i = 0; i < s.size(); ++i) {
+    // Fast path: copy a run of bytes that need no change in one append.
+    std::size_t run = i;
+    while (run < s.size() && allowed(static_cast<unsigned char>(s[run]))) ++run;
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      if (i == s.size()) break;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c == '%') {
       const int hi = i + 2 < s.size() ? hex_value(s[i + 1]) : -1;
@@ -161,7 +171,7 @@ class Spans {
   Span* end() noexcept { return begin() + n_; }
 
  private:
-  std::array<Span, 32> inline_{};
+  std::array<Span, 32> inline_;  // only the first n_ are ever read
   std::vector<Span> heap_;
   std::size_t n_ = 0;
 };
@@ -188,7 +198,8 @@ void append_query(std::string& out, std::string_view query, const KeyOptions& op
     }
     auto name_of = [&out](const Span& s) { return std::string_view(out.data() + s.off, s.name_len); };
     if (opts.sort_query)
-      std::stable_sort(params.begin(), params.end(), [&](const Span& a, const Span& b) { return name_of(a) < name_of(b); });
+      std::stable_sort(params.begin(), params.end(),
+                       [&](const Span& a, const Span& b) { return name_of(a) < name_of(b); });
     // Rebuild after the region, then drop the region; reserving keeps the offsets' data in place.
     out.reserve(out.size() + (end - start));
     for (const Span& s : params) {

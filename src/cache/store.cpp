@@ -307,27 +307,21 @@ struct alignas(64) Store::Shard {
   }
 
   // Exclusive. Puts `fresh` (same key, variant and Vary names) in place of
-  // node `id` of the key at `kit`, keeping its position in the key's chain and
-  // in the eviction queue. With `touch` the swap counts as a hit first, which
-  // also keeps the node from being its own eviction victim: SIEVE passes a
-  // visited node and LRU evicts from the other end, so reaching it would take
-  // evicting everything else, and `fresh` alone fits (charge <= budget).
-  // Without `touch`, a fresh entry larger than the old one is inserted as a
-  // new node instead, so that the eviction it needs cannot pick it.
+  // node `id`: same position in the key's chain and, unless it grew, in the
+  // eviction queue. A grown entry needs room, and the policy could pick the
+  // node itself (SIEVE does when every object is visited), so the node leaves
+  // the queue while room is made and comes back at the head, as a newly
+  // published entry would. `touch` counts the swap as a hit (a 304 merge).
   // The byte count never exceeds the budget, even transiently.
-  void replace(KeyMap::iterator kit, NodeId id, std::shared_ptr<const Entry> fresh, uint64_t charge, bool touch,
+  void replace(NodeId id, std::shared_ptr<const Entry> fresh, uint64_t charge, bool touch,
                Graveyard& graveyard) noexcept {
     Node& n = nodes[id];
-    if (touch) queue.touch(id);
     if (charge > n.charge) {
-      if (!touch) {
-        const HashedKey k = hash_key(fresh->primary_key);  // views fresh's key, which does not move
-        remove(kit, id, Why::Replaced, graveyard, nullptr);
-        insert(k, std::move(fresh), charge, graveyard, nullptr);
-        return;
-      }
-      evict_until_fits(charge - n.charge, graveyard, nullptr);
+      queue.erase(id);
+      evict_until_fits(charge - n.charge, graveyard, nullptr);  // stops by the time only `id` is left
+      queue.insert(id);
     }
+    if (touch) queue.touch(id);
     unindex_tags(*n.entry, id);
     graveyard.push_back(std::move(n.entry));
     bytes.store(get(bytes) - n.charge + charge, std::memory_order_relaxed);
@@ -351,8 +345,9 @@ struct alignas(64) Store::Shard {
 };
 
 std::string Store::Shard::check(unsigned index, unsigned shard_mask, unsigned max_variants) const {
-  auto fail = [&](std::string what, std::string_view key = {}) {
-    std::string s = "shard " + std::to_string(index) + ": " + what;
+  auto fail = [&](std::string_view what, std::string_view key = {}) {
+    std::string s = "shard " + std::to_string(index) + ": ";
+    s.append(what);
     if (!key.empty()) s.append(" (key ").append(key).append(")");
     return s;
   };
@@ -517,7 +512,7 @@ bool Store::replace_if_same(const std::shared_ptr<const Entry>& old, std::shared
   if (kit == s.keys.end()) return false;
   NodeId id = s.node_of(kit->second, old.get());
   if (id == kNoNode) return false;
-  s.replace(kit, id, std::move(fresh), charge, /*touch=*/true, graveyard);
+  s.replace(id, std::move(fresh), charge, /*touch=*/true, graveyard);
   return true;
 }
 
@@ -616,7 +611,7 @@ std::size_t Store::rewrite_snapshot(Shard& s, const std::vector<std::shared_ptr<
     NodeId id = s.node_of(kit->second, old.get());
     if (id == kNoNode) continue;  // replaced or removed meanwhile: the newer state wins
     if (fits && charge <= s.budget) {
-      s.replace(kit, id, std::move(fresh), charge, /*touch=*/false, graveyard);
+      s.replace(id, std::move(fresh), charge, /*touch=*/false, graveyard);
       add(s.rewritten, 1);
     } else {
       s.remove(kit, id, Why::Purged, graveyard, nullptr);

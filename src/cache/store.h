@@ -8,8 +8,9 @@
 // Layout. N shards (a power of two), picked by bits 32.. of XXH3_64(primary
 // key); the in-shard hash table uses the same 64-bit hash, computed once per
 // call. Each shard owns:
-//   - keys: unordered_map primary key -> KeyNode {first variant, count}
-//     (heterogeneous lookup: a string_view probe neither copies nor hashes twice);
+//   - keys: unordered_map primary key -> KeyNode {first variant, count, position
+//     in ordered_keys} (heterogeneous lookup: a probe neither copies the key
+//     nor hashes it twice);
 //   - a pool of nodes, one per stored entry: the entry, its charge, the link
 //     to the next variant of the same key, and the eviction hook (eviction.h);
 //   - the eviction queue (SIEVE or LRU) over those nodes;
@@ -28,12 +29,15 @@
 //
 // Locking. One std::shared_mutex per shard; no operation holds two shard locks.
 //   - find / find_variant / variants: shared lock. A hit only tells the policy
-//     (SIEVE: a relaxed store to the node's visited bit; LRU: a per-shard list
-//     mutex). Lookups do not allocate.
+//     (SIEVE: a relaxed store to the node's visited bit, skipped when already
+//     set; LRU: relinks under a per-shard list mutex, so its hits on one shard
+//     serialize). find does not allocate. The match callback runs under the
+//     shared lock and must not call the store.
 //   - every mutation: exclusive lock on the one shard that owns the key;
-//     purges and set_limits lock the shards one at a time, so they are not
-//     atomic across shards (a concurrent publish can land in a shard already
-//     purged: it is newer than the purge, which is fine).
+//     purges and set_limits lock the shards one at a time (each for its own
+//     matches only), so they are not atomic across shards: a concurrent
+//     publish can land in a shard already purged; it is newer than the purge,
+//     which is fine.
 //   - removed entries are released after the lock is dropped, so freeing large
 //     bodies never happens inside a critical section.
 //   - rewrite_* snapshot the matching entries under the shared lock, call the
@@ -50,15 +54,23 @@
 // shard and walks forward while keys start with p: O(shards * log n +
 // matches), never a scan. The set stores string_views into the `keys` map's
 // node-based strings (stable until that key is erased, and it is erased from
-// the set first), so a key is stored once. Tags are indexed per variant (node
-// id), so a tag purge removes only the variants that carry the tag.
+// the set first), so a key is stored once. The price is an O(log n) insert
+// for each new key, each level a pointer chase to the node and one to the
+// key's characters (cache misses, not instructions); removal is O(1) through
+// the iterator kept in KeyNode. Lookups never touch the set. Tags are indexed per variant (node id), so a tag purge
+// removes only the variants that carry the tag.
 //
 // Memory. Entry::charge() adds to the entry's own allocations the per-entry
 // cost of all of the above (store_memory below). Other memory is per shard and
 // fixed (empty tables, one partially used node chunk), except two high-water
 // marks: the node pool and the hash table's buckets do not shrink after
 // set_limits lowers the budget or after evictions; both are bounded by the
-// largest object count ever stored, which charge() already covers.
+// largest object count ever stored, which charge() already covers. charge()
+// matches what malloc reports in use to within ~1%; RSS is higher by the
+// allocator's fragmentation under churn (~5% measured with glibc and mixed
+// 0.2-20 KB bodies), and large bodies are exact only if the process pins
+// M_MMAP_THRESHOLD (glibc otherwise raises it at run time and serves them
+// from the fragmenting heap).
 #pragma once
 
 #include <atomic>
@@ -219,9 +231,10 @@ class Store {
   PublishResult publish(std::shared_ptr<const Entry> e);
   // For 304 merges: swaps `fresh` in only if `old` is still the stored entry.
   // `fresh` must have the same primary_key, variant_key and vary_names (false
-  // otherwise). It keeps old's place in the eviction queue and counts as a hit
-  // (so its own eviction pass cannot pick it). False, and nothing changes,
-  // when `old` is gone or `fresh` is too large.
+  // otherwise). It takes old's place among the key's variants and in the
+  // eviction queue (if it is larger, it re-enters the queue at the head, so
+  // the room it needs is never made by evicting it), and counts as a hit.
+  // False, and nothing changes, when `old` is gone or `fresh` is too large.
   bool replace_if_same(const std::shared_ptr<const Entry>& old, std::shared_ptr<const Entry> fresh);
   // Removes every variant of `primary_key`; returns how many.
   std::size_t erase(std::string_view primary_key);
@@ -240,10 +253,9 @@ class Store {
   std::size_t purge_all();
 
   // Soft purges: for each matching entry, `rewrite` builds the replacement
-  // (the caller marks it stale). The replacement takes the entry's place in
-  // the key and in the eviction queue without counting as a use (one larger
-  // than the original is queued as new instead, so the room it needs cannot
-  // be made by evicting it). nullptr, or a replacement that cannot take the
+  // (the caller marks it stale). The replacement takes the entry's place as
+  // replace_if_same does, but does not count as a use. nullptr, or a
+  // replacement that cannot take the
   // place (too large, or a different primary_key / variant_key / vary_names),
   // removes the entry. `rewrite` runs with no lock held, so it may call the
   // store; an entry replaced or removed meanwhile is skipped (the newer state

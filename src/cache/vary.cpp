@@ -56,24 +56,29 @@ class Spans {
   std::size_t size() const noexcept { return n_; }
 
  private:
-  std::array<Span, 32> inline_{};
+  std::array<Span, 32> inline_;  // only the first n_ are ever read
   std::vector<Span> heap_;
   std::size_t n_ = 0;
 };
 
 // Appends a trimmed, non-empty list item: OWS around ';' dropped,
-// case-folded as `kind` allows, quoted-strings copied verbatim.
+// case-folded as `kind` allows, quoted-strings copied verbatim. The result is
+// never longer than `item`, so it is written through a pointer into space
+// reserved up front.
 void append_item(std::string& out, std::string_view item, FieldKind kind) {
-  const std::size_t item_start = out.size();
+  const std::size_t start = out.size();
+  out.resize(start + item.size());
+  char* const begin = out.data() + start;
+  char* p = begin;
   bool fold = true;  // Accept: only the media range (before the first ';') folds
   for (std::size_t i = 0; i < item.size(); ++i) {
     const char c = item[i];
     if (c == '"') {  // quoted-string: verbatim, including quoted-pairs
-      out.push_back(c);
+      *p++ = c;
       while (++i < item.size()) {
-        out.push_back(item[i]);
+        *p++ = item[i];
         if (item[i] == '\\' && i + 1 < item.size()) {
-          out.push_back(item[++i]);
+          *p++ = item[++i];
         } else if (item[i] == '"') {
           break;
         }
@@ -81,14 +86,15 @@ void append_item(std::string& out, std::string_view item, FieldKind kind) {
       continue;
     }
     if (c == ';') {
-      while (out.size() > item_start && is_ows(out.back())) out.pop_back();
-      out.push_back(';');
+      while (p > begin && is_ows(p[-1])) --p;
+      *p++ = ';';
       while (i + 1 < item.size() && is_ows(item[i + 1])) ++i;
       if (kind == FieldKind::Accept) fold = false;
       continue;
     }
-    out.push_back(fold ? ascii_lower(c) : c);
+    *p++ = fold ? ascii_lower(c) : c;
   }
+  out.resize(static_cast<std::size_t>(p - out.data()));
 }
 
 // Calls f(item) for each trimmed, non-empty item of a comma-separated list,

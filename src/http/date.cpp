@@ -32,10 +32,34 @@ bool is_one_of(std::string_view s, const std::array<std::string_view, N>& names)
   return std::any_of(names.begin(), names.end(), [s](std::string_view n) { return iequal(s, n); });
 }
 
-// 1..12, or 0 if `s` is not a month name.
+// Three letters, lower-cased, in one integer: names compare with one instruction.
+constexpr uint32_t pack3(std::string_view s) noexcept {
+  return static_cast<uint32_t>(static_cast<unsigned char>(lower(s[0]))) << 16 |
+         static_cast<uint32_t>(static_cast<unsigned char>(lower(s[1]))) << 8 |
+         static_cast<uint32_t>(static_cast<unsigned char>(lower(s[2])));
+}
+
+template <std::size_t N>
+constexpr std::array<uint32_t, N> pack_all(const std::array<std::string_view, N>& names) noexcept {
+  std::array<uint32_t, N> out{};
+  for (std::size_t i = 0; i < N; ++i) out[i] = pack3(names[i]);
+  return out;
+}
+
+constexpr auto kDayKeys = pack_all(kDayNames);
+constexpr auto kMonthKeys = pack_all(kMonthNames);
+
+// `s` (3 chars) is a short day name.
+bool is_day_name(std::string_view s) noexcept {
+  const uint32_t k = pack3(s);
+  return std::find(kDayKeys.begin(), kDayKeys.end(), k) != kDayKeys.end();
+}
+
+// 1..12, or 0 if `s` (3 chars) is not a month name.
 int month_number(std::string_view s) noexcept {
-  for (std::size_t i = 0; i < kMonthNames.size(); ++i)
-    if (iequal(s, kMonthNames[i])) return static_cast<int>(i) + 1;
+  const uint32_t k = pack3(s);
+  for (std::size_t i = 0; i < kMonthKeys.size(); ++i)
+    if (kMonthKeys[i] == k) return static_cast<int>(i) + 1;
   return 0;
 }
 
@@ -107,7 +131,7 @@ std::optional<int64_t> parse_imf_fixdate(std::string_view s) noexcept {
   if (s.size() != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
       s[25] != ' ')
     return std::nullopt;
-  if (!is_one_of(s.substr(0, 3), kDayNames) || !iequal(s.substr(26, 3), "GMT")) return std::nullopt;
+  if (!is_day_name(s.substr(0, 3)) || !iequal(s.substr(26, 3), "GMT")) return std::nullopt;
   return assemble(digits(s.substr(12, 4)), month_number(s.substr(8, 3)), digits(s.substr(5, 2)), s.substr(17, 8));
 }
 
@@ -127,7 +151,7 @@ std::optional<int64_t> parse_rfc850(std::string_view s, std::size_t comma) noexc
 // asctime-date: "Sun Nov  6 08:49:37 1994" (24 chars; the day is " 6" or "06").
 std::optional<int64_t> parse_asctime(std::string_view s) noexcept {
   if (s.size() != 24 || s[3] != ' ' || s[7] != ' ' || s[10] != ' ' || s[19] != ' ') return std::nullopt;
-  if (!is_one_of(s.substr(0, 3), kDayNames)) return std::nullopt;
+  if (!is_day_name(s.substr(0, 3))) return std::nullopt;
   std::string_view day = s.substr(8, 2);
   if (day[0] == ' ') day.remove_prefix(1);
   return assemble(digits(s.substr(20, 4)), month_number(s.substr(4, 3)), digits(day), s.substr(11, 8));

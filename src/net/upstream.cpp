@@ -107,10 +107,11 @@ void UpstreamConn::close() noexcept {
   asio::error_code ec;
   socket.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket.close(ec);
-  watchdog.stop();
+  watchdog.disarm();
 }
 
-UpstreamPool::UpstreamPool(asio::io_context& ioc, UpstreamOptions opts) : ioc_(ioc), opts_(std::move(opts)) {}
+UpstreamPool::UpstreamPool(asio::io_context& ioc, WatchdogSet& watchdogs, UpstreamOptions opts)
+    : ioc_(ioc), watchdogs_(watchdogs), opts_(std::move(opts)) {}
 
 UpstreamPool::~UpstreamPool() { close_all(); }
 
@@ -153,8 +154,6 @@ static bool idle_connection_dead(asio::ip::tcp::socket& s) {
 
 awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& err, bool allow_reuse) {
   err = UpstreamError::None;
-  auto now = std::chrono::steady_clock::now();
-  (void)now;
   while (allow_reuse && !idle_.empty()) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
@@ -170,11 +169,7 @@ awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& er
   co_await resolve_if_needed(err);
   if (err != UpstreamError::None) co_return nullptr;
 
-  auto c = std::make_shared<UpstreamConn>(ioc_.get_executor(), opts_.limits);
-  asio::co_spawn(ioc_, [c]() -> awaitable<void> { co_await c->watchdog.run([c] {
-                   asio::error_code ec;
-                   c->socket.close(ec);
-                 }); }, asio::detached);
+  auto c = std::make_shared<UpstreamConn>(ioc_.get_executor(), watchdogs_, opts_.limits);
   ++active_;
   c->watchdog.arm(opts_.connect_timeout);
   asio::error_code ec;

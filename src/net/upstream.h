@@ -48,8 +48,15 @@ struct UpstreamOptions {
 
 class UpstreamConn {
  public:
-  explicit UpstreamConn(const asio::any_io_executor& ex, const http::ParserLimits& limits)
-      : socket(ex), watchdog(ex), parser(http::Parser::Kind::Response, limits), buf(16 * 1024) {}
+  UpstreamConn(const asio::any_io_executor& ex, WatchdogSet& watchdogs, const http::ParserLimits& limits)
+      : socket(ex),
+        watchdog(watchdogs,
+                 [this] {
+                   asio::error_code ec;
+                   socket.close(ec);
+                 }),
+        parser(http::Parser::Kind::Response, limits),
+        buf(16 * 1024) {}
 
   asio::ip::tcp::socket socket;
   Watchdog watchdog;
@@ -77,7 +84,7 @@ class UpstreamConn {
 
 class UpstreamPool {
  public:
-  UpstreamPool(asio::io_context& ioc, UpstreamOptions opts);
+  UpstreamPool(asio::io_context& ioc, WatchdogSet& watchdogs, UpstreamOptions opts);
   ~UpstreamPool();
 
   // A connected socket: pooled if one is idle, else a new one.
@@ -93,6 +100,7 @@ class UpstreamPool {
  private:
   asio::awaitable<void> resolve_if_needed(UpstreamError& err);
   asio::io_context& ioc_;
+  WatchdogSet& watchdogs_;
   UpstreamOptions opts_;
   std::vector<asio::ip::tcp::endpoint> endpoints_;
   std::vector<std::shared_ptr<UpstreamConn>> idle_;

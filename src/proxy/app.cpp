@@ -24,11 +24,21 @@ cache::StoreOptions store_options(const config::Config& cfg) {
 
 Worker::Worker(App& a, std::size_t i) : app(a), id(i), metrics(a.metrics().worker(i)) {}
 
+Worker::~Worker() {
+  pool.reset();
+  acceptors.clear();
+  watchdogs.shutdown();
+  // ioc is destroyed next, with any session frames still in it; their
+  // watchdogs unregister from `watchdogs`, which is destroyed last.
+}
+
 App::App(std::shared_ptr<const config::Config> cfg)
     : config_(cfg), store_(std::make_unique<cache::Store>(store_options(*cfg))), metrics_(cfg->server.workers) {
   for (std::size_t i = 0; i < cfg->server.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i));
-    workers_.back()->pool = std::make_unique<net::UpstreamPool>(workers_.back()->ioc, upstream_options(*cfg));
+    Worker& w = *workers_.back();
+    w.pool = std::make_unique<net::UpstreamPool>(w.ioc, w.watchdogs, upstream_options(*cfg));
+    w.watchdogs.start(w.ioc);
   }
   metrics_.add_gauge("cachalot_cache_objects", "Stored responses (variants).",
                      [this] { return static_cast<double>(store_->stats().objects); });

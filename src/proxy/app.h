@@ -29,8 +29,10 @@ class App;
 
 struct Worker {
   Worker(App& app, std::size_t id);
+  ~Worker();
   App& app;
   std::size_t id;
+  net::WatchdogSet watchdogs;  // declared before ioc: outlives the sessions the ioc destroys
   asio::io_context ioc{1};
   std::unique_ptr<net::UpstreamPool> pool;
   std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors;

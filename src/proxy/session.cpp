@@ -151,7 +151,11 @@ Session::Session(Worker& w, asio::ip::tcp::socket socket)
     : w_(w),
       app_(w.app),
       socket_(std::move(socket)),
-      watchdog_(w.ioc.get_executor()),
+      watchdog_(w.watchdogs,
+                [this] {
+                  asio::error_code ec;
+                  socket_->cancel(ec);
+                }),
       parser_(http::Parser::Kind::Request, {}),
       buf_(kReadBuffer),
       req_(&parser_.request()) {
@@ -172,7 +176,7 @@ Session::Session(Worker& w, asio::ip::tcp::socket socket)
 Session::Session(Worker& w, const http::RequestHead& req)
     : w_(w),
       app_(w.app),
-      watchdog_(w.ioc.get_executor()),
+      watchdog_(w.watchdogs, nullptr),
       parser_(http::Parser::Kind::Request, {}),
       background_req_(std::make_unique<http::RequestHead>(req)),
       req_(background_req_.get()) {
@@ -323,16 +327,6 @@ awaitable<void> Session::send_error(int status, std::string_view detail, bool cl
 
 awaitable<void> Session::run() {
   auto self = shared_from_this();
-  asio::co_spawn(
-      w_.ioc,
-      [self]() -> awaitable<void> {
-        co_await self->watchdog_.run([s = self.get()] {
-          asio::error_code ec;
-          s->socket_->cancel(ec);
-        });
-      },
-      asio::detached);
-
   for (;;) {
     cfg_ = app_.config();
     const auto& lim = cfg_->server.limits;
@@ -387,7 +381,7 @@ awaitable<void> Session::run() {
     parser_.next_message();
   }
 
-  watchdog_.stop();
+  watchdog_.disarm();
   if (socket_ && socket_->is_open()) {
     asio::error_code ec;
     socket_->shutdown(asio::ip::tcp::socket::shutdown_send, ec);
@@ -587,7 +581,6 @@ void Session::start_background_refresh(const std::string& key, const std::shared
 awaitable<void> Session::refresh(std::shared_ptr<const config::Config> cfg, std::string key,
                                  std::shared_ptr<const cache::Entry> stale, std::shared_ptr<Fill> fill) {
   auto self = shared_from_this();
-  asio::co_spawn(w_.ioc, [self]() -> awaitable<void> { co_await self->watchdog_.run([] {}); }, asio::detached);
   cfg_ = std::move(cfg);
   started_ = std::chrono::steady_clock::now();
   FetchPlan plan;
@@ -601,7 +594,6 @@ awaitable<void> Session::refresh(std::shared_ptr<const config::Config> cfg, std:
   req_->method_name = "GET";
   co_await fetch(plan);
   app_.coalescer().release(key, fill);
-  watchdog_.stop();
 }
 
 // ---------------------------------------------------------------- following another fetch

@@ -291,6 +291,33 @@ TEST_CASE("a grown 304 merge survives the eviction it causes", "[store]") {
   CHECK(store.check_invariants() == "");
 }
 
+TEST_CASE("a grown replacement is never evicted to make its own room", "[store]") {
+  // Room for two entries, both hit: SIEVE's hand clears both bits and would
+  // come back to the oldest, which is the one being replaced.
+  const EvictionPolicy policy = GENERATE(EvictionPolicy::Sieve, EvictionPolicy::Lru);
+  const bool merge = GENERATE(true, false);  // replace_if_same, or a soft purge
+  INFO(to_string(policy) << (merge ? ", 304 merge" : ", soft purge"));
+  std::shared_ptr<const Entry> target = make({key(1), "", 1000});
+  std::shared_ptr<const Entry> other = make({key(2), "", 1000});
+  Store store(StoreOptions{target->charge() + other->charge() + 100, 1, 4, policy});
+  store.publish(target);
+  store.publish(other);
+  REQUIRE(store.find_variant(key(2), "") == other);
+  REQUIRE(store.find_variant(key(1), "") == target);
+  auto grown = std::make_shared<Entry>(*target);
+  grown->body.assign(1500, 'g');
+
+  if (merge)
+    REQUIRE(store.replace_if_same(target, grown));
+  else
+    REQUIRE(store.rewrite_key(key(1), [&](const Entry&) { return grown; }) == 1);
+
+  CHECK(store.find_variant(key(1), "") == grown);
+  CHECK(store.find_variant(key(2), "") == nullptr);
+  CHECK(store.stats().evictions == 1);
+  CHECK(store.check_invariants() == "");
+}
+
 TEST_CASE("erase removes every variant of a key and erase_entry only the given one", "[store]") {
   const StoreConfig cfg = GENERATE(from_range(kConfigs));
   INFO(describe(cfg));

@@ -37,7 +37,8 @@ TEST_CASE("add_validators makes the upstream request validate the stored respons
     Fields want;
   };
   const std::vector<Row> rows = {
-      {"§4.3.1 ETag becomes If-None-Match", {{"Host", "h"}}, "\"e1\"", "", {{"Host", "h"}, {"If-None-Match", "\"e1\""}}},
+      {"§4.3.1 ETag becomes If-None-Match", {{"Host", "h"}}, "\"e1\"", "",
+       {{"Host", "h"}, {"If-None-Match", "\"e1\""}}},
       {"§4.3.1 Last-Modified becomes If-Modified-Since", {{"Host", "h"}}, "", kLM,
        {{"Host", "h"}, {"If-Modified-Since", kLM}}},
       {"§4.3.1 both validators are sent", {}, "W/\"e1\"", kLM,

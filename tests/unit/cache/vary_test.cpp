@@ -125,7 +125,9 @@ TEST_CASE("variant_key is equal exactly for requests that match under RFC 9111 Â
 
 TEST_CASE("variant_key sorts long accept-encoding lists that spill past the inline buffer", "[policy][vary]") {
   std::string value, want;
-  for (int i = 39; i >= 0; --i) value += (value.empty() ? "" : ", ") + std::string("e") + char('A' + i % 26) + std::to_string(i);
+  // Items "eA0".."eN39" in reverse order and upper case; the key wants them sorted and lower-cased.
+  for (int i = 39; i >= 0; --i)
+    value += (value.empty() ? "" : ", ") + std::string("e") + char('A' + i % 26) + std::to_string(i);
   std::vector<std::string> items;
   for (int i = 0; i < 40; ++i) items.push_back(std::string("e") + char('a' + i % 26) + std::to_string(i));
   std::sort(items.begin(), items.end());
