@@ -382,6 +382,7 @@ hit_runs() { # PEER: warm every size, then measure each size x connections
     check_200 "$base/bench/$size" || return 1
     warm "$base/bench/$size"
   done
+  check_alive "$PEER_PID" "$peer" || return 1
   for size in "${SIZE_LIST[@]}"; do
     for c in "${HIT_CONNS[@]}"; do
       measure "hit|$peer|$size|$c" "$PEER_PID" "$base/bench/$size" "$c" ||
@@ -420,11 +421,13 @@ stale_runs() { # PEER
   if [[ -z "${RPS[$fresh_key]:-}" ]]; then
     check_200 "$base/bench/1k" || return 1
     warm "$base/bench/1k"
+    check_alive "$PEER_PID" "$peer" || return 1
     measure "$fresh_key" "$PEER_PID" "$base/bench/1k" "$c"
   fi
   local url="$base/bench/1k?max-age=1&swr=30"
   check_200 "$url" || return 1
   warm "$url"
+  check_alive "$PEER_PID" "$peer" || return 1
   measure "stale|$peer" "$PEER_PID" "$url" "$c"
 }
 

@@ -851,7 +851,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void append(const Request& req, const Response& res, bool head_only, std::uint64_t seq) {
     const bool is_304 = res.status == 200 && not_modified(req, res);
     const int status = is_304 ? 304 : res.status;
-    out_ += req.http10 ? "HTTP/1.0 "sv : "HTTP/1.1 "sv;
+    out_ += "HTTP/1.1 "sv;  // RFC 9110 §2.5: our highest version, also to 1.0 clients
     append_uint(out_, static_cast<std::uint64_t>(status));
     out_ += ' ';
     out_ += reason_phrase(status);

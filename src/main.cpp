@@ -4,6 +4,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -89,6 +91,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cachalot: --config FILE is required\n%s", kUsage);
     return 2;
   }
+
+  // Bodies above 128 KiB get their own mappings and return to the kernel when
+  // evicted, so RSS tracks the cache's byte accounting instead of heap
+  // fragmentation (glibc would otherwise raise the threshold dynamically).
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
   auto logger = spdlog::stderr_color_mt("cachalot");
   spdlog::set_default_logger(logger);

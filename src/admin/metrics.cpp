@@ -28,6 +28,7 @@ std::string_view to_string(UpstreamErrorKind k) noexcept {
     case UpstreamErrorKind::Timeout: return "timeout";
     case UpstreamErrorKind::BadResponse: return "bad-response";
     case UpstreamErrorKind::Write: return "write";
+    case UpstreamErrorKind::Tls: return "tls";
     case UpstreamErrorKind::kCount: break;
   }
   return "unknown";

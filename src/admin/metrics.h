@@ -31,7 +31,7 @@ enum class Result : uint8_t {
 };
 std::string_view to_string(Result r) noexcept;
 
-enum class UpstreamErrorKind : uint8_t { Connect, ConnectTimeout, Reset, Timeout, BadResponse, Write, kCount };
+enum class UpstreamErrorKind : uint8_t { Connect, ConnectTimeout, Reset, Timeout, BadResponse, Write, Tls, kCount };
 std::string_view to_string(UpstreamErrorKind k) noexcept;
 
 enum class PurgeKind : uint8_t { Url, Prefix, Tag, All, Route, Method, kCount };

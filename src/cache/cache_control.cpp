@@ -1,24 +1,33 @@
 #include "cache/cache_control.h"
 
 #include <algorithm>
+#include <array>
 
 namespace cachalot::cache {
 
 namespace {
 
-using http::iequals;
+// This runs on every request and response, so the helpers are local and
+// inline: one table lookup per byte, no out-of-line call per character.
 
-// tchar (RFC 9110 §5.6.2).
-constexpr bool is_tchar(char ch) noexcept {
-  const auto c = static_cast<unsigned char>(ch);
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
+// tchar (RFC 9110 §5.6.2), as a table.
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 32] = true;
+  for (unsigned char c : std::string_view("!#$%&'*+-.^_`|~")) t[c] = true;
+  return t;
+}();
+constexpr bool is_tchar(char c) noexcept { return kTchar[static_cast<unsigned char>(c)]; }
+
+// `s` equals `lower` (an all-lower-case literal) ignoring ASCII case.
+constexpr bool iequals(std::string_view s, std::string_view lower) noexcept {
+  if (s.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c) != lower[i]) return false;
   }
+  return true;
 }
 
 constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }

@@ -31,6 +31,9 @@ void finalize_entry(Entry& e) {
     e.head_block.append("\r\n");
   }
   e.head_block.shrink_to_fit();
+  // A body grown chunk by chunk may hold up to twice its size; charge() counts
+  // capacity, so give the slack back before the entry is published.
+  if (e.body.capacity() > e.body.size() + e.body.size() / 8 + 64) e.body.shrink_to_fit();
 
   // Useful until every window has passed: stale-while-revalidate and
   // stale-if-error serve it, and the keep window lets a conditional request

@@ -2,8 +2,8 @@
 //
 // Both are intrusive and index-based: the per-object state (two links and a
 // visited bit) is an EvictionHook embedded in the store's own node, addressed
-// by a 32-bit NodeId, so the policies allocate nothing, a hit touches the cache
-// line the lookup already loaded, and every operation is O(1) (SIEVE's victim()
+// by a 32-bit NodeId, so the policies allocate nothing, a SIEVE hit writes to
+// the node the lookup already loaded, and every operation is O(1) (SIEVE's victim()
 // is O(1) amortized: each hand step either evicts or clears a bit that a hit
 // had to set). The policies pick victims; the store removes them (it calls
 // erase() for the victim like for any other removal).

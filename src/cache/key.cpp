@@ -3,44 +3,51 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 
 #include "cache/vary.h"
 
 namespace cachalot::cache {
 
-namespace {
+// This runs on every request. The key is written through a pointer into a
+// string sized once for the worst case (every byte percent-encoded, and room
+// to rebuild a sorted query), then trimmed: one allocation, no per-byte
+// capacity checks, one table lookup per byte.
 
-using http::ascii_lower;
+namespace {
 
 constexpr char kHex[] = "0123456789ABCDEF";
 
 constexpr bool is_alpha(unsigned char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 constexpr bool is_digit(unsigned char c) noexcept { return c >= '0' && c <= '9'; }
+constexpr char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
 
-// RFC 3986 §2.3
-constexpr bool is_unreserved(unsigned char c) noexcept {
-  return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-// RFC 3986 §2.2
-constexpr bool is_sub_delim(unsigned char c) noexcept {
-  switch (c) {
-    case '!': case '$': case '&': case '\'': case '(': case ')': case '*': case '+': case ',': case ';': case '=':
-      return true;
-    default:
-      return false;
+// Character classes of RFC 3986.
+enum CharClass : uint8_t {
+  kUnreserved = 1,  // §2.3: ALPHA / DIGIT / "-" / "." / "_" / "~"
+  kPathChar = 2,    // §3.3 pchar without pct-encoded: unreserved / sub-delims / ":" / "@"
+  kQueryChar = 4,   // §3.4: pchar / "/" / "?"
+  kHostChar = 8,    // §3.2.2 IP-literal / reg-name bytes: unreserved / sub-delims / ":" / "[" / "]" / "%"
+};
+constexpr std::array<uint8_t, 256> kCharClass = [] {
+  std::array<uint8_t, 256> t{};
+  const std::string_view sub_delims = "!$&'()*+,;=";  // §2.2
+  for (int i = 0; i < 256; ++i) {
+    const auto c = static_cast<unsigned char>(i);
+    const bool unreserved = is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
+    const bool sub_delim = c != 0 && sub_delims.find(static_cast<char>(c)) != std::string_view::npos;
+    uint8_t v = 0;
+    if (unreserved) v |= kUnreserved;
+    if (unreserved || sub_delim || c == ':' || c == '@') v |= kPathChar | kQueryChar;
+    if (c == '/' || c == '?') v |= kQueryChar;
+    if (unreserved || sub_delim || c == ':' || c == '[' || c == ']' || c == '%') v |= kHostChar;
+    t[i] = v;
   }
-}
-// pchar without pct-encoded (RFC 3986 §3.3); the query adds '/' and '?' (§3.4).
-constexpr bool is_path_char(unsigned char c) noexcept {
-  return is_unreserved(c) || is_sub_delim(c) || c == ':' || c == '@';
-}
-constexpr bool is_query_char(unsigned char c) noexcept { return is_path_char(c) || c == '/' || c == '?'; }
-// host = IP-literal / IPv4address / reg-name (RFC 3986 §3.2.2); '%' for pct-encoded and zone ids.
-constexpr bool is_host_char(unsigned char c) noexcept {
-  return is_unreserved(c) || is_sub_delim(c) || c == ':' || c == '[' || c == ']' || c == '%';
-}
+  return t;
+}();
+constexpr bool in_class(unsigned char c, uint8_t cls) noexcept { return (kCharClass[c] & cls) != 0; }
 
-int hex_value(char ch) noexcept {
+constexpr int hex_value(char ch) noexcept {
   const auto c = static_cast<unsigned char>(ch);
   if (is_digit(c)) return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -48,117 +55,105 @@ int hex_value(char ch) noexcept {
   return -1;
 }
 
-void append_pct(std::string& out, unsigned char c) {
-  out.push_back('%');
-  out.push_back(kHex[c >> 4]);
-  out.push_back(kHex[c & 15]);
+char* write(char* p, std::string_view s) noexcept {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
 }
 
-// Appends `s` with percent-encoding normalised (RFC 3986 §6.2.2.1, §6.2.2.2):
-// %xx -> %XX, %XX of an unreserved character decoded, bytes outside
-// `allowed` encoded, a '%' that starts no valid triplet kept.
-template <class Allowed>
-void append_normalized(std::string& out, std::string_view s, Allowed allowed) {
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    // Fast path: copy a run of bytes that need no change in one append.
-    std::size_t run = i;
-    while (run < s.size() && allowed(static_cast<unsigned char>(s[run]))) ++run;
-    if (run > i) {
-      out.append(s.data() + i, run - i);
-      i = run;
-      if (i == s.size()) break;
-    }
+// Writes `s` with percent-encoding normalised (RFC 3986 §6.2.2.1, §6.2.2.2):
+// %xx -> %XX, %XX of an unreserved character decoded, bytes outside class
+// `allowed` encoded, a '%' that starts no valid triplet kept as is. `fold`
+// lower-cases letters (the host is case-insensitive; %XX hex digits stay upper).
+// Writes at most 3 * s.size() bytes.
+template <bool fold>
+char* write_normalized(char* p, std::string_view s, uint8_t allowed) noexcept {
+  const std::size_t n = s.size();
+  for (std::size_t i = 0; i < n; ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
+    if (c != '%' && in_class(c, allowed)) {
+      *p++ = fold ? lower(static_cast<char>(c)) : static_cast<char>(c);
+      continue;
+    }
     if (c == '%') {
-      const int hi = i + 2 < s.size() ? hex_value(s[i + 1]) : -1;
+      const int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
       const int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
       if (lo < 0) {
-        out.push_back('%');
+        *p++ = '%';
         continue;
       }
-      const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
-      if (is_unreserved(decoded)) {
-        out.push_back(static_cast<char>(decoded));
-      } else {
-        append_pct(out, decoded);
-      }
       i += 2;
-    } else if (allowed(c)) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      append_pct(out, c);
+      const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
+      if (in_class(decoded, kUnreserved)) {
+        *p++ = fold ? lower(static_cast<char>(decoded)) : static_cast<char>(decoded);
+        continue;
+      }
+      *p++ = '%', *p++ = kHex[decoded >> 4], *p++ = kHex[decoded & 15];
+      continue;
     }
+    *p++ = '%', *p++ = kHex[c >> 4], *p++ = kHex[c & 15];
   }
+  return p;
 }
 
-void append_lower(std::string& out, std::string_view s) {
-  for (char c : s) out.push_back(ascii_lower(c));
-}
-
-// host[:port], lower-cased, default or empty port dropped (RFC 3986 §6.2.3,
-// RFC 9110 §4.2.3).
-void append_authority(std::string& out, std::string_view default_port, std::string_view host) {
+// host[:port], lower-cased, the default or an empty port dropped (RFC 3986
+// §6.2.3, RFC 9110 §4.2.3).
+char* write_authority(char* p, std::string_view default_port, std::string_view host) noexcept {
   std::string_view name = host;
   std::string_view port;
   bool has_port = false;
-  const std::size_t colon = host.rfind(':');
-  const std::size_t bracket = host.rfind(']');  // an IPv6 literal holds colons of its own
-  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+  // The port follows the last ':' unless a ']' comes after it (an IPv6 literal holds colons of its own).
+  const std::size_t colon = host.find_last_of(":]");
+  if (colon != std::string_view::npos && host[colon] == ':') {
     name = host.substr(0, colon);
     port = host.substr(colon + 1);
     has_port = true;
   }
-  const std::size_t name_start = out.size();
-  append_normalized(out, name, is_host_char);
-  for (std::size_t i = name_start; i < out.size(); ++i) {
-    // Lower-case the name, but not the hex digits of %XX (kept upper, §6.2.2.1).
-    if (out[i] == '%' && i + 2 < out.size() && hex_value(out[i + 1]) >= 0 && hex_value(out[i + 2]) >= 0) {
-      i += 2;
-    } else {
-      out[i] = ascii_lower(out[i]);
-    }
-  }
-  if (!has_port) return;
+  p = write_normalized<true>(p, name, kHostChar);
+  if (!has_port) return p;
   if (std::all_of(port.begin(), port.end(), [](char c) { return is_digit(static_cast<unsigned char>(c)); })) {
     while (port.size() > 1 && port.front() == '0') port.remove_prefix(1);
-    if (port.empty() || port == default_port) return;
+    if (port.empty() || port == default_port) return p;
   }
-  out.push_back(':');
-  append_normalized(out, port, is_host_char);
+  *p++ = ':';
+  return write_normalized<true>(p, port, kHostChar);
 }
 
-// Appends the path with dot segments removed (RFC 3986 §5.2.4), one segment
-// at a time so a decoded "%2E%2E" is recognised. Always starts with '/'.
-void append_path(std::string& out, std::string_view path) {
-  const std::size_t base = out.size();
+// The path with dot segments removed (RFC 3986 §5.2.4), one segment at a
+// time so that a decoded "%2E%2E" counts. Always starts with '/'.
+char* write_path(char* p, std::string_view path) noexcept {
+  char* const base = p;
   if (!path.empty() && path.front() == '/') path.remove_prefix(1);
   for (;;) {
     const std::size_t slash = path.find('/');
     const bool last = slash == std::string_view::npos;
-    const std::size_t seg_start = out.size();
-    out.push_back('/');
-    append_normalized(out, path.substr(0, slash), is_path_char);
-    const std::string_view seg(out.data() + seg_start + 1, out.size() - seg_start - 1);
-    if (seg == "." || seg == "..") {
-      const bool up = seg.size() == 2;
-      out.resize(seg_start);
-      if (up && out.size() > base) out.resize(out.rfind('/'));  // out[base] is '/', so rfind stays >= base
-      if (last) out.push_back('/');  // "/a/." and "/a/b/.." end in a directory
+    char* const seg = p;
+    *p++ = '/';
+    p = write_normalized<false>(p, path.substr(0, slash), kPathChar);
+    const std::string_view written(seg + 1, static_cast<std::size_t>(p - seg - 1));
+    if (written == "." || written == "..") {
+      p = seg;
+      if (written.size() == 2 && p > base) {
+        do --p;  // ".." drops the previous segment too; *base is '/', so this stops at base at the latest
+        while (*p != '/');
+      }
+      if (last) *p++ = '/';  // "/a/." and "/a/b/.." end in a directory
     }
     if (last) break;
     path.remove_prefix(slash + 1);
   }
-  if (out.size() == base) out.push_back('/');
+  if (p == base) *p++ = '/';
+  return p;
 }
 
-struct Span {
-  std::size_t off, len, name_len;
+// A query parameter inside the buffer.
+struct Param {
+  uint32_t off, len, name_len;  // from the start of the query; the name is what precedes '='
 };
 
-// Parameter offsets; up to 32 on the stack, more spill to the heap.
-class Spans {
+// Up to 32 parameters on the stack; more spill to the heap (rare).
+class Params {
  public:
-  void push(Span s) {
+  void push(Param s) {
     if (n_ < inline_.size() && heap_.empty()) {
       inline_[n_++] = s;
       return;
@@ -167,48 +162,52 @@ class Spans {
     heap_.push_back(s);
     ++n_;
   }
-  Span* begin() noexcept { return heap_.empty() ? inline_.data() : heap_.data(); }
-  Span* end() noexcept { return begin() + n_; }
+  Param* begin() noexcept { return heap_.empty() ? inline_.data() : heap_.data(); }
+  Param* end() noexcept { return begin() + n_; }
 
  private:
-  std::array<Span, 32> inline_;  // only the first n_ are ever read
-  std::vector<Span> heap_;
+  std::array<Param, 32> inline_;  // only the first n_ are ever read
+  std::vector<Param> heap_;
   std::size_t n_ = 0;
 };
 
-// "?query", normalised, then filtered and sorted as the options say. The
-// "?" is dropped if nothing is left.
-void append_query(std::string& out, std::string_view query, const KeyOptions& opts) {
-  out.push_back('?');
-  const std::size_t start = out.size();
-  append_normalized(out, query, is_query_char);
+// "?query", normalised, then filtered and sorted as the options say; the "?"
+// is dropped if nothing is left. Needs 6 * query.size() + 1 bytes: the
+// normalised query, then the same again to rebuild it.
+char* write_query(char* p, std::string_view query, const KeyOptions& opts) {
+  *p++ = '?';
+  char* const q = p;
+  p = write_normalized<false>(p, query, kQueryChar);
   if (opts.sort_query || !opts.ignore_params.empty()) {
-    // Parameters are split at '&' after normalisation: an encoded "%26" is data.
-    const std::size_t end = out.size();
-    Spans params;
-    for (std::size_t p = start; p < end;) {
-      std::size_t amp = out.find('&', p);
-      if (amp == std::string::npos || amp > end) amp = end;
-      const std::string_view param(out.data() + p, amp - p);
+    // Split at '&' after normalisation: an encoded "%26" is data, not a separator.
+    const std::string_view normalized(q, static_cast<std::size_t>(p - q));
+    Params params;
+    for (std::size_t at = 0; at <= normalized.size();) {
+      const std::size_t amp = std::min(normalized.find('&', at), normalized.size());
+      const std::string_view param = normalized.substr(at, amp - at);
       const std::string_view name = param.substr(0, param.find('='));
-      const bool ignored = std::find(opts.ignore_params.begin(), opts.ignore_params.end(), name) !=
-                           opts.ignore_params.end();
-      if (!param.empty() && !ignored) params.push({p, param.size(), name.size()});
-      p = amp + 1;
+      const bool ignored =
+          std::find(opts.ignore_params.begin(), opts.ignore_params.end(), name) != opts.ignore_params.end();
+      if (!param.empty() && !ignored)
+        params.push({static_cast<uint32_t>(at), static_cast<uint32_t>(param.size()),
+                     static_cast<uint32_t>(name.size())});
+      at = amp + 1;
     }
-    auto name_of = [&out](const Span& s) { return std::string_view(out.data() + s.off, s.name_len); };
     if (opts.sort_query)
-      std::stable_sort(params.begin(), params.end(),
-                       [&](const Span& a, const Span& b) { return name_of(a) < name_of(b); });
-    // Rebuild after the region, then drop the region; reserving keeps the offsets' data in place.
-    out.reserve(out.size() + (end - start));
-    for (const Span& s : params) {
-      if (out.size() > end) out.push_back('&');
-      out.append(out.data() + s.off, s.len);
+      std::stable_sort(params.begin(), params.end(), [q](const Param& a, const Param& b) {
+        return std::string_view(q + a.off, a.name_len) < std::string_view(q + b.off, b.name_len);
+      });
+    // Rebuild after the normalised query, then move it into place.
+    char* const rebuilt = p;
+    char* r = rebuilt;
+    for (const Param& s : params) {
+      if (r != rebuilt) *r++ = '&';
+      r = write(r, std::string_view(q + s.off, s.len));
     }
-    out.erase(start, end - start);
+    std::memmove(q, rebuilt, static_cast<std::size_t>(r - rebuilt));
+    p = q + (r - rebuilt);
   }
-  if (out.size() == start) out.pop_back();
+  return p == q ? p - 1 : p;
 }
 
 // Path and query of an origin-form or absolute-form target.
@@ -228,24 +227,34 @@ std::string_view path_and_query(std::string_view target) noexcept {
   return target;  // asterisk-form or junk: keyed as a path
 }
 
+bool iequals(std::string_view s, std::string_view lower_literal) noexcept {
+  if (s.size() != lower_literal.size()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (lower(s[i]) != lower_literal[i]) return false;
+  return true;
+}
+
 }  // namespace
 
 std::string primary_key(std::string_view scheme, std::string_view host, std::string_view target,
                         const http::HeaderMap& req_headers, const KeyOptions& opts) {
-  std::string key;
-  key.reserve(scheme.size() + 3 + host.size() + target.size() + 8 + opts.headers.size() * 32);
-  append_lower(key, scheme);
-  key.append("://");
-  const std::string_view default_port = http::iequals(scheme, "http")    ? "80"
-                                        : http::iequals(scheme, "https") ? "443"
-                                                                         : "";
-  append_authority(key, default_port, host);
-
   std::string_view pq = path_and_query(target);
   pq = pq.substr(0, pq.find('#'));  // a fragment is not part of the target
-  const std::size_t q = pq.find('?');
-  append_path(key, pq.substr(0, q));
-  if (q != std::string_view::npos) append_query(key, pq.substr(q + 1), opts);
+  const std::size_t q = std::min(pq.find('?'), pq.size());
+  const std::string_view path = pq.substr(0, q);
+  const std::string_view query = pq.substr(std::min(q + 1, pq.size()));
+
+  std::string key;
+  // Worst case: scheme + "://" + 3x host + ":" + "/" + 3x path + "?" + 6x query.
+  key.resize(scheme.size() + 3 + 3 * host.size() + 1 + 1 + 3 * path.size() + 1 + 6 * query.size());
+  char* p = key.data();
+  for (char c : scheme) *p++ = lower(c);
+  p = write(p, "://");
+  const std::string_view default_port = iequals(scheme, "http") ? "80" : iequals(scheme, "https") ? "443" : "";
+  p = write_authority(p, default_port, host);
+  p = write_path(p, path);
+  if (q != pq.size()) p = write_query(p, query, opts);
+  key.resize(static_cast<std::size_t>(p - key.data()));
 
   for (const std::string& name : opts.headers) {
     key.push_back('\n');

@@ -47,6 +47,9 @@ struct KeyOptions {
   std::vector<std::string> headers{};      // route key.headers: request fields added to the key
 };
 
+// One allocation: the string is sized for the worst case and trimmed, so its
+// capacity may exceed its size; copy it (rather than move it) into
+// long-lived storage.
 std::string primary_key(std::string_view scheme, std::string_view host, std::string_view target,
                         const http::HeaderMap& req_headers, const KeyOptions& opts);
 

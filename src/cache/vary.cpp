@@ -9,8 +9,21 @@ namespace cachalot::cache {
 
 namespace {
 
-using http::ascii_lower;
-using http::iequals;
+// variant_key() runs on every lookup of a Vary'd URI: the helpers are local
+// and inline rather than calls per character.
+constexpr char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
+// ASCII case-insensitive equality; equal bytes (the common case) cost one compare.
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if (x == y) continue;
+    const auto folded = static_cast<unsigned char>(x | 0x20);
+    if ((x ^ y) != 0x20 || folded < 'a' || folded > 'z') return false;
+  }
+  return true;
+}
 
 constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
@@ -186,7 +199,9 @@ VarySpec parse_vary(const http::HeaderMap& resp_headers) {
 }
 
 void append_field_entry(std::string& out, std::string_view name, const http::HeaderMap& headers) {
-  for (char c : name) out.push_back(ascii_lower(c));
+  const std::size_t name_start = out.size();
+  out.append(name);
+  for (std::size_t i = name_start; i < out.size(); ++i) out[i] = ascii_lower(out[i]);
   out.push_back(':');
   const std::size_t value_start = out.size();
   if (!append_value(out, name, headers)) {

@@ -19,6 +19,7 @@ std::string_view to_string(UpstreamError e) noexcept {
     case UpstreamError::Timeout: return "timeout";
     case UpstreamError::BadResponse: return "bad-response";
     case UpstreamError::WriteFailed: return "write";
+    case UpstreamError::Tls: return "tls";
   }
   return "none";
 }
@@ -27,7 +28,10 @@ awaitable<UpstreamError> UpstreamConn::write(const std::vector<asio::const_buffe
                                              std::chrono::milliseconds timeout) {
   watchdog.arm(timeout);
   asio::error_code ec;
-  co_await asio::async_write(socket, buffers, asio::redirect_error(use_awaitable, ec));
+  if (tls)
+    co_await asio::async_write(*tls, buffers, asio::redirect_error(use_awaitable, ec));
+  else
+    co_await asio::async_write(socket, buffers, asio::redirect_error(use_awaitable, ec));
   watchdog.disarm();
   if (ec) co_return watchdog.expired() ? UpstreamError::Timeout : UpstreamError::WriteFailed;
   co_return UpstreamError::None;
@@ -42,10 +46,12 @@ awaitable<UpstreamError> UpstreamConn::fill(std::chrono::milliseconds timeout) {
   }
   watchdog.arm(timeout);
   asio::error_code ec;
-  std::size_t n = co_await socket.async_read_some(asio::buffer(buf.data() + rend, buf.size() - rend),
-                                                  asio::redirect_error(use_awaitable, ec));
+  auto space = asio::buffer(buf.data() + rend, buf.size() - rend);
+  std::size_t n = tls ? co_await tls->async_read_some(space, asio::redirect_error(use_awaitable, ec))
+                      : co_await socket.async_read_some(space, asio::redirect_error(use_awaitable, ec));
   watchdog.disarm();
-  if (ec == asio::error::eof) {
+  // A TLS peer that closes without close_notify ends the stream like EOF.
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
     eof = true;
     co_return UpstreamError::None;
   }
@@ -121,7 +127,7 @@ void UpstreamPool::close_all() {
 }
 
 void UpstreamPool::set_options(UpstreamOptions opts) {
-  bool target_changed = opts.host != opts_.host || opts.port != opts_.port;
+  bool target_changed = opts.host != opts_.host || opts.port != opts_.port || opts.tls != opts_.tls;
   opts_ = std::move(opts);
   if (target_changed) {
     endpoints_.clear();
@@ -182,6 +188,21 @@ awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& er
     co_return nullptr;
   }
   c->socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (opts_.tls) {
+    const std::string& name = opts_.sni.empty() ? opts_.host : opts_.sni;
+    c->tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(c->socket, *opts_.tls);
+    SSL_set_tlsext_host_name(c->tls->native_handle(), name.c_str());
+    if (opts_.verify) c->tls->set_verify_callback(asio::ssl::host_name_verification(name));
+    c->watchdog.arm(opts_.connect_timeout);
+    co_await c->tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
+    c->watchdog.disarm();
+    if (ec) {
+      err = c->watchdog.expired() ? UpstreamError::ConnectTimeout : UpstreamError::Tls;
+      c->close();
+      --active_;
+      co_return nullptr;
+    }
+  }
   co_return c;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 
 #include "http/parser.h"
 #include "net/watchdog.h"
@@ -28,6 +29,7 @@ enum class UpstreamError : uint8_t {
   Timeout,          // first byte or idle timeout while reading the response
   BadResponse,      // the origin sent bytes that are not HTTP/1.1
   WriteFailed,      // sending the request failed
+  Tls,              // the TLS handshake with an https:// origin failed (e.g. certificate not trusted)
 };
 std::string_view to_string(UpstreamError e) noexcept;
 // Timeouts map to 504, everything else to 502.
@@ -44,6 +46,9 @@ struct UpstreamOptions {
   std::chrono::milliseconds pool_idle{60000};
   std::size_t max_idle = 64;
   http::ParserLimits limits{64 * 1024, 64 * 1024, UINT64_MAX};
+  std::shared_ptr<asio::ssl::context> tls;  // set for https:// origins
+  std::string sni;                          // server name to send and verify (default: host)
+  bool verify = true;
 };
 
 class UpstreamConn {
@@ -59,6 +64,7 @@ class UpstreamConn {
         buf(16 * 1024) {}
 
   asio::ip::tcp::socket socket;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls;  // https:// origins
   Watchdog watchdog;
   http::Parser parser;
   std::vector<char> buf;

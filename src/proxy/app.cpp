@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "net/tls.h"
 #include "proxy/access_log.h"
 #include "proxy/session.h"
 
@@ -33,11 +34,14 @@ Worker::~Worker() {
 }
 
 App::App(std::shared_ptr<const config::Config> cfg)
-    : config_(cfg), store_(std::make_unique<cache::Store>(store_options(*cfg))), metrics_(cfg->server.workers) {
+    : config_(cfg),
+      store_(std::make_unique<cache::Store>(store_options(*cfg))),
+      metrics_(cfg->server.workers),
+      tls_(make_tls(*cfg)) {
   for (std::size_t i = 0; i < cfg->server.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i));
     Worker& w = *workers_.back();
-    w.pool = std::make_unique<net::UpstreamPool>(w.ioc, w.watchdogs, upstream_options(*cfg));
+    w.pool = std::make_unique<net::UpstreamPool>(w.ioc, w.watchdogs, upstream_options(*cfg, tls_.upstream));
     w.watchdogs.start(w.ioc);
   }
   metrics_.add_gauge("cachalot_cache_objects", "Stored responses (variants).",
@@ -59,8 +63,27 @@ App::~App() {
   }
 }
 
-net::UpstreamOptions App::upstream_options(const config::Config& cfg) const {
+App::TlsContexts App::make_tls(const config::Config& cfg) {
+  TlsContexts t;
+  for (const auto& l : cfg.server.listen)
+    if (l.tls) t.listeners.emplace_back(l.text, net::make_server_tls(l.cert_file, l.key_file));
+  if (cfg.upstream.url.tls()) t.upstream = net::make_client_tls(cfg.upstream.tls.verify, cfg.upstream.tls.ca_file);
+  return t;
+}
+
+std::shared_ptr<asio::ssl::context> App::listener_tls(const std::string& listener) const {
+  std::lock_guard lk(tls_mu_);
+  for (const auto& [name, ctx] : tls_.listeners)
+    if (name == listener) return ctx;
+  return nullptr;
+}
+
+net::UpstreamOptions App::upstream_options(const config::Config& cfg,
+                                           std::shared_ptr<asio::ssl::context> client_tls) const {
   net::UpstreamOptions o;
+  o.tls = std::move(client_tls);
+  o.sni = cfg.upstream.tls.sni;
+  o.verify = cfg.upstream.tls.verify;
   o.host = cfg.upstream.url.host;
   o.port = cfg.upstream.url.port;
   o.connect_timeout = cfg.upstream.timeouts.connect;
@@ -92,15 +115,15 @@ void App::bind_listeners(const config::Config& cfg) {
       acc->listen(asio::socket_base::max_listen_connections);
       w->acceptor_names.push_back(l.text);
       w->acceptors.push_back(std::move(acc));
-      accept_loop(*w, *w->acceptors.back());
+      accept_loop(*w, *w->acceptors.back(), l.text);
     }
   }
 }
 
-void App::accept_loop(Worker& w, asio::ip::tcp::acceptor& acc) {
+void App::accept_loop(Worker& w, asio::ip::tcp::acceptor& acc, std::string listener) {
   asio::co_spawn(
       w.ioc,
-      [&w, &acc]() -> awaitable<void> {
+      [&w, &acc, listener]() -> awaitable<void> {
         for (;;) {
           asio::error_code ec;
           asio::ip::tcp::socket s = co_await acc.async_accept(asio::redirect_error(use_awaitable, ec));
@@ -116,7 +139,7 @@ void App::accept_loop(Worker& w, asio::ip::tcp::acceptor& acc) {
             s.close(ec);
             continue;
           }
-          auto session = std::make_shared<Session>(w, std::move(s));
+          auto session = std::make_shared<Session>(w, std::move(s), w.app.listener_tls(listener));
           asio::co_spawn(w.ioc, [session]() -> awaitable<void> { co_await session->run(); }, asio::detached);
         }
       },
@@ -193,7 +216,9 @@ std::string App::reload(std::shared_ptr<const config::Config> cfg) {
   if (cfg->server.workers != old->server.workers)
     spdlog::warn("server.workers changed from {} to {}: takes effect on restart", old->server.workers,
                  cfg->server.workers);
+  TlsContexts tls;
   try {
+    tls = make_tls(*cfg);  // re-reads certificates and keys
     configure_access_log(*cfg);
   } catch (const std::exception& e) {
     return e.what();
@@ -204,9 +229,13 @@ std::string App::reload(std::shared_ptr<const config::Config> cfg) {
   } catch (const std::exception& e) {
     return e.what();
   }
+  {
+    std::lock_guard lk(tls_mu_);
+    tls_ = tls;
+  }
   for (auto& w : workers_) {
     Worker* wp = w.get();
-    auto opts = upstream_options(*cfg);
+    auto opts = upstream_options(*cfg, tls.upstream);
     std::vector<std::string> keep;
     for (const auto& l : cfg->server.listen) keep.push_back(l.text);
     asio::post(wp->ioc, [wp, opts, keep] {

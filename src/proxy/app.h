@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 
 #include "admin/metrics.h"
 #include "cache/store.h"
@@ -73,8 +74,17 @@ class App {
 
  private:
   void bind_listeners(const config::Config& cfg);
-  void accept_loop(Worker& w, asio::ip::tcp::acceptor& acc);
-  net::UpstreamOptions upstream_options(const config::Config& cfg) const;
+  void accept_loop(Worker& w, asio::ip::tcp::acceptor& acc, std::string listener);
+  net::UpstreamOptions upstream_options(const config::Config& cfg,
+                                        std::shared_ptr<asio::ssl::context> client_tls) const;
+  // TLS contexts for the listeners that have tls:, and for an https:// origin
+  // (built before a config is applied; throws std::runtime_error naming the file).
+  struct TlsContexts {
+    std::vector<std::pair<std::string, std::shared_ptr<asio::ssl::context>>> listeners;
+    std::shared_ptr<asio::ssl::context> upstream;
+  };
+  static TlsContexts make_tls(const config::Config& cfg);
+  std::shared_ptr<asio::ssl::context> listener_tls(const std::string& listener) const;
 
   std::atomic<std::shared_ptr<const config::Config>> config_;
   std::unique_ptr<cache::Store> store_;
@@ -84,6 +94,8 @@ class App {
   std::atomic<bool> draining_{false};
   std::mutex reload_mu_;
   mutable std::mutex gen_mu_;
+  mutable std::mutex tls_mu_;
+  TlsContexts tls_;
   mutable std::mutex hosts_mu_;
   std::vector<std::string> hosts_;
   std::vector<std::pair<std::string, uint64_t>> generations_;

@@ -67,6 +67,7 @@ admin::UpstreamErrorKind kind_of(net::UpstreamError e) {
     case net::UpstreamError::Reset: return admin::UpstreamErrorKind::Reset;
     case net::UpstreamError::Timeout: return admin::UpstreamErrorKind::Timeout;
     case net::UpstreamError::BadResponse: return admin::UpstreamErrorKind::BadResponse;
+    case net::UpstreamError::Tls: return admin::UpstreamErrorKind::Tls;
     default: return admin::UpstreamErrorKind::Write;
   }
 }
@@ -147,7 +148,7 @@ struct Session::FetchPlan {
   bool pass = false;                          // forward as is (request body, no cache)
 };
 
-Session::Session(Worker& w, asio::ip::tcp::socket socket)
+Session::Session(Worker& w, asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> tls)
     : w_(w),
       app_(w.app),
       socket_(std::move(socket)),
@@ -168,6 +169,10 @@ Session::Session(Worker& w, asio::ip::tcp::socket socket)
                      : a.to_string();
   }
   socket_->set_option(asio::ip::tcp::no_delay(true), ec);
+  if (tls) {
+    tls_ctx_ = std::move(tls);
+    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(*socket_, *tls_ctx_);
+  }
   w_.sessions.push_back(this);
   w_.metrics.client_connections.fetch_add(1, std::memory_order_relaxed);
   w_.metrics.client_connections_total.fetch_add(1, std::memory_order_relaxed);
@@ -218,10 +223,11 @@ awaitable<Session::ReadStatus> Session::fill_buffer(std::chrono::milliseconds ti
   }
   watchdog_.arm(timeout);
   asio::error_code ec;
-  std::size_t n = co_await socket_->async_read_some(asio::buffer(buf_.data() + rend_, buf_.size() - rend_),
-                                                    asio::redirect_error(use_awaitable, ec));
+  auto space = asio::buffer(buf_.data() + rend_, buf_.size() - rend_);
+  std::size_t n = tls_ ? co_await tls_->async_read_some(space, asio::redirect_error(use_awaitable, ec))
+                       : co_await socket_->async_read_some(space, asio::redirect_error(use_awaitable, ec));
   watchdog_.disarm();
-  if (ec == asio::error::eof) {
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
     eof_ = true;
     co_return ReadStatus::Closed;
   }
@@ -269,7 +275,8 @@ awaitable<bool> Session::send(const std::vector<asio::const_buffer>& buffers) {
   if (client_gone_ || !socket_) co_return false;
   watchdog_.arm(cfg_->server.timeouts.send);
   asio::error_code ec;
-  std::size_t n = co_await asio::async_write(*socket_, buffers, asio::redirect_error(use_awaitable, ec));
+  std::size_t n = tls_ ? co_await asio::async_write(*tls_, buffers, asio::redirect_error(use_awaitable, ec))
+                       : co_await asio::async_write(*socket_, buffers, asio::redirect_error(use_awaitable, ec));
   watchdog_.disarm();
   bytes_sent_ += n;
   if (ec) {
@@ -327,6 +334,18 @@ awaitable<void> Session::send_error(int status, std::string_view detail, bool cl
 
 awaitable<void> Session::run() {
   auto self = shared_from_this();
+  if (tls_) {
+    cfg_ = app_.config();
+    watchdog_.arm(cfg_->server.timeouts.client_header);
+    asio::error_code ec;
+    co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    watchdog_.disarm();
+    if (ec) {
+      spdlog::debug("TLS handshake with {} failed: {}", client_ip_, ec.message());
+      socket_->close(ec);
+      co_return;
+    }
+  }
   for (;;) {
     cfg_ = app_.config();
     const auto& lim = cfg_->server.limits;
@@ -422,9 +441,9 @@ awaitable<void> Session::handle() {
   co_await fetch(plan);
 }
 
-std::string Session::host_for_key() const {
+std::string_view Session::host_for_key() const {
   auto h = req_->headers.get("host");
-  if (h && !h->empty()) return std::string(*h);
+  if (h && !h->empty()) return *h;
   return cfg_->upstream.url.host;
 }
 
@@ -456,7 +475,8 @@ awaitable<void> Session::handle_cacheable(const config::Route* route) {
     switch (ev.decision) {
       case cache::Decision::Hit: {
         int64_t ttl = entry->freshness.ttl(now);
-        cache_status_ = "hit; ttl=" + std::to_string(ttl);
+        cache_status_.assign("hit; ttl=");
+        append_num(cache_status_, ttl);
         // Refresh-ahead: hot entries are refreshed shortly before they expire
         // (probabilistic early expiration: the closer to expiry, the likelier).
         if (route && route->refresh_ahead && entry->freshness.lifetime.count() > 0) {
@@ -1108,7 +1128,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
   if (entry) {
     cache::finalize_entry(*entry);
     std::shared_ptr<const cache::Entry> published = entry;
-    app_.note_host(host_for_key());
+    app_.note_host(http::to_lower(host_for_key()));
     auto pr = app_.store().publish(published);
     if (pr.evicted.count) app_.metrics().evictions.add("memory", pr.evicted.count);
     if (pr.variant_cap.count) app_.metrics().evictions.add("variant-cap", pr.variant_cap.count);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 
 #include "admin/metrics.h"
 #include "cache/entry.h"
@@ -36,7 +37,7 @@ class App;
 class Session : public std::enable_shared_from_this<Session> {
  public:
   // A client session.
-  Session(Worker& w, asio::ip::tcp::socket socket);
+  Session(Worker& w, asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> tls = nullptr);
   // A background refresh (no client): revalidates `stale` for `req`.
   Session(Worker& w, const http::RequestHead& req);
   ~Session();
@@ -69,11 +70,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void start_background_refresh(const std::string& key, const std::shared_ptr<const cache::Entry>& entry);
   void finish_request();
   void append_cache_status(std::string& out, std::string_view fwd_or_hit) const;
-  std::string host_for_key() const;
+  std::string_view host_for_key() const;
 
   Worker& w_;
   App& app_;
   std::optional<asio::ip::tcp::socket> socket_;
+  std::shared_ptr<asio::ssl::context> tls_ctx_;                      // keeps the context alive
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;  // TLS listeners
   net::Watchdog watchdog_;
   http::Parser parser_;
   std::vector<char> buf_;

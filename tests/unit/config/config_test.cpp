@@ -55,7 +55,7 @@ TEST_CASE("the reference file loads with the defaults of Config{}", "[config]") 
   CHECK(config->upstream.tls.verify);
   CHECK(config->cache.max_memory == 256 * kMiB);
   CHECK(config->cache.max_object_size == 8 * kMiB);
-  CHECK(config->cache.shards == 64);
+  CHECK(config->cache.shards == 16);
   CHECK(config->cache.heuristic_fraction == 0.1);
   CHECK(config->cache.heuristic_max == 24h);
   CHECK(config->cache.tag_headers == std::vector<std::string>{"Surrogate-Key", "Cache-Tag"});
