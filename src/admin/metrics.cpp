@@ -125,15 +125,17 @@ std::string Metrics::render() const {
   out.reserve(8192);
   const auto& ws = workers_;
 
-  header(out, "cachalot_http_responses_total", "counter", "Responses sent to clients by status class.");
-  for (int c = 1; c <= 5; ++c)
-    fmt::format_to(std::back_inserter(out), "cachalot_http_responses_total{{class=\"{}xx\"}} {}\n", c,
-                   sum(ws, [c](WorkerMetrics& w) -> auto& { return w.status_class[c]; }));
-
-  header(out, "cachalot_requests_total", "counter", "Requests by how they were answered (same names as Cache-Status).");
+  header(out, "cachalot_requests_total", "counter",
+         "Requests by how they were answered (the Cache-Status names) and status class.");
+  static constexpr std::string_view kClass[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
   for (std::size_t r = 0; r < static_cast<size_t>(Result::kCount); ++r)
-    fmt::format_to(std::back_inserter(out), "cachalot_requests_total{{result=\"{}\"}} {}\n",
-                   to_string(static_cast<Result>(r)), sum(ws, [r](WorkerMetrics& w) -> auto& { return w.results[r]; }));
+    for (std::size_t c = 0; c < 6; ++c) {
+      uint64_t v = sum(ws, [r, c](WorkerMetrics& w) -> auto& { return w.requests[r][c]; });
+      // Every result appears (with 2xx) so dashboards see the series from the start.
+      if (v == 0 && c != 2) continue;
+      fmt::format_to(std::back_inserter(out), "cachalot_requests_total{{result=\"{}\",class=\"{}\"}} {}\n",
+                     to_string(static_cast<Result>(r)), kClass[c], v);
+    }
 
   header(out, "cachalot_upstream_errors_total", "counter", "Failures talking to the origin, by kind.");
   for (std::size_t k = 0; k < static_cast<size_t>(UpstreamErrorKind::kCount); ++k)

@@ -48,8 +48,8 @@ struct Histogram {
 };
 
 struct alignas(64) WorkerMetrics {
-  std::array<std::atomic<uint64_t>, 6> status_class{};  // 1xx..5xx, [0] unused
-  std::array<std::atomic<uint64_t>, static_cast<size_t>(Result::kCount)> results{};
+  // Requests by result and status class: [result][class], class 0 = no response sent, 1..5 = 1xx..5xx.
+  std::array<std::array<std::atomic<uint64_t>, 6>, static_cast<size_t>(Result::kCount)> requests{};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(UpstreamErrorKind::kCount)> upstream_errors{};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(PurgeKind::kCount)> purges{};
   std::atomic<uint64_t> client_connections{0};      // gauge
@@ -65,11 +65,11 @@ struct alignas(64) WorkerMetrics {
   Histogram request_duration;
   Histogram upstream_duration;  // misses: request sent -> response complete
 
-  void count_status(int status) noexcept {
+  void count(Result r, int status) noexcept {
     int c = status / 100;
-    if (c >= 1 && c <= 5) status_class[c].fetch_add(1, std::memory_order_relaxed);
+    if (c < 1 || c > 5) c = 0;
+    requests[static_cast<size_t>(r)][static_cast<size_t>(c)].fetch_add(1, std::memory_order_relaxed);
   }
-  void count(Result r) noexcept { results[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
 };
 
 // Named counters that the store and policy layers produce (verdict names are

@@ -27,7 +27,8 @@ enum CharClass : uint8_t {
   kUnreserved = 1,  // §2.3: ALPHA / DIGIT / "-" / "." / "_" / "~"
   kPathChar = 2,    // §3.3 pchar without pct-encoded: unreserved / sub-delims / ":" / "@"
   kQueryChar = 4,   // §3.4: pchar / "/" / "?"
-  kHostChar = 8,    // §3.2.2 IP-literal / reg-name bytes: unreserved / sub-delims / ":" / "[" / "]" / "%"
+  kHostChar = 8,    // §3.2.2 reg-name: unreserved / sub-delims (pct-encoded is handled apart)
+  kIpLiteral = 16,  // §3.2.2 IP-literal: reg-name bytes plus "[" / "]" / ":"
 };
 constexpr std::array<uint8_t, 256> kCharClass = [] {
   std::array<uint8_t, 256> t{};
@@ -40,7 +41,8 @@ constexpr std::array<uint8_t, 256> kCharClass = [] {
     if (unreserved) v |= kUnreserved;
     if (unreserved || sub_delim || c == ':' || c == '@') v |= kPathChar | kQueryChar;
     if (c == '/' || c == '?') v |= kQueryChar;
-    if (unreserved || sub_delim || c == ':' || c == '[' || c == ']' || c == '%') v |= kHostChar;
+    if (unreserved || sub_delim) v |= kHostChar | kIpLiteral;
+    if (c == ':' || c == '[' || c == ']') v |= kIpLiteral;
     t[i] = v;
   }
   return t;
@@ -60,75 +62,86 @@ char* write(char* p, std::string_view s) noexcept {
   return p + s.size();
 }
 
-// Writes `s` with percent-encoding normalised (RFC 3986 §6.2.2.1, §6.2.2.2):
+// Writes the byte at s[i] (or the %XX triplet starting there, advancing `i`
+// past it) with percent-encoding normalised (RFC 3986 §6.2.2.1, §6.2.2.2):
 // %xx -> %XX, %XX of an unreserved character decoded, bytes outside class
-// `allowed` encoded, a '%' that starts no valid triplet kept as is. `fold`
-// lower-cases letters (the host is case-insensitive; %XX hex digits stay upper).
-// Writes at most 3 * s.size() bytes.
+// `allowed` encoded, and a '%' that starts no valid triplet encoded as "%25"
+// (it can only be data; keeping it raw would let a later decoded character
+// complete a triplet, "%8%41" -> "%8A", and alias a different URI). `fold`
+// lower-cases letters (the host is case-insensitive; %XX hex digits stay
+// upper). Writes at most 3 bytes per input byte.
+template <bool fold>
+inline char* put_normalized(char* p, std::string_view s, std::size_t& i, uint8_t allowed) noexcept {
+  const auto c = static_cast<unsigned char>(s[i]);
+  if (c != '%' && in_class(c, allowed)) {
+    *p++ = fold ? lower(static_cast<char>(c)) : static_cast<char>(c);
+    return p;
+  }
+  if (c == '%') {
+    const int hi = i + 2 < s.size() ? hex_value(s[i + 1]) : -1;
+    const int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+    if (lo < 0) {
+      *p++ = '%', *p++ = '2', *p++ = '5';
+      return p;
+    }
+    i += 2;
+    const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
+    if (in_class(decoded, kUnreserved)) {
+      *p++ = fold ? lower(static_cast<char>(decoded)) : static_cast<char>(decoded);
+      return p;
+    }
+    *p++ = '%', *p++ = kHex[decoded >> 4], *p++ = kHex[decoded & 15];
+    return p;
+  }
+  *p++ = '%', *p++ = kHex[c >> 4], *p++ = kHex[c & 15];
+  return p;
+}
+
 template <bool fold>
 char* write_normalized(char* p, std::string_view s, uint8_t allowed) noexcept {
-  const std::size_t n = s.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c != '%' && in_class(c, allowed)) {
-      *p++ = fold ? lower(static_cast<char>(c)) : static_cast<char>(c);
-      continue;
-    }
-    if (c == '%') {
-      const int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
-      const int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
-      if (lo < 0) {
-        *p++ = '%';
-        continue;
-      }
-      i += 2;
-      const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
-      if (in_class(decoded, kUnreserved)) {
-        *p++ = fold ? lower(static_cast<char>(decoded)) : static_cast<char>(decoded);
-        continue;
-      }
-      *p++ = '%', *p++ = kHex[decoded >> 4], *p++ = kHex[decoded & 15];
-      continue;
-    }
-    *p++ = '%', *p++ = kHex[c >> 4], *p++ = kHex[c & 15];
-  }
+  for (std::size_t i = 0; i < s.size(); ++i) p = put_normalized<fold>(p, s, i, allowed);
   return p;
 }
 
 // host[:port], lower-cased, the default or an empty port dropped (RFC 3986
 // §6.2.3, RFC 9110 §4.2.3).
 char* write_authority(char* p, std::string_view default_port, std::string_view host) noexcept {
+  // The port is the digits after the last ':' (unless a ']' comes after it:
+  // an IPv6 literal holds colons of its own). Anything else after a ':' is
+  // not a port and stays part of the (then invalid) host.
   std::string_view name = host;
   std::string_view port;
   bool has_port = false;
-  // The port follows the last ':' unless a ']' comes after it (an IPv6 literal holds colons of its own).
   const std::size_t colon = host.find_last_of(":]");
   if (colon != std::string_view::npos && host[colon] == ':') {
-    name = host.substr(0, colon);
-    port = host.substr(colon + 1);
-    has_port = true;
+    const std::string_view digits = host.substr(colon + 1);
+    if (std::all_of(digits.begin(), digits.end(), [](char c) { return is_digit(static_cast<unsigned char>(c)); })) {
+      name = host.substr(0, colon);
+      port = digits;
+      has_port = true;
+    }
   }
-  p = write_normalized<true>(p, name, kHostChar);
+  // A ':' belongs in a host only inside an IP-literal; elsewhere it is encoded
+  // so that "h:x" cannot be read as a port after normalisation.
+  p = write_normalized<true>(p, name, !name.empty() && name.front() == '[' ? kIpLiteral : kHostChar);
   if (!has_port) return p;
-  if (std::all_of(port.begin(), port.end(), [](char c) { return is_digit(static_cast<unsigned char>(c)); })) {
-    while (port.size() > 1 && port.front() == '0') port.remove_prefix(1);
-    if (port.empty() || port == default_port) return p;
-  }
+  while (port.size() > 1 && port.front() == '0') port.remove_prefix(1);
+  if (port.empty() || port == default_port) return p;
   *p++ = ':';
-  return write_normalized<true>(p, port, kHostChar);
+  return write(p, port);
 }
 
-// The path with dot segments removed (RFC 3986 §5.2.4), one segment at a
-// time so that a decoded "%2E%2E" counts. Always starts with '/'.
+// The path with dot segments removed (RFC 3986 §5.2.4), in one pass: each
+// segment is written normalised, then dropped if it reads "." or ".." (so a
+// decoded "%2E%2E" counts too). Always starts with '/'.
 char* write_path(char* p, std::string_view path) noexcept {
   char* const base = p;
-  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  std::size_t i = !path.empty() && path.front() == '/' ? 1 : 0;
   for (;;) {
-    const std::size_t slash = path.find('/');
-    const bool last = slash == std::string_view::npos;
     char* const seg = p;
     *p++ = '/';
-    p = write_normalized<false>(p, path.substr(0, slash), kPathChar);
+    for (; i < path.size() && path[i] != '/'; ++i) p = put_normalized<false>(p, path, i, kPathChar);
+    const bool last = i >= path.size();
     const std::string_view written(seg + 1, static_cast<std::size_t>(p - seg - 1));
     if (written == "." || written == "..") {
       p = seg;
@@ -139,7 +152,7 @@ char* write_path(char* p, std::string_view path) noexcept {
       if (last) *p++ = '/';  // "/a/." and "/a/b/.." end in a directory
     }
     if (last) break;
-    path.remove_prefix(slash + 1);
+    ++i;  // past the '/'
   }
   if (p == base) *p++ = '/';
   return p;

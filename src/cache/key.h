@@ -10,8 +10,10 @@
 //   - path and query: hex digits of %XX upper-cased, %XX of unreserved
 //     characters decoded ("%7e" -> "~"), bytes that may not appear raw in a
 //     URI (controls, space, '"', '<', '>', '\', '^', '`', '{', '|', '}',
-//     non-ASCII) percent-encoded. A '%' not followed by two hex digits is
-//     kept as is, so no malformed target aliases a well-formed one.
+//     non-ASCII) percent-encoded. A '%' not followed by two hex digits can
+//     only be data and is encoded as "%25" (the WHATWG URL standard decodes
+//     "%zz" and "%25zz" to the same bytes), which keeps normalisation
+//     idempotent: a stray '%' never pairs up with a decoded character later.
 //   - path: dot segments removed (RFC 3986 §5.2.4) after decoding (so "%2E%2E"
 //     counts); empty path is "/"; "%2F" stays encoded (it is data, not a separator).
 //   - query: with sort_query, parameters are stably sorted by name (order of
@@ -22,8 +24,9 @@
 //   - absolute-form targets ("http://h/p?q") contribute only their path and
 //     query; the caller chooses `host` (RFC 9112 §3.2.2: the target's
 //     authority wins over Host, so pass that one).
-//   - bytes in `host` that cannot appear in an authority are percent-encoded,
-//     so a hostile Host cannot forge a path ("a/b" + "/c" vs "a" + "/b/c").
+//   - bytes in `host` that cannot appear in a host are percent-encoded (':'
+//     too, outside an IPv6 literal), so a hostile Host cannot forge a path
+//     ("a/b" + "/c" vs "a" + "/b/c") or a port.
 // Extra request fields (KeyOptions::headers, route `key.headers`) follow the
 // path after '\n' (which the encoded path cannot contain), one entry each in
 // the order configured, using the Vary encoding (vary.h): "name:len:value" or

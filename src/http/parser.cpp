@@ -182,6 +182,9 @@ int Parser::on_headers_complete(llhttp_t* p) {
           first = f.value;
         }
     }
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with more than one, gets 400.
+    std::size_t hosts = r.headers.count("host");
+    if (hosts > 1 || (hosts == 0 && r.version_minor >= 1)) return s.fail(ParseError::Malformed, "missing or duplicate Host");
     if (r.method == Method::Connect) return s.fail(ParseError::Unsupported, "CONNECT not supported");
   } else {
     ResponseHead& r = s.response_;

@@ -76,6 +76,7 @@ awaitable<UpstreamError> UpstreamConn::read_head(std::chrono::milliseconds first
           }
           continue;
         }
+        head_body_pending = true;
         co_return UpstreamError::None;
       }
     }
@@ -86,6 +87,10 @@ awaitable<UpstreamError> UpstreamConn::read_head(std::chrono::milliseconds first
 }
 
 awaitable<UpstreamError> UpstreamConn::read_body(std::chrono::milliseconds idle_timeout) {
+  if (head_body_pending) {
+    head_body_pending = false;
+    if (!parser.body().empty() || parser.message_complete()) co_return UpstreamError::None;
+  }
   parser.body().clear();
   for (;;) {
     if (parser.message_complete()) co_return UpstreamError::None;
@@ -130,6 +135,7 @@ void UpstreamPool::set_options(UpstreamOptions opts) {
   bool target_changed = opts.host != opts_.host || opts.port != opts_.port || opts.tls != opts_.tls;
   opts_ = std::move(opts);
   if (target_changed) {
+    ++generation_;
     endpoints_.clear();
     close_all();
   }
@@ -169,6 +175,7 @@ awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& er
     }
     c->reused = true;
     c->parser.next_message();
+    c->head_body_pending = false;
     ++active_;
     co_return c;
   }
@@ -176,6 +183,7 @@ awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& er
   if (err != UpstreamError::None) co_return nullptr;
 
   auto c = std::make_shared<UpstreamConn>(ioc_.get_executor(), watchdogs_, opts_.limits);
+  c->generation = generation_;
   ++active_;
   c->watchdog.arm(opts_.connect_timeout);
   asio::error_code ec;
@@ -209,7 +217,7 @@ awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& er
 void UpstreamPool::release(std::shared_ptr<UpstreamConn> c) {
   if (!c) return;
   --active_;
-  if (c->reusable() && idle_.size() < opts_.max_idle) {
+  if (c->reusable() && idle_.size() < opts_.max_idle && c->generation == generation_) {
     c->reused = true;
     c->parser.next_message();
     c->watchdog.arm(opts_.pool_idle);

@@ -71,14 +71,17 @@ class UpstreamConn {
   std::size_t rpos = 0, rend = 0;  // unparsed bytes [rpos, rend)
   bool reused = false;             // came from the pool (may have been closed by the origin)
   bool eof = false;
+  bool head_body_pending = false;
+  uint64_t generation = 0;         // the pool's target generation when it connected  // read_head() left body bytes in parser.body() for read_body()
 
   // Sends `buffers`; the send is bounded by `timeout`.
   asio::awaitable<UpstreamError> write(const std::vector<asio::const_buffer>& buffers,
                                        std::chrono::milliseconds timeout);
   // Reads until the head of the final response (1xx interim responses are skipped).
   asio::awaitable<UpstreamError> read_head(std::chrono::milliseconds first_byte_timeout);
-  // Reads the next piece of body into parser.body(). Returns None with
-  // parser.message_complete() at the end of the body.
+  // Reads the next piece of body into parser.body() (first the bytes that
+  // came with the head). Returns None with parser.message_complete() at the
+  // end of the body; parser.body() may be non-empty then too.
   asio::awaitable<UpstreamError> read_body(std::chrono::milliseconds idle_timeout);
   // The response ended cleanly and the connection may be reused.
   bool reusable() const noexcept;
@@ -111,6 +114,7 @@ class UpstreamPool {
   std::vector<asio::ip::tcp::endpoint> endpoints_;
   std::vector<std::shared_ptr<UpstreamConn>> idle_;
   std::size_t active_ = 0;  // checked out or connecting
+  uint64_t generation_ = 0; // bumped when the origin changes: older connections are not reused
 };
 
 }  // namespace cachalot::net

@@ -238,18 +238,24 @@ awaitable<Session::ReadStatus> Session::fill_buffer(std::chrono::milliseconds ti
 
 awaitable<Session::ReadStatus> Session::read_head() {
   const auto& t = cfg_->server.timeouts;
-  bool first_byte = true;
+  // client_idle bounds the wait for a request's first byte; client_header
+  // bounds the whole head from that byte on, however it is split (slowloris).
+  std::optional<std::chrono::steady_clock::time_point> head_deadline;
   for (;;) {
     if (rpos_ < rend_) {
       idle_ = false;
+      if (!head_deadline) head_deadline = std::chrono::steady_clock::now() + t.client_header;
       rpos_ += parser_.execute(buf_.data() + rpos_, rend_ - rpos_);
       if (parser_.error() != http::ParseError::None) co_return ReadStatus::Bad;
       if (parser_.head_complete()) co_return ReadStatus::Ok;
-      first_byte = false;
     }
     if (eof_ || close_after_) co_return ReadStatus::Closed;
-    // Idle keep-alive wait until the first byte, then the header deadline.
-    ReadStatus st = co_await fill_buffer(first_byte && !parser_.in_message() ? t.client_idle : t.client_header);
+    auto wait = t.client_idle;
+    if (head_deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*head_deadline - std::chrono::steady_clock::now());
+      wait = std::max(left, std::chrono::milliseconds(1));
+    }
+    ReadStatus st = co_await fill_buffer(wait);
     if (st != ReadStatus::Ok) co_return st;
   }
 }
@@ -410,8 +416,7 @@ awaitable<void> Session::run() {
 
 void Session::finish_request() {
   auto dur = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-  w_.metrics.count_status(status_);
-  w_.metrics.count(result_);
+  w_.metrics.count(result_, status_);
   w_.metrics.request_duration.observe(dur);
   access_log(*cfg_, client_ip_, *req_, status_, bytes_sent_, dur, cache_status_);
 }

@@ -181,6 +181,26 @@ class ProxyTest(unittest.TestCase):
         self.assertIn(te, ([], ["chunked"]), "only the proxy's own chunked framing may appear")
         self.assertFalse(te and r.has("content-length"), "both Transfer-Encoding and Content-Length sent")
 
+    def test_absolute_form_target_is_sent_to_the_origin_in_origin_form_rfc9112_3_2_2(self):
+        """A server must accept absolute-form; forwarding it, the proxy sends origin-form and a
+        Host generated from the target's authority, not the received Host."""
+        self.origin.route("/abs", Reply(200, NO_STORE, b"ok"))
+        with self.proxy.client() as c:
+            c.send(b"GET http://abs.example.test/abs?x=1 HTTP/1.1\r\nHost: other.example.test\r\n\r\n")
+            r = c.read_response()
+        self.assertEqual(r.status, 200)
+        req = self.origin.wait_for_requests(1, path="/abs")[0]
+        self.assertEqual(req.target, "/abs?x=1")
+        self.assertEqual(req.headers.get_all("host"), ["abs.example.test"])
+
+    def test_via_names_the_protocol_version_the_client_used_rfc9110_7_6_3(self):
+        self.origin.route("/via10", Reply(200, NO_STORE, b"ok"))
+        with self.proxy.client() as c:
+            c.send(b"GET /via10 HTTP/1.0\r\nHost: cachalot.test\r\n\r\n")
+            self.assertEqual(c.read_response().status, 200)
+        req = self.origin.wait_for_requests(1, path="/via10")[0]
+        self.assertRegex(req.header("via", ""), r"^1\.0 \S+$")
+
     # ---- request bodies -----------------------------------------------------
     def test_post_with_content_length_is_forwarded_with_its_length_and_body_rfc9112_6_2(self):
         """The length is known, so the proxy keeps Content-Length rather than switching to
@@ -218,6 +238,79 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(self.proxy.request("PUT", "/m", body=b"x").body, b"PUT")
         self.assertEqual(self.proxy.request("DELETE", "/m").body, b"DELETE")
         self.assertEqual([q.method for q in self.origin.requests("/m")], ["PUT", "DELETE"])
+
+    def test_expect_100_continue_gets_an_interim_100_so_the_client_sends_its_body_rfc9110_10_1_1(self):
+        """The client waits for 100 (Continue) before sending content; the proxy sends one
+        itself or relays the origin's, and the final response follows the body."""
+        self.origin.route("/expect", lambda req: Reply(200, NO_STORE, b"got " + req.body))
+        with self.proxy.client(timeout=3) as c:
+            c.send(b"POST /expect HTTP/1.1\r\nHost: cachalot.test\r\nContent-Length: 5\r\n"
+                   b"Expect: 100-continue\r\n\r\n")
+            try:
+                interim = c._read_until(b"\r\n\r\n")
+            except TimeoutError:
+                self.fail("no 100 (Continue) within 3 s: the client is left waiting")
+            self.assertRegex(interim.decode("latin-1"), r"^HTTP/1\.1 100 ")
+            c.send(b"hello")
+            r = c.read_response()
+        self.assertEqual((r.status, r.body), (200, b"got hello"))
+
+    def test_post_with_empty_body_is_forwarded_with_content_length_0(self):
+        self.origin.route("/empty", lambda req: Reply(200, NO_STORE, b"len %d" % len(req.body)))
+        r = self.proxy.request("POST", "/empty", body=b"")
+        self.assertEqual((r.status, r.body), (200, b"len 0"))
+        req = self.origin.wait_for_requests(1, path="/empty")[0]
+        self.assertEqual(req.header("content-length"), "0")
+
+    def test_close_delimited_origin_response_is_relayed_completely_rfc9112_6_3(self):
+        """An origin body without Content-Length or chunked ends at close (RFC 9112 §6.3
+        item 8); the client still gets all of it, properly delimited."""
+        self.origin.route("/eof", Reply(raw=b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\n\r\nuntil the end",
+                                        close=True))
+        self.origin.route("/after", Reply(200, NO_STORE, b"after"))
+        with self.proxy.client() as c:
+            c.request("GET", "/eof")
+            r = c.read_response()
+            self.assertEqual((r.status, r.body), (200, b"until the end"))
+            if not r.until_close:
+                c.request("GET", "/after")
+                self.assertEqual(c.read_response().body, b"after")
+
+    def test_origin_response_with_content_length_and_chunked_is_relayed_as_chunked_rfc9112_6_3(self):
+        """Transfer-Encoding overrides Content-Length; the proxy must drop the received
+        Content-Length before forwarding (RFC 9112 §6.3 item 3)."""
+        self.origin.route("/clte", Reply(raw=b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 100\r\n"
+                                             b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                                         close=True))
+        r = self.proxy.get("/clte")
+        self.assertEqual((r.status, r.body), (200, b"hello"))
+        self.assertNotEqual(r.header("content-length"), "100")
+
+    def test_http_1_0_origin_response_is_relayed(self):
+        self.origin.route("/o10", Reply(200, NO_STORE, b"from 1.0", version="HTTP/1.0", close=True))
+        r = self.proxy.get("/o10")
+        self.assertEqual((r.status, r.body), (200, b"from 1.0"))
+
+    def test_no_content_and_not_modified_responses_keep_the_connection_in_sync_rfc9112_6_3(self):
+        self.origin.route("/204", Reply(204, NO_STORE))
+        self.origin.route("/304", Reply(304, NO_STORE + [("ETag", '"x"')]))
+        self.origin.route("/next", Reply(200, NO_STORE, b"next"))
+        with self.proxy.client() as c:
+            c.request("GET", "/204")
+            self.assertEqual(c.read_response().status, 204)
+            c.request("GET", "/304", [("If-None-Match", '"x"')])
+            self.assertEqual(c.read_response().status, 304)
+            c.request("GET", "/next")
+            self.assertEqual(c.read_response().body, b"next")
+
+    def test_origin_connection_close_does_not_close_the_client_connection(self):
+        self.origin.route("/oc", Reply(200, NO_STORE + [("Connection", "close")], b"oc"))
+        with self.proxy.client() as c:
+            for i in range(3):
+                c.request("GET", "/oc")
+                r = c.read_response()
+                self.assertEqual((r.status, r.body), (200, b"oc"), f"request {i}")
+                self.assertNotIn("close", r.tokens("connection"))
 
     # ---- response streaming -------------------------------------------------
     def test_chunked_response_is_streamed_to_the_client_before_the_origin_finishes(self):
@@ -300,6 +393,13 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual([r.status for r in responses], [200] * 10)
         self.assertEqual([r.body for r in responses], [f"/p/{i}".encode() for i in range(10)])
         self.assertEqual(sorted(r.path for r in self.origin.requests()), sorted(f"/p/{i}" for i in range(10)))
+
+    def test_hundred_pipelined_requests_beyond_max_pipeline_are_all_answered_in_order(self):
+        """max_pipeline (32) bounds read-ahead; it is back-pressure, not a reason to drop requests."""
+        self.origin.route("/q/", lambda req: Reply(200, NO_STORE, req.path.encode()), prefix=True)
+        reqs = [build_request("GET", f"/q/{i}") for i in range(100)]
+        responses = pipeline(self.proxy.port, reqs, timeout=10)
+        self.assertEqual([r.body for r in responses], [f"/q/{i}".encode() for i in range(100)])
 
     def test_pipelined_requests_with_bodies_are_delimited_correctly(self):
         self.origin.route("/pb", lambda req: Reply(200, NO_STORE, req.body[::-1]))

@@ -1,7 +1,10 @@
 """Admin listener (issue #2): /healthz and Prometheus /metrics that move with traffic.
 
 Metric names checked here:
-  cachalot_requests_total{<label>="2xx"|"4xx"|...}   counter, by status class
+  cachalot_requests_total{result="pass"|"error"|...}  counter, by how requests were answered
+  a counter with a label valued "2xx", "4xx"...       responses by status class (the brief
+                                                      named it cachalot_requests_total; the
+                                                      binary has cachalot_http_responses_total)
   cachalot_upstream_errors_total{kind="..."}         counter, by kind (timeout, reset, ...)
   a cachalot_*connections* gauge                     active client connections
   cachalot_request_duration_seconds                  histogram (_bucket/_sum/_count)
@@ -19,6 +22,7 @@ from origin import Origin, Reply  # noqa: E402
 
 NO_STORE = [("Cache-Control", "no-store")]
 REQUESTS_TOTAL = "cachalot_requests_total"
+STATUS_CLASS_COUNTERS = ("cachalot_requests_total", "cachalot_http_responses_total")
 UPSTREAM_ERRORS = "cachalot_upstream_errors_total"
 DURATION = "cachalot_request_duration_seconds"
 
@@ -71,30 +75,46 @@ class AdminTest(unittest.TestCase):
         for name in m.types:
             self.assertRegex(name, r"^cachalot_[a-z0-9_]+$")
 
-    def status_class_label(self, m) -> str:
-        for labels in m.series(REQUESTS_TOTAL):
-            for k, v in labels:
-                if re.fullmatch(r"[1-5]xx", v):
-                    return k
-        self.fail(f"{REQUESTS_TOTAL} has no label with a value like 2xx: {m.series(REQUESTS_TOTAL)}")
+    def status_class_series(self, m):
+        """(counter name, label name) of the counter whose label takes values like 2xx."""
+        for name in STATUS_CLASS_COUNTERS:
+            for labels in m.series(name):
+                for k, v in labels:
+                    if re.fullmatch(r"[1-5]xx", v):
+                        return name, k
+        self.fail(f"no counter among {STATUS_CLASS_COUNTERS} has a label with a value like 2xx")
 
-    def test_requests_total_counts_by_status_class(self):
+    def test_responses_are_counted_by_status_class(self):
+        """Client responses by class; admin requests (these scrapes) are not counted."""
         before = self.proxy.metrics()
+        name, label = self.status_class_series(before)
         for _ in range(3):
             self.assertEqual(self.proxy.get("/ok").status, 200)
         for _ in range(2):
             self.assertEqual(self.proxy.get("/missing").status, 404)
         self.assertEqual(self.proxy.get("/reset").status, 502)
-        after = wait_until(lambda: (lambda m: m if m.get(REQUESTS_TOTAL) >= before.get(REQUESTS_TOTAL) + 6
-                                    else None)(self.proxy.metrics()),
-                           timeout=3, what="requests counted")
-        label = self.status_class_label(after)
+        after = wait_until(lambda: (lambda m: m if m.get(name) >= before.get(name) + 6 else None)(self.proxy.metrics()),
+                           timeout=3, what="responses counted")
 
         def delta(cls):
-            return after.get(REQUESTS_TOTAL, **{label: cls}) - before.get(REQUESTS_TOTAL, **{label: cls})
+            return after.get(name, **{label: cls}) - before.get(name, **{label: cls})
         self.assertEqual(delta("2xx"), 3)
         self.assertEqual(delta("4xx"), 2)
         self.assertEqual(delta("5xx"), 1)
+        self.assertEqual(after.get(name) - before.get(name), 6)
+
+    def test_requests_total_counts_bypassed_and_failed_requests_by_result(self):
+        before = self.proxy.metrics()
+        self.assertEqual(before.types.get(REQUESTS_TOTAL), "counter")
+        for _ in range(2):
+            self.assertEqual(self.proxy.get("/ok").status, 200)
+        self.assertEqual(self.proxy.get("/reset").status, 502)
+        after = wait_until(lambda: (lambda m: m if m.get(REQUESTS_TOTAL) >= before.get(REQUESTS_TOTAL) + 3
+                                    else None)(self.proxy.metrics()),
+                           timeout=3, what="requests counted")
+        self.assertEqual(after.get(REQUESTS_TOTAL) - before.get(REQUESTS_TOTAL), 3)
+        self.assertEqual(after.get(REQUESTS_TOTAL, result="pass") - before.get(REQUESTS_TOTAL, result="pass"), 2)
+        self.assertEqual(after.get(REQUESTS_TOTAL, result="error") - before.get(REQUESTS_TOTAL, result="error"), 1)
 
     def test_upstream_errors_are_counted_by_kind(self):
         before = self.proxy.metrics()

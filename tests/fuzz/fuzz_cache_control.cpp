@@ -1,6 +1,7 @@
-// libFuzzer target: Cache-Control (request and response) and HTTP-date
-// parsers must accept any bytes without crashing, reading out of bounds or
-// looping, and must produce values inside their documented ranges.
+// libFuzzer target for the policy layer's parsers: Cache-Control (request and
+// response), HTTP-date, and the request-derived keys (primary_key, Vary).
+// Any bytes must be accepted without crashing, reading or writing out of
+// bounds or looping, and results must stay inside their documented ranges.
 //
 //   cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang \
 //         -DCACHALOT_FUZZ=ON -DCACHALOT_SANITIZE=address
@@ -12,6 +13,8 @@
 #include <string_view>
 
 #include "cache/cache_control.h"
+#include "cache/key.h"
+#include "cache/vary.h"
 #include "http/date.h"
 #include "http/header_map.h"
 #include "http/message.h"
@@ -57,5 +60,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     const std::string s = http::format_http_date(*t);
     check(s.size() == http::kHttpDateLength && http::parse_http_date(s) == t);
   }
+
+  // Keys: "host\ntarget". primary_key writes through a pointer into a buffer
+  // sized for the worst case, so this is also its overflow test. Normalising
+  // a normalised key must change nothing.
+  const std::size_t nl = in.find('\n');
+  const std::string_view host = nl == std::string_view::npos ? std::string_view("example.com") : in.substr(0, nl);
+  const std::string_view target = nl == std::string_view::npos ? in : in.substr(nl + 1);
+  http::HeaderMap req_headers;
+  req_headers.add("Accept-Encoding", target);
+  req_headers.add("X-Key", host);
+  cache::KeyOptions opts;
+  opts.sort_query = true;
+  opts.ignore_params = {"utm_source", ""};
+  opts.headers = {"x-key"};
+  for (const cache::KeyOptions& o : {cache::KeyOptions{}, opts}) {
+    const std::string key = cache::primary_key("http", host, target, req_headers, o);
+    const std::string_view path = cache::key_path(key);
+    check(!path.empty() && path.front() == '/');
+    const std::string_view authority = std::string_view(key).substr(7, static_cast<std::size_t>(path.data() - key.data()) - 7);
+    check(cache::primary_key("http", authority, path, req_headers, o) == key);
+  }
+
+  // Vary: names from the bytes, values from the bytes.
+  http::HeaderMap resp_headers;
+  resp_headers.add("Vary", in);
+  const auto spec = cache::parse_vary(resp_headers);
+  if (!spec.star) check(cache::variant_key(spec, req_headers) == cache::variant_key(spec, req_headers));
   return 0;
 }

@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 from typing import Iterable, Optional, Sequence
@@ -232,7 +233,11 @@ class RawClient:
         if sndbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
         self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
+        try:
+            self.sock.connect((host, port))
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.timeout = timeout
         self.buf = bytearray()
@@ -717,6 +722,18 @@ class Cachalot:
     def peak_rss_kb(self) -> int:
         return self._status_kb("VmHWM")
 
+    def reset_peak_rss(self) -> bool:
+        """Reset VmHWM to the current RSS (writing 5 to clear_refs, Linux >= 4.0)."""
+        try:
+            with open(f"/proc/{self.pid}/clear_refs", "w") as f:
+                f.write("5")
+            return True
+        except OSError:
+            return False
+
+    def rss_sampler(self, interval: float = 0.01) -> "RssSampler":
+        return RssSampler(self, interval)
+
     def fd_count(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
@@ -748,3 +765,30 @@ class Cachalot:
 
 class _StartFailed(Exception):
     pass
+
+
+class RssSampler:
+    """Context manager: samples the process' VmRSS in a thread; .max_kb is the peak seen."""
+
+    def __init__(self, proc: Cachalot, interval: float = 0.01):
+        self.proc = proc
+        self.interval = interval
+        self.max_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.max_kb = max(self.max_kb, self.proc.rss_kb())
+            except (OSError, AssertionError):
+                return
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)

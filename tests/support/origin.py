@@ -273,7 +273,7 @@ class Origin:
     def __init__(self, host: str = "127.0.0.1"):
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the fake origin listens on loopback only")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: wait_for predicates read properties
         self._cond = threading.Condition(self._lock)
         self._routes = {}         # exact path -> handler
         self._prefixes = []       # (prefix, handler), longest first
