@@ -158,7 +158,8 @@ awaitable<void> AdminServer::serve(asio::ip::tcp::socket s) {
     Reply r;
     std::string path(req.path());
     std::string query(req.query());
-    if (!cfg->admin.token.empty()) {
+    // /healthz stays open so health checks (container HEALTHCHECK, load balancers) need no secret.
+    if (!cfg->admin.token.empty() && path != "/healthz") {
       auto auth = req.headers.get("authorization");
       if (!auth || *auth != "Bearer " + cfg->admin.token) r = error(401, "missing or wrong bearer token");
     }

@@ -40,7 +40,7 @@ enum class LookupReason : uint8_t {
   RequestNoCache,        // fresh, but the request's no-cache (or Pragma) asks for validation (§5.2.1.4, §5.4)
   RequestMaxAge,         // fresh, but older than the request's max-age (§5.2.1.1)
   RequestMinFresh,       // fresh, but not for the request's min-fresh (§5.2.1.3)
-  Authorization,         // request has Authorization and the response does not allow that (§3.5)
+  Authorization,         // (proxy) request has Authorization and the response does not allow that (§3.5)
   UriMiss,               // (proxy) no stored response for the URI
   VaryMiss,              // (proxy) stored responses for the URI, none for this request's Vary values
   Method,                // (proxy) the method cannot be answered from cache

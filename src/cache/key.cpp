@@ -106,14 +106,16 @@ char* write_normalized(char* p, std::string_view s, uint8_t allowed) noexcept {
 // host[:port], lower-cased, the default or an empty port dropped (RFC 3986
 // §6.2.3, RFC 9110 §4.2.3).
 char* write_authority(char* p, std::string_view default_port, std::string_view host) noexcept {
-  // The port is the digits after the last ':' (unless a ']' comes after it:
-  // an IPv6 literal holds colons of its own). Anything else after a ':' is
-  // not a port and stays part of the (then invalid) host.
+  // The port is the digits after the last ':'; in an IP-literal ("[v6]:port")
+  // only a ':' right after the ']' counts, since the literal holds colons of
+  // its own. Anything else after a ':' is not a port and stays part of the
+  // (then invalid) host.
+  const bool ip_literal = !host.empty() && host.front() == '[';
   std::string_view name = host;
   std::string_view port;
   bool has_port = false;
-  const std::size_t colon = host.find_last_of(":]");
-  if (colon != std::string_view::npos && host[colon] == ':') {
+  const std::size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos && (!ip_literal || (colon > 0 && host[colon - 1] == ']'))) {
     const std::string_view digits = host.substr(colon + 1);
     if (std::all_of(digits.begin(), digits.end(), [](char c) { return is_digit(static_cast<unsigned char>(c)); })) {
       name = host.substr(0, colon);
@@ -123,7 +125,7 @@ char* write_authority(char* p, std::string_view default_port, std::string_view h
   }
   // A ':' belongs in a host only inside an IP-literal; elsewhere it is encoded
   // so that "h:x" cannot be read as a port after normalisation.
-  p = write_normalized<true>(p, name, !name.empty() && name.front() == '[' ? kIpLiteral : kHostChar);
+  p = write_normalized<true>(p, name, ip_literal ? kIpLiteral : kHostChar);
   if (!has_port) return p;
   while (port.size() > 1 && port.front() == '0') port.remove_prefix(1);
   if (port.empty() || port == default_port) return p;

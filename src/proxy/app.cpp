@@ -1,6 +1,7 @@
 #include "proxy/app.h"
 
 #include <spdlog/spdlog.h>
+#include <xxhash.h>
 
 #include "net/tls.h"
 #include "proxy/access_log.h"
@@ -24,6 +25,15 @@ cache::StoreOptions store_options(const config::Config& cfg) {
 }  // namespace
 
 Worker::Worker(App& a, std::size_t i) : app(a), id(i), metrics(a.metrics().worker(i)) {}
+
+const std::shared_ptr<const config::Config>& Worker::config() {
+  uint64_t v = app.config_version();
+  if (v != config_version_) {
+    config_ = app.config();
+    config_version_ = v;
+  }
+  return config_;
+}
 
 Worker::~Worker() {
   pool.reset();
@@ -257,6 +267,7 @@ std::string App::reload(std::shared_ptr<const config::Config> cfg) {
   store_->set_limits(cfg->cache.max_memory, cfg->cache.max_variants);
   spdlog::set_level(static_cast<spdlog::level::level_enum>(static_cast<int>(cfg->log.level)));
   config_.store(cfg, std::memory_order_release);
+  config_version_.fetch_add(1, std::memory_order_acq_rel);
   spdlog::info("configuration reloaded from {}", cfg->source_path);
   return {};
 }
@@ -275,13 +286,6 @@ std::string App::reload_from_file() {
   return reload(std::get<std::shared_ptr<const config::Config>>(result));
 }
 
-uint64_t App::route_generation(std::string_view route) const {
-  std::lock_guard lk(gen_mu_);
-  for (const auto& [n, g] : generations_)
-    if (n == route) return g;
-  return 0;
-}
-
 void App::note_host(std::string_view host) {
   std::lock_guard lk(hosts_mu_);
   if (std::find(hosts_.begin(), hosts_.end(), host) != hosts_.end()) return;
@@ -294,12 +298,12 @@ std::vector<std::string> App::hosts() const {
   return hosts_;
 }
 
+uint64_t App::route_generation(std::string_view route) const {
+  return generations_[XXH3_64bits(route.data(), route.size()) % kGenerationSlots].load(std::memory_order_acquire);
+}
+
 uint64_t App::bump_route_generation(std::string_view route) {
-  std::lock_guard lk(gen_mu_);
-  for (auto& [n, g] : generations_)
-    if (n == route) return ++g;
-  generations_.emplace_back(std::string(route), 1);
-  return 1;
+  return generations_[XXH3_64bits(route.data(), route.size()) % kGenerationSlots].fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
 }  // namespace cachalot::proxy

@@ -7,6 +7,7 @@
 // whole life, so per-connection state needs no locks.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -42,6 +43,14 @@ struct Worker {
   std::size_t background_refreshes = 0;     // in flight on this worker
   std::thread thread;
   admin::WorkerMetrics& metrics;
+
+  // The current config, refreshed only when a reload bumped the version:
+  // one relaxed load per request instead of an atomic shared_ptr load.
+  const std::shared_ptr<const config::Config>& config();
+
+ private:
+  std::shared_ptr<const config::Config> config_;
+  uint64_t config_version_ = UINT64_MAX;
 };
 
 class App {
@@ -61,6 +70,7 @@ class App {
   std::string reload_from_file();
 
   std::shared_ptr<const config::Config> config() const { return config_.load(std::memory_order_acquire); }
+  uint64_t config_version() const noexcept { return config_version_.load(std::memory_order_acquire); }
   cache::Store& store() noexcept { return *store_; }
   Coalescer& coalescer() noexcept { return coalescer_; }
   admin::Metrics& metrics() noexcept { return metrics_; }
@@ -87,18 +97,22 @@ class App {
   std::shared_ptr<asio::ssl::context> listener_tls(const std::string& listener) const;
 
   std::atomic<std::shared_ptr<const config::Config>> config_;
+  std::atomic<uint64_t> config_version_{0};
   std::unique_ptr<cache::Store> store_;
   Coalescer coalescer_;
   admin::Metrics metrics_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> draining_{false};
   std::mutex reload_mu_;
-  mutable std::mutex gen_mu_;
+  // Route generations (purge by route, O(1)): one atomic per slot, slot =
+  // hash(route name) % kGenerationSlots. Reads are one relaxed load on the hit
+  // path; two routes that share a slot are invalidated together (safe, rare).
+  static constexpr std::size_t kGenerationSlots = 4096;
+  std::array<std::atomic<uint64_t>, kGenerationSlots> generations_{};
   mutable std::mutex tls_mu_;
   TlsContexts tls_;
   mutable std::mutex hosts_mu_;
   std::vector<std::string> hosts_;
-  std::vector<std::pair<std::string, uint64_t>> generations_;
   friend class Session;
   friend struct Worker;
 };

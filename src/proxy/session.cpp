@@ -353,7 +353,7 @@ awaitable<void> Session::run() {
     }
   }
   for (;;) {
-    cfg_ = app_.config();
+    cfg_ = w_.config();
     const auto& lim = cfg_->server.limits;
     parser_.set_limits({static_cast<std::size_t>(lim.max_header_bytes), static_cast<std::size_t>(lim.max_uri_length),
                         lim.max_body_size});

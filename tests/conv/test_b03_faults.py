@@ -1,10 +1,12 @@
 """Origin and client faults (issue #2): 502/504, timeouts, truncation, no fd leaks.
 
-upstream.timeouts.first_byte is 500ms here, server.timeouts.client_header 500ms
-and client_idle 1500ms, so timeouts are observed in about a second.
+upstream.timeouts first_byte and connect are 500ms here, idle 700ms;
+server.timeouts.client_header 500ms and client_idle 1500ms, so timeouts are
+observed in about a second.
 """
 
 import os
+import socket
 import sys
 import time
 import unittest
@@ -12,12 +14,12 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from cachalot import BYPASS_ALL, Cachalot, wait_until  # noqa: E402
 from cachalot import IncompleteResponse  # noqa: E402
-from origin import Origin, Reply, closed_port  # noqa: E402
+from origin import Gate, Origin, Reply, closed_port  # noqa: E402
 
 NO_STORE = [("Cache-Control", "no-store")]
 CONFIG = {
     "routes": BYPASS_ALL,
-    "upstream": {"timeouts": {"first_byte": "500ms", "connect": "1s"},
+    "upstream": {"timeouts": {"first_byte": "500ms", "connect": "500ms", "idle": "700ms"},
                  "pool": {"max_idle_per_worker": 2}},
     "server": {"timeouts": {"client_header": "500ms", "client_idle": "1500ms"}},
 }
@@ -48,6 +50,45 @@ class RefusedOriginTest(FaultTestBase):
             # The proxy is still healthy and answers again.
             self.assert_error_response(proxy.get("/refused-again"), 502)
             self.assertEqual(proxy.stop(), 0, proxy.log_tail())
+
+
+class ConnectTimeoutTest(FaultTestBase):
+    def test_origin_not_accepting_connections_times_out_after_the_connect_timeout(self):
+        """A listener whose accept queue is full drops SYNs, so connect() hangs; the proxy
+        gives up after upstream.timeouts.connect (500ms) with a gateway error."""
+        lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        fillers = []
+        try:
+            lst.bind(("127.0.0.1", 0))
+            lst.listen(0)
+            port = lst.getsockname()[1]
+            for _ in range(8):  # fill the accept queue; later connects stay in SYN-SENT
+                f = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                f.setblocking(False)
+                fillers.append(f)
+                f.connect_ex(("127.0.0.1", port))
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probe.settimeout(0.3)
+            try:
+                probe.connect(("127.0.0.1", port))
+                self.skipTest("the kernel accepted a connection past a full backlog")
+            except (socket.timeout, BlockingIOError):
+                pass
+            finally:
+                probe.close()
+            with Cachalot(CONFIG, upstream=f"http://127.0.0.1:{port}") as proxy:
+                t0 = time.monotonic()
+                r = proxy.get("/connect-timeout", timeout=10)
+                elapsed = time.monotonic() - t0
+                self.assertIn(r.status, (502, 504), repr(r))
+                self.assert_error_response(r, r.status)
+                self.assertGreaterEqual(elapsed, 0.45)
+                self.assertLess(elapsed, 3.0, "connect timeout of 500ms not applied")
+                self.assertEqual(proxy.stop(), 0, proxy.log_tail())
+        finally:
+            for f in fillers:
+                f.close()
+            lst.close()
 
 
 class FaultTest(FaultTestBase):
@@ -141,6 +182,31 @@ class FaultTest(FaultTestBase):
         self.origin.route("/trunc-ch", Reply(200, NO_STORE, body=lambda: iter([make_big(100_000)] * 2),
                                              action="close_mid_body"))
         self.assert_not_presented_complete("/trunc-ch")
+
+    def test_origin_stalling_mid_body_is_cut_off_after_the_idle_timeout(self):
+        """upstream.timeouts.idle (700ms) bounds the gap between body reads; the client's
+        response then ends incomplete instead of hanging."""
+        gate = Gate(max_wait=5)
+        self.addCleanup(gate.open)
+
+        def body():
+            yield b"x" * 1000
+            gate.wait()
+            yield b"y" * 1000
+        self.origin.route("/stall", Reply(200, NO_STORE + [("Content-Length", "2000")], body=body))
+        with self.proxy.client(timeout=5) as c:
+            c.request("GET", "/stall")
+            r = c.read_head()
+            self.assertEqual(r.status, 200)
+            t0 = time.monotonic()
+            got = b""
+            with self.assertRaises((IncompleteResponse, ConnectionResetError)):
+                for piece in c.iter_body(r):
+                    got += piece
+            elapsed = time.monotonic() - t0
+        self.assertEqual(got, b"x" * 1000)
+        self.assertLess(elapsed, 3.0, "idle timeout of 700ms not applied")
+        self.assertGreaterEqual(elapsed, 0.6)
 
     # ---- upstream connection reuse failures ---------------------------------
     def test_pooled_connection_closed_by_the_origin_is_retried_not_reported_rfc9112_9_3_1(self):

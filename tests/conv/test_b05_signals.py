@@ -77,12 +77,30 @@ class ReloadTest(unittest.TestCase):
     def test_sighup_with_a_valid_config_switches_the_upstream(self):
         self.assertEqual(self.proxy.get("/z").body, b"origin1")
         self.proxy.reload({"routes": BYPASS_ALL, "upstream": {"url": self.o2.url}})
-        wait_until(lambda: self.proxy.get("/z").body == b"origin2", timeout=5, interval=0.05,
-                   what="upstream switched to origin2 after SIGHUP")
+        # Workers apply a reload independently, so wait until a whole batch (new
+        # connections, spread over the workers) goes to origin2.
+        wait_until(lambda: all(self.proxy.get("/z").body == b"origin2" for _ in range(6)), timeout=5,
+                   interval=0.05, what="upstream switched to origin2 after SIGHUP")
         self.o1.reset_log()
         for _ in range(5):
             self.assertEqual(self.proxy.get("/z").body, b"origin2")
         self.assertEqual(self.o1.request_count(), 0)
+
+    def test_sighup_applies_to_the_next_request_on_existing_keep_alive_connections(self):
+        clients = [self.proxy.client() for _ in range(6)]
+        try:
+            for c in clients:
+                c.request("GET", "/before")
+                self.assertEqual(c.read_response().body, b"origin1")
+            self.proxy.reload({"routes": BYPASS_ALL, "upstream": {"url": self.o2.url}})
+            wait_until(lambda: all(self.proxy.get("/z").body == b"origin2" for _ in range(6)), timeout=5,
+                       interval=0.05, what="upstream switched to origin2 after SIGHUP")
+            for i, c in enumerate(clients):
+                c.request("GET", "/after")
+                self.assertEqual(c.read_response().body, b"origin2", f"kept-alive client {i}")
+        finally:
+            for c in clients:
+                c.close()
 
     def test_sighup_after_a_failed_reload_applies_the_next_valid_config(self):
         since = self.proxy.log_offset()

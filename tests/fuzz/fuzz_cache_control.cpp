@@ -78,7 +78,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     const std::string key = cache::primary_key("http", host, target, req_headers, o);
     const std::string_view path = cache::key_path(key);
     check(!path.empty() && path.front() == '/');
-    const std::string_view authority = std::string_view(key).substr(7, static_cast<std::size_t>(path.data() - key.data()) - 7);
+    const std::size_t authority_end = static_cast<std::size_t>(path.data() - key.data());
+    const std::string_view authority = std::string_view(key).substr(7, authority_end - 7);  // after "http://"
     check(cache::primary_key("http", authority, path, req_headers, o) == key);
   }
 
