@@ -66,16 +66,8 @@ awaitable<UpstreamError> UpstreamConn::read_head(std::chrono::milliseconds first
       rpos += parser.execute(buf.data() + rpos, rend - rpos);
       if (parser.error() != http::ParseError::None) co_return UpstreamError::BadResponse;
       if (parser.head_complete()) {
-        int st = parser.response().status;
-        if (st >= 100 && st < 200 && st != 101) {
-          // Interim response (e.g. 100 Continue): skip it and read the final one.
-          if (parser.message_complete()) {
-            bool no_body = false;
-            parser.next_message();
-            parser.set_expect_no_body(no_body);
-          }
-          continue;
-        }
+        // An interim (1xx) response is returned too: the caller relays or drops
+        // it, calls parser.next_message() and reads again.
         head_body_pending = true;
         co_return UpstreamError::None;
       }

@@ -77,7 +77,9 @@ class UpstreamConn {
   // Sends `buffers`; the send is bounded by `timeout`.
   asio::awaitable<UpstreamError> write(const std::vector<asio::const_buffer>& buffers,
                                        std::chrono::milliseconds timeout);
-  // Reads until the head of the final response (1xx interim responses are skipped).
+  // Reads until a response head is complete. It may be an interim 1xx
+  // response (complete by itself): relay or drop it, call
+  // parser.next_message() and read_head() again for the final one.
   asio::awaitable<UpstreamError> read_head(std::chrono::milliseconds first_byte_timeout);
   // Reads the next piece of body into parser.body() (first the bytes that
   // came with the head). Returns None with parser.message_complete() at the

@@ -425,6 +425,22 @@ void Session::finish_request() {
 
 awaitable<void> Session::handle() {
   http::RequestHead& req = *req_;
+  // Absolute-form (RFC 9112 §3.2.2): the target's authority replaces Host, and
+  // the origin receives origin-form.
+  if (req.target.size() > 7 && req.target[0] != '/') {
+    std::string_view t = req.target;
+    std::size_t scheme_end = t.find("://");
+    if (scheme_end != std::string_view::npos &&
+        (http::iequals(t.substr(0, scheme_end), "http") || http::iequals(t.substr(0, scheme_end), "https"))) {
+      std::string_view rest = t.substr(scheme_end + 3);
+      std::size_t path_start = rest.find_first_of("/?");
+      std::string authority(rest.substr(0, path_start));
+      std::string path = path_start == std::string_view::npos ? "/" : std::string(rest.substr(path_start));
+      if (!path.empty() && path[0] == '?') path.insert(0, "/");
+      if (!authority.empty()) req.headers.set("Host", authority);
+      req.target = std::move(path);
+    }
+  }
   const config::Route* route = cfg_->match_route(req.path());
   if (req.method == http::Method::Purge) {
     co_await handle_purge(route);
@@ -796,7 +812,8 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
       v.serialize(head);
     }
   }
-  head.append("Via: 1.1 cachalot\r\n");
+  // Via names the protocol version this hop received (RFC 9110 §7.6.3).
+  head.append(req.version_minor == 0 ? "Via: 1.0 cachalot\r\n" : "Via: 1.1 cachalot\r\n");
   if (!client_ip_.empty()) {
     auto xff = req.headers.get_combined("x-forwarded-for");
     head.append("X-Forwarded-For: ");
@@ -807,7 +824,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     head.append(client_ip_);
     head.append("\r\n");
   }
-  if (has_body) {
+  if (has_body || (plan.pass && parser_.content_length() == 0 && socket_)) {
     if (parser_.chunked()) {
       head.append("Transfer-Encoding: chunked\r\n");
     } else {
@@ -855,6 +872,22 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
       }
     }
     if (err == net::UpstreamError::None) err = co_await up->read_head(ut.first_byte);
+    // Interim responses (103 Early Hints...) are relayed to HTTP/1.1 clients (RFC 9110 §15.2).
+    while (err == net::UpstreamError::None && up->parser.response().status < 200 && up->parser.response().status != 101) {
+      const auto& interim = up->parser.response();
+      if (socket_ && !client_gone_ && req.version_minor >= 1 && interim.status != 100) {
+        out_.clear();
+        append_status_line(out_, interim.status, interim.reason);
+        http::HeaderMap h = interim.headers;
+        http::strip_hop_by_hop(h);
+        h.serialize(out_);
+        out_.append("\r\n");
+        co_await send(out_);
+      }
+      up->parser.next_message();
+      up->parser.set_expect_no_body(req.method == http::Method::Head);
+      err = co_await up->read_head(ut.first_byte);
+    }
     if (err == net::UpstreamError::None) break;
     bool retry = up->reused && !has_body && (err == net::UpstreamError::Reset || err == net::UpstreamError::WriteFailed) &&
                  up->rend == 0;

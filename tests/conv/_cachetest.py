@@ -214,3 +214,8 @@ class CacheTestCase(unittest.TestCase):
     def assertUnconditional(self, req, msg: str = ""):
         for f in ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range"):
             self.assertIsNone(req.header(f), f"origin request carries {f}: {req!r} {msg}")
+
+
+def cache_hit(resp: Response) -> bool:
+    """True when the cachalot member of Cache-Status says hit."""
+    return bool(cache_status(resp).get("hit"))

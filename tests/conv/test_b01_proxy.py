@@ -114,6 +114,20 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(r.header("x-resp"), "a, b")
         self.assertEqual(r.header_all("set-cookie"), ["s=1", "t=2"], "Set-Cookie lines must stay separate")
 
+    def test_target_path_and_query_are_forwarded_byte_for_byte_rfc9110_7_7(self):
+        """'A proxy MUST NOT modify the absolute-path and query parts of the received target
+        URI when forwarding it' (RFC 9110 §7.7): no decoding, no normalization."""
+        self.origin.route("/enc%2Fpath/./x", Reply(200, NO_STORE, b"ok"))
+        target = "/enc%2Fpath/./x?b=2&a=1&sp=%20&plus=+&empty=&utm_source=z"
+        self.assertEqual(self.proxy.get(target).status, 200)
+        self.assertEqual(self.origin.wait_for_requests(1)[0].target, target)
+
+    def test_repeated_request_fields_keep_their_order_rfc9110_5_3(self):
+        self.origin.route("/multi", Reply(200, NO_STORE, b"ok"))
+        self.proxy.get("/multi", [("X-Multi", "first"), ("Accept", "a/b"), ("X-Multi", "second, third")])
+        req = self.origin.wait_for_requests(1, path="/multi")[0]
+        self.assertEqual(req.header("x-multi"), "first, second, third")
+
     # ---- hop-by-hop fields, RFC 9110 §7.6.1 ---------------------------------
     def test_hop_by_hop_fields_named_in_connection_are_removed_from_the_request_rfc9110_7_6_1(self):
         self.origin.route("/hop", Reply(200, NO_STORE, b"ok"))

@@ -156,6 +156,24 @@ class BadInputTest(unittest.TestCase):
     def test_field_name_with_a_non_token_character_gets_400_rfc9110_5_1(self):
         self.reject(b"GET /name HTTP/1.1\r\n" + H + b"X(A): b\r\n\r\n", 400)
 
+    def test_nul_in_a_field_value_gets_400_rfc9110_5_5(self):
+        """RFC 9110 §5.5: reject, or replace NUL with SP; the project rejects."""
+        self.reject(b"GET /nul HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", 400)
+
+    def test_chunked_applied_twice_gets_400_rfc9112_6_1(self):
+        """'A sender MUST NOT apply the chunked transfer coding more than once'."""
+        self.reject(b"POST /twice HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"0\r\n\r\n", 400)
+
+    def test_overflowing_chunk_size_is_rejected(self):
+        with self.proxy.client(timeout=5) as c:
+            c.send(b"POST /overflow HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+                   b"fffffffffffffffffffff\r\nabc\r\n0\r\n\r\n")
+            r = c.read_response()
+            self.assertIn(r.status, (400, 413))
+            self.assertEqual(c.wait_closed(3), "eof")
+        self.assertEqual(self.proxy.get("/good").status, 200)
+
     def test_good_request_pipelined_before_a_bad_one_is_answered_first(self):
         """Requests before the error are served; the connection closes at the error."""
         with self.proxy.client(timeout=5) as c:
