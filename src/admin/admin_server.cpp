@@ -184,7 +184,7 @@ awaitable<void> AdminServer::serve(asio::ip::tcp::socket s) {
           r = error(405, "use POST");
         } else {
           bool soft = query_param(query, "soft").value_or("0") == "1";
-          auto rewrite = [now, keep](const cache::Entry& e) { return mark_stale(e, now, keep); };
+          cache::RewriteFn rewrite = [now, keep](const cache::Entry& e) { return mark_stale(e, now, keep); };
           auto& store = app_.store();
           std::size_t n = 0;
           PurgeKind kind = PurgeKind::Url;
@@ -196,10 +196,7 @@ awaitable<void> AdminServer::serve(asio::ip::tcp::socket s) {
           };
           if (auto p = query_param(query, "path")) {
             kind = PurgeKind::Url;
-            for (const auto& h : hosts) {
-              auto k = key_for(h, *p);
-              n += soft ? store.rewrite_key(k, rewrite) : store.erase(k);
-            }
+            for (const auto& h : hosts) n += app_.purge_url(h, *p, soft ? &rewrite : nullptr);
           } else if (auto pre = query_param(query, "prefix")) {
             kind = PurgeKind::Prefix;
             for (const auto& h : hosts) {

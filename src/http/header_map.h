@@ -14,12 +14,23 @@
 
 namespace cachalot::http {
 
+inline char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
 // ASCII case-insensitive equality (field names are ASCII tokens, RFC 9110 §5.1).
-bool iequals(std::string_view a, std::string_view b) noexcept;
-char ascii_lower(char c) noexcept;
+// Inline: it runs for every header lookup on the hit path.
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i] != b[i] && ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
 std::string to_lower(std::string_view s);
 // Trim optional whitespace (SP / HTAB) at both ends (RFC 9110 §5.6.3).
-std::string_view trim_ows(std::string_view s) noexcept;
+inline std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
 
 class HeaderMap {
  public:

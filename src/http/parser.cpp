@@ -60,6 +60,26 @@ void Parser::next_message() {
   }
 }
 
+// "TOKEN SP target SP HTTP/1.d CRLF": a request line whose method llhttp does not know.
+static bool looks_like_request_line(std::string_view b) {
+  auto eol = b.find("\r\n");
+  if (eol == std::string_view::npos) return false;
+  std::string_view line = b.substr(0, eol);
+  auto sp1 = line.find(' ');
+  auto sp2 = line.rfind(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0 || sp2 == sp1) return false;
+  static constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
+  for (char c : line.substr(0, sp1)) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              kTchar.find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string_view version = line.substr(sp2 + 1);
+  return !target.empty() && target.find(' ') == std::string_view::npos && version.size() == 8 &&
+         version.substr(0, 7) == "HTTP/1." && version[7] >= '0' && version[7] <= '9';
+}
+
 std::size_t Parser::execute(const char* data, std::size_t len) {
   body_.clear();
   if (error_ != ParseError::None || message_complete_ || len == 0) return 0;
@@ -75,6 +95,12 @@ std::size_t Parser::execute(const char* data, std::size_t len) {
     // A request with Upgrade / CONNECT: we do not tunnel.
     error_ = ParseError::Unsupported;
     error_reason_ = "upgrade not supported";
+    return len;
+  }
+  if (error_ == ParseError::None && err == HPE_INVALID_METHOD && looks_like_request_line(std::string_view(data, len))) {
+    // A well-formed token llhttp does not know: RFC 9110 §9.1 answers 501, not 400.
+    error_ = ParseError::Unsupported;
+    error_reason_ = "method not implemented";
     return len;
   }
   if (error_ == ParseError::None) {

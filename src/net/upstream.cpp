@@ -191,7 +191,10 @@ awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& er
   if (opts_.tls) {
     const std::string& name = opts_.sni.empty() ? opts_.host : opts_.sni;
     c->tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(c->socket, *opts_.tls);
-    SSL_set_tlsext_host_name(c->tls->native_handle(), name.c_str());
+    // RFC 6066 §3: SNI carries host names only, never IP literals.
+    asio::error_code ip_ec;
+    (void)asio::ip::make_address(name, ip_ec);
+    if (ip_ec) SSL_set_tlsext_host_name(c->tls->native_handle(), name.c_str());
     if (opts_.verify) c->tls->set_verify_callback(asio::ssl::host_name_verification(name));
     c->watchdog.arm(opts_.connect_timeout);
     co_await c->tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
+#include "cache/key.h"
 #include "net/tls.h"
 #include "proxy/access_log.h"
 #include "proxy/session.h"
@@ -284,6 +285,25 @@ std::string App::reload_from_file() {
     return msg;
   }
   return reload(std::get<std::shared_ptr<const config::Config>>(result));
+}
+
+std::size_t App::purge_url(std::string_view host, std::string_view target, const cache::RewriteFn* rewrite) {
+  auto cfg = config();
+  std::string_view path = target.substr(0, target.find('?'));
+  const config::Route* route = cfg->match_route(path);
+  cache::KeyOptions opts;
+  if (route) {
+    opts.sort_query = route->key.sort_query;
+    opts.ignore_params = route->key.ignore_params;
+  }
+  std::string base = cache::primary_key("http", host, target, http::HeaderMap{}, opts);
+  std::size_t n = rewrite ? store_->rewrite_key(base, *rewrite) : store_->erase(base);
+  if (route && !route->key.headers.empty()) {
+    // Keys with header values are base + '\n' + entries ('\n' cannot occur in a path).
+    std::string with_headers = base + '\n';
+    n += rewrite ? store_->rewrite_prefix(with_headers, *rewrite) : store_->purge_prefix(with_headers);
+  }
+  return n;
 }
 
 void App::note_host(std::string_view host) {

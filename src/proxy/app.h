@@ -9,6 +9,7 @@
 
 #include <array>
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -41,6 +42,9 @@ struct Worker {
   std::vector<std::string> acceptor_names;  // ListenerConfig::text of each acceptor
   std::vector<Session*> sessions;           // live sessions on this worker (for drain)
   std::size_t background_refreshes = 0;     // in flight on this worker
+  std::size_t fetches_in_flight = 0;        // origin fetches (misses, passes, refreshes) on this worker
+  // Requests waiting for a fetch slot (upstream.max_concurrent_misses); woken in order.
+  std::deque<std::weak_ptr<asio::steady_timer>> fetch_waiters;
   std::thread thread;
   admin::WorkerMetrics& metrics;
 
@@ -76,6 +80,10 @@ class App {
   admin::Metrics& metrics() noexcept { return metrics_; }
   bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
   std::vector<std::unique_ptr<Worker>>& workers() noexcept { return workers_; }
+  // Removes (or, with `rewrite`, soft-purges) every variant of a URL on `host`:
+  // the key is built with the URL's route key options, and entries keyed by
+  // extra request headers (route key.headers) go too.
+  std::size_t purge_url(std::string_view host, std::string_view target, const cache::RewriteFn* rewrite);
   uint64_t route_generation(std::string_view route) const;
   // Hosts (authorities) that have stored entries: admin purges by path apply to each.
   void note_host(std::string_view host);

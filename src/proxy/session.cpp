@@ -293,8 +293,25 @@ awaitable<bool> Session::send(const std::vector<asio::const_buffer>& buffers) {
   co_return true;
 }
 
+template <std::size_t N>
+awaitable<bool> Session::send(const std::array<asio::const_buffer, N>& buffers) {
+  if (client_gone_ || !socket_) co_return false;
+  watchdog_.arm(cfg_->server.timeouts.send);
+  asio::error_code ec;
+  std::size_t n = tls_ ? co_await asio::async_write(*tls_, buffers, asio::redirect_error(use_awaitable, ec))
+                       : co_await asio::async_write(*socket_, buffers, asio::redirect_error(use_awaitable, ec));
+  watchdog_.disarm();
+  bytes_sent_ += n;
+  if (ec) {
+    client_gone_ = true;
+    close_after_ = true;
+    co_return false;
+  }
+  co_return true;
+}
+
 awaitable<bool> Session::send(std::string_view s) {
-  std::vector<asio::const_buffer> b{asio::buffer(s)};
+  std::array<asio::const_buffer, 1> b{asio::buffer(s)};
   co_return co_await send(b);
 }
 
@@ -501,10 +518,14 @@ awaitable<void> Session::handle_cacheable(const config::Route* route) {
         // Refresh-ahead: hot entries are refreshed shortly before they expire
         // (probabilistic early expiration: the closer to expiry, the likelier).
         if (route && route->refresh_ahead && entry->freshness.lifetime.count() > 0) {
-          double window = std::max(1.0, entry->freshness.lifetime.count() * 0.1);
-          if (ttl < window) {
+          // Milliseconds: whole-second TTLs would never trigger for short lifetimes.
+          const auto& f = entry->freshness;
+          auto expires = f.response_time + std::chrono::duration_cast<core::Duration>(f.lifetime - f.corrected_initial_age);
+          double left_ms = static_cast<double>((expires - now).count());
+          double window_ms = std::max(1000.0, static_cast<double>(f.lifetime.count()) * 100.0);  // 10% of lifetime
+          if (left_ms < window_ms) {
             thread_local std::minstd_rand rng{std::random_device{}()};
-            double p = 1.0 - static_cast<double>(ttl) / window;
+            double p = 1.0 - std::max(0.0, left_ms) / window_ms;
             if (std::uniform_real_distribution<double>(0, 1)(rng) < p) start_background_refresh(key, entry);
           }
         }
@@ -575,7 +596,7 @@ awaitable<void> Session::serve_entry(const std::shared_ptr<const cache::Entry>& 
   tail_.clear();
   auto cond = cache::evaluate_conditional(*req_, e->etag, e->last_modified, e->date);
   bool not_modified = cond == cache::ConditionalResult::NotModified && e->status == 200;
-  bufs_.clear();
+  std::array<asio::const_buffer, 3> bufs;
   if (not_modified) {
     // RFC 9110 §15.4.5: a 304 carries the fields a 200 would have for caching.
     status_ = 304;
@@ -585,10 +606,10 @@ awaitable<void> Session::serve_entry(const std::shared_ptr<const cache::Entry>& 
     cache::copy_304_fields(e->headers, h);
     h.serialize(out_);
     out_.append("Via: 1.1 cachalot\r\n");
-    bufs_.push_back(asio::buffer(out_));
+    bufs[0] = asio::buffer(out_);
   } else {
     status_ = e->status;
-    bufs_.push_back(asio::buffer(e->head_block));
+    bufs[0] = asio::buffer(e->head_block);
   }
   tail_.append("Age: ");
   append_num(tail_, age);
@@ -601,13 +622,13 @@ awaitable<void> Session::serve_entry(const std::shared_ptr<const cache::Entry>& 
     tail_.append("Connection: keep-alive\r\n");
   }
   tail_.append("\r\n");
-  bufs_.push_back(asio::buffer(tail_));
+  bufs[1] = asio::buffer(tail_);
   if (!not_modified && req_->method != http::Method::Head && !e->body.empty()) {
-    bufs_.push_back(asio::buffer(e->body));
+    bufs[2] = asio::buffer(e->body);
     w_.metrics.bytes_from_cache.fetch_add(e->body.size(), std::memory_order_relaxed);
   }
   head_sent_ = true;
-  co_await send(bufs_);
+  co_await send(bufs);
 }
 
 void Session::start_background_refresh(const std::string& key, const std::shared_ptr<const cache::Entry>& entry) {
@@ -740,6 +761,12 @@ awaitable<bool> Session::follow(const std::shared_ptr<Fill>& fill, std::string_v
 
 // ---------------------------------------------------------------- fetching from the origin
 
+void Session::finish_fill(FetchPlan& plan, Fill::State state, std::shared_ptr<const cache::Entry> entry) {
+  if (!plan.fill) return;
+  app_.coalescer().release(plan.key, plan.fill);
+  plan.fill->finish(state, std::move(entry));
+}
+
 awaitable<bool> Session::send_request_body(net::UpstreamConn& up) {
   // Body bytes already parsed with the head are in parser_.body().
   bool chunked = parser_.chunked();
@@ -839,6 +866,39 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     co_await send(std::string_view("HTTP/1.1 100 Continue\r\n\r\n"));
   }
 
+  // ---- a fetch slot: upstream.max_concurrent_misses bounds what one worker sends the origin at once
+  if (uint32_t cap = cfg_->upstream.max_concurrent_misses; cap > 0 && w_.fetches_in_flight >= cap) {
+    auto timer = std::make_shared<asio::steady_timer>(w_.ioc);
+    auto deadline = std::chrono::steady_clock::now() + ut.first_byte;
+    timer->expires_at(deadline);
+    while (w_.fetches_in_flight >= cap && std::chrono::steady_clock::now() < deadline) {
+      w_.fetch_waiters.push_back(timer);
+      asio::error_code ec;
+      co_await timer->async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    if (w_.fetches_in_flight >= cap) {
+      if (plan.fill) finish_fill(plan, Fill::State::Failed);
+      cache_status_ += "; detail=origin-busy";
+      co_await send_error(503, "origin-busy", false);
+      co_return;
+    }
+  }
+  ++w_.fetches_in_flight;
+  struct SlotRelease {
+    Worker& w;
+    ~SlotRelease() {
+      --w.fetches_in_flight;
+      while (!w.fetch_waiters.empty()) {
+        auto t = w.fetch_waiters.front().lock();
+        w.fetch_waiters.pop_front();
+        if (t) {
+          t->cancel();
+          break;
+        }
+      }
+    }
+  } slot_release{w_};
+
   // ---- connect and send (one retry on a pooled connection the origin closed meanwhile)
   std::shared_ptr<net::UpstreamConn> up;
   net::UpstreamError err = net::UpstreamError::None;
@@ -867,7 +927,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
           close_after_ = true;
           status_ = 0;
         }
-        if (plan.fill) plan.fill->finish(Fill::State::Failed);
+        if (plan.fill) finish_fill(plan, Fill::State::Failed);
         co_return;
       }
     }
@@ -916,7 +976,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     spdlog::warn("upstream {} for {} {}: {}", cfg_->upstream.url.text, http::to_string(req.method), req.target,
                  net::to_string(err));
     release_up(false);
-    if (plan.fill) plan.fill->finish(Fill::State::Failed);
+    if (plan.fill) finish_fill(plan, Fill::State::Failed);
     if (stale_usable_on_error()) {
       cache_status_ = "fwd=stale; fwd-status=0; ttl=" + std::to_string(plan.stale->freshness.ttl(now)) +
                       "; detail=stale-if-error-" + std::string(net::to_string(err));
@@ -933,10 +993,22 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
   auto response_time = Clock::now();
 
   // ---- 304 to our conditional request: freshen the stored entry (RFC 9111 §4.3.3, §4.3.4)
+  if (plan.conditional && plan.stale && resp.status == 304 &&
+      !cache::response_304_matches(plan.stale->headers, resp.headers)) {
+    // §4.3.4: a 304 naming another validator says nothing about our entry:
+    // fetch the full response instead (the entry stays as a stale-if-error fallback).
+    release_up(up->reusable());
+    plan.conditional = false;
+    co_await fetch(plan);
+    co_return;
+  }
   if (plan.conditional && plan.stale && resp.status == 304) {
     release_up(up->reusable());
     auto merged = std::make_shared<cache::Entry>(*plan.stale);
     merged->headers = cache::merge_304(plan.stale->headers, resp.headers);
+    // RFC 9110 §6.6.1: a response from a cache carries Date; the 304 may lack one.
+    if (!merged->headers.has("date"))
+      merged->headers.add("Date", http::format_http_date(core::to_unix_seconds(response_time)));
     auto cc = cache::parse_response_cache_control(merged->headers.get_combined("cache-control"));
     http::ResponseHead fake;
     fake.status = merged->status;
@@ -948,7 +1020,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     cache::finalize_entry(*merged);
     std::shared_ptr<const cache::Entry> published = merged;
     if (!app_.store().replace_if_same(plan.stale, published)) app_.store().publish(published);
-    if (plan.fill) plan.fill->finish(Fill::State::Done, published);
+    if (plan.fill) finish_fill(plan, Fill::State::Done, published);
     w_.metrics.upstream_duration.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_sent).count());
     app_.metrics().store_verdicts.add("revalidated");
@@ -958,10 +1030,25 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     }
     co_return;
   }
+  // ---- a 304 we did not ask for (our request carried no validators) is an origin fault
+  if (!plan.pass && !plan.conditional && resp.status == 304) {
+    release_up(false);
+    finish_fill(plan, Fill::State::Failed);
+    w_.metrics.upstream_errors[static_cast<size_t>(admin::UpstreamErrorKind::BadResponse)].fetch_add(1, std::memory_order_relaxed);
+    if (stale_usable_on_error()) {
+      cache_status_ = "fwd=stale; fwd-status=304; ttl=" + std::to_string(plan.stale->freshness.ttl(now)) +
+                      "; detail=stale-if-error-unsolicited-304";
+      co_await serve_entry(plan.stale, admin::Result::StaleError, cache_status_);
+      co_return;
+    }
+    cache_status_ += "; fwd-status=304; detail=unsolicited-304";
+    co_await send_error(502, "upstream sent 304 to an unconditional request", false);
+    co_return;
+  }
   // ---- origin error with a stale entry that may stand in (RFC 5861 §4)
   if (resp.status >= 500 && stale_usable_on_error()) {
     release_up(false);
-    if (plan.fill) plan.fill->finish(Fill::State::Failed);
+    if (plan.fill) finish_fill(plan, Fill::State::Failed);
     cache_status_ = "fwd=stale; fwd-status=" + std::to_string(resp.status) +
                     "; ttl=" + std::to_string(plan.stale->freshness.ttl(now)) + "; detail=stale-if-error";
     co_await serve_entry(plan.stale, admin::Result::StaleError, cache_status_);
@@ -1011,8 +1098,14 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
       }
       if (up->parser.content_length() > 0) entry->body.reserve(static_cast<std::size_t>(up->parser.content_length()));
     } else if (plan.fill) {
-      plan.fill->finish(Fill::State::Uncacheable);
-      if (verdict.reason != cache::StoreReason::Stored && plan.may_store)
+      finish_fill(plan, Fill::State::Uncacheable);
+      // Hit-for-miss only when the response is not shareable by nature; an
+      // error status says nothing about the next response.
+      auto r = verdict.reason;
+      bool not_shareable = r == cache::StoreReason::NoStore || r == cache::StoreReason::Private ||
+                           r == cache::StoreReason::SetCookie || r == cache::StoreReason::VaryStar ||
+                           r == cache::StoreReason::Authorization;
+      if (not_shareable && plan.may_store)
         app_.coalescer().mark_hit_for_miss(plan.key, response_time + cfg_->cache.coalesce.hit_for_miss);
     }
     app_.metrics().store_verdicts.add(store ? "stored" : store_reason);
@@ -1083,6 +1176,12 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
       resp.headers.serialize(out_);
       if (chunked_out) out_.append("Transfer-Encoding: chunked\r\n");
     }
+    if (!resp.headers.has("date")) {
+      // RFC 9110 §6.6.1: an origin without a clock sends none; we have one.
+      out_.append("Date: ");
+      out_.append(date_now());
+      out_.append("\r\n");
+    }
     out_.append("Via: 1.1 cachalot\r\n");
     append_cache_status(out_, cache_status_);
     if (close_after_ || !req.keep_alive || app_.draining()) {
@@ -1114,7 +1213,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
             // Too large to keep: stream the rest without storing.
             entry.reset();
             app_.metrics().store_verdicts.add("too-large");
-            if (plan.fill) plan.fill->finish(Fill::State::Uncacheable);
+            if (plan.fill) finish_fill(plan, Fill::State::Uncacheable);
           } else {
             for (auto s : spans) entry->body.append(s);
           }
@@ -1155,7 +1254,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     if (err != net::UpstreamError::None)
       w_.metrics.upstream_errors[static_cast<size_t>(kind_of(err))].fetch_add(1, std::memory_order_relaxed);
     release_up(false);
-    if (plan.fill) plan.fill->finish(Fill::State::Failed);
+    if (plan.fill) finish_fill(plan, Fill::State::Failed);
     if (entry) app_.metrics().store_verdicts.add("incomplete");
     close_after_ = true;
     co_return;
@@ -1172,9 +1271,9 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     if (pr.variant_cap.count) app_.metrics().evictions.add("variant-cap", pr.variant_cap.count);
     if (pr.vary_changed.count) app_.metrics().evictions.add("vary-changed", pr.vary_changed.count);
     if (!pr.stored()) app_.metrics().store_verdicts.add("too-large");
-    if (plan.fill) plan.fill->finish(Fill::State::Done, published);
+    if (plan.fill) finish_fill(plan, Fill::State::Done, published);
   } else if (plan.fill) {
-    plan.fill->finish(Fill::State::Uncacheable);
+    finish_fill(plan, Fill::State::Uncacheable);
   }
 
   // ---- unsafe methods invalidate what they changed (RFC 9111 §4.4)
@@ -1210,8 +1309,7 @@ awaitable<void> Session::handle_purge(const config::Route* route) {
     co_await send_error(403, "purge not allowed from this address", false);
     co_return;
   }
-  std::string key = cache::primary_key("http", host_for_key(), req_->target, req_->headers, key_options(route));
-  std::size_t n = app_.store().erase(key);
+  std::size_t n = app_.purge_url(host_for_key(), req_->target, nullptr);
   w_.metrics.purges[static_cast<size_t>(admin::PurgeKind::Method)].fetch_add(1, std::memory_order_relaxed);
   status_ = n ? 200 : 404;
   cache_status_ = n ? "fwd=bypass; detail=purged" : "fwd=bypass; detail=not-cached";

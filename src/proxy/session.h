@@ -8,6 +8,7 @@
 // whose writes go nowhere.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -56,12 +57,17 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<ReadStatus> read_request_body();
   asio::awaitable<ReadStatus> fill_buffer(std::chrono::milliseconds timeout);
   asio::awaitable<bool> send(const std::vector<asio::const_buffer>& buffers);
+  // Fixed-size gathers avoid the copy of a vector inside the write operation.
+  template <std::size_t N>
+  asio::awaitable<bool> send(const std::array<asio::const_buffer, N>& buffers);
   asio::awaitable<bool> send(std::string_view s);
 
   asio::awaitable<void> handle();
   asio::awaitable<void> handle_cacheable(const config::Route* route);
   asio::awaitable<void> handle_purge(const config::Route* route);
   asio::awaitable<void> fetch(FetchPlan& plan);
+  // Ends the leader's fill: new requests stop joining it first, then its followers wake.
+  void finish_fill(FetchPlan& plan, Fill::State state, std::shared_ptr<const cache::Entry> entry = nullptr);
   asio::awaitable<bool> follow(const std::shared_ptr<Fill>& fill, std::string_view key_variant_hint);
   asio::awaitable<void> serve_entry(const std::shared_ptr<const cache::Entry>& e, admin::Result result,
                                     std::string_view status_detail);
@@ -83,8 +89,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t rpos_ = 0, rend_ = 0;
   bool eof_ = false;
   std::string client_ip_;
-  http::RequestHead* req_;                    // parser_.request() or background_req_
-  std::unique_ptr<http::RequestHead> background_req_;
+  std::unique_ptr<http::RequestHead> background_req_;  // declared before req_, which may point to it
+  http::RequestHead* req_;                             // parser_.request() or background_req_
   std::shared_ptr<const config::Config> cfg_;  // snapshot for the current request
   bool idle_ = true;       // between requests (drain may close it)
   bool close_after_ = false;

@@ -8,13 +8,15 @@ a timeout, sockets have timeouts, and only loopback addresses are used.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
 import sys
 import threading
 import time
-from typing import Callable, Optional
+import unittest
+from typing import Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from cachalot import Cachalot, IncompleteResponse, RawClient, Response, wait_until  # noqa: E402,F401
@@ -36,11 +38,6 @@ REVALIDATED_304 = re.compile(r"^cachalot; fwd=stale; fwd-status=304; ttl=\d+$")
 
 def cache_status(r: Response) -> str:
     return r.header("cache-status", "")
-
-
-def is_stale_served(status: str) -> bool:
-    """A Cache-Status that says a stale stored response was served."""
-    return bool(re.search(r"ttl=-|detail=stale", status)) or bool(re.search(r"\bhit; ttl=0\b", status))
 
 
 def timed_get(c: Cachalot, target: str, headers=None, timeout: float = 5.0):
@@ -120,17 +117,34 @@ def sleep_until_stale(stored_at: float, lifetime: float) -> None:
         time.sleep(min(left, 10.0))
 
 
-def read_head_then_close(c: Cachalot, target: str, headers=None, timeout: float = 5.0) -> Response:
-    """Send a GET, read only the response head, then reset the connection."""
-    import socket
-    import struct
-    cl = c.client(timeout)
-    try:
-        cl.request("GET", target, headers)
-        return cl.read_head()
-    finally:
+class ProxyCase(unittest.TestCase):
+    """A fresh origin and cachalot per test (a crash in one test cannot take the
+    others down). CONFIG is merged over the harness' config. tearDown stops
+    cachalot and fails the test if it did not exit 0 on SIGTERM, unless the
+    test is an expected failure (that verdict belongs to the test body)."""
+
+    CONFIG: dict = {}
+    WORKERS = 2
+
+    def config(self) -> dict:
+        return copy.deepcopy(self.CONFIG)
+
+    def setUp(self):
+        self.origin = Origin()
         try:
-            cl.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        cl.close()
+            self.proxy = Cachalot(self.config(), upstream=self.origin, workers=self.WORKERS)
+        except BaseException:
+            self.origin.close()
+            raise
+
+    def tearDown(self):
+        rc = self.proxy.stop()
+        tail = self.proxy.log_tail()
+        self.proxy.close()
+        self.origin.close()
+        method = getattr(self, self._testMethodName)
+        if rc != 0 and not getattr(method, "__unittest_expecting_failure__", False):
+            raise AssertionError(f"cachalot exited with {rc} on SIGTERM\n{tail}")
+
+    def assert_alive(self):
+        self.assertTrue(self.proxy.alive(), "cachalot died:\n" + self.proxy.log_tail())

@@ -4,7 +4,6 @@ Caching is off for every path (a bypass route), so every request reaches the ori
 """
 
 import os
-import re
 import sys
 import unittest
 
@@ -405,6 +404,18 @@ class ProxyTest(unittest.TestCase):
             self.assertEqual(r.status, 200)
             self.assertEqual(r.body, b"ok")
             self.assertEqual(c.wait_closed(3), "eof")
+
+    def test_request_pipelined_after_connection_close_is_not_processed_rfc9112_9_6(self):
+        """After a request with 'close' the server closes and SHOULD NOT process further
+        requests on that connection; they must not reach the origin."""
+        self.origin.route("/cl1", Reply(200, NO_STORE, b"one"))
+        self.origin.route("/cl2", Reply(200, NO_STORE, b"two"))
+        with self.proxy.client() as c:
+            c.send(build_request("GET", "/cl1", [("Connection", "close")]) + build_request("GET", "/cl2"))
+            r = c.read_response()
+            self.assertEqual((r.status, r.body), (200, b"one"))
+            self.assertIn(c.wait_closed(3), ("eof", "reset"))
+        self.assertEqual(self.origin.request_count("/cl2"), 0)
 
     def test_http_1_0_client_without_keep_alive_gets_its_response_and_a_close_rfc9112_9_3(self):
         self.origin.route("/old", Reply(200, NO_STORE, b"old"))

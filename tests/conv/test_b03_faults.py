@@ -1,8 +1,8 @@
 """Origin and client faults (issue #2): 502/504, timeouts, truncation, no fd leaks.
 
 upstream.timeouts first_byte and connect are 500ms here, idle 700ms;
-server.timeouts.client_header 500ms and client_idle 1500ms, so timeouts are
-observed in about a second.
+server.timeouts client_header 500ms, client_idle 1500ms, client_body 700ms and
+send 1s, so timeouts are observed in about a second.
 """
 
 import os
@@ -21,7 +21,8 @@ CONFIG = {
     "routes": BYPASS_ALL,
     "upstream": {"timeouts": {"first_byte": "500ms", "connect": "500ms", "idle": "700ms"},
                  "pool": {"max_idle_per_worker": 2}},
-    "server": {"timeouts": {"client_header": "500ms", "client_idle": "1500ms"}},
+    "server": {"timeouts": {"client_header": "500ms", "client_idle": "1500ms", "client_body": "700ms",
+                            "send": "1s"}},
 }
 
 
@@ -258,6 +259,50 @@ class FaultTest(FaultTestBase):
                     break
         self.assertIsNotNone(closed_at, "trickling client was never disconnected")
         self.assertLess(closed_at - t0, 2.0, "client_header must bound the whole head")
+
+    def test_client_body_timeout_closes_a_connection_whose_body_stalls(self):
+        """The client announces 100 bytes, sends 10 and stops; after client_body (700ms)
+        the proxy gives up (a 408 may precede the close)."""
+        self.origin.route("/stalled-upload", lambda req: Reply(200, NO_STORE, b"len %d" % len(req.body)))
+        with self.proxy.client(timeout=5) as c:
+            c.send(b"POST /stalled-upload HTTP/1.1\r\nHost: cachalot.test\r\nContent-Length: 100\r\n\r\n" + b"z" * 10)
+            t0 = time.monotonic()
+            try:
+                r = c.read_response()
+                self.assertEqual(r.status, 408, "only a 408 may precede the close (RFC 9110 §15.5.9)")
+                c.wait_closed(3)
+            except (IncompleteResponse, ConnectionResetError):
+                pass
+            except TimeoutError:
+                self.fail("connection with a stalled body still open after 5 s (client_body: 700ms)")
+            elapsed = time.monotonic() - t0
+        self.assertGreaterEqual(elapsed, 0.6)
+        self.assertLess(elapsed, 3.0, "client_body timeout of 700ms not applied")
+        for req in self.origin.requests("/stalled-upload"):
+            self.assertFalse(req.response_done and req.body_complete,
+                             "the origin was handed a complete request")
+
+    def test_send_timeout_drops_a_client_that_stops_reading(self):
+        """A client that reads nothing for longer than server.timeouts.send (1s) is dropped,
+        and the upstream fetch is abandoned instead of being held open."""
+        big = make_big(1 << 20)
+        self.origin.route("/firehose", Reply(200, NO_STORE + [("Content-Length", str(64 << 20))],
+                                             body=lambda: iter([big] * 64), sndbuf=64 * 1024))
+        opened = self.origin.connections_opened
+        with self.proxy.client(timeout=5, rcvbuf=64 * 1024) as c:
+            c.request("GET", "/firehose")
+            req = self.origin.wait_for_requests(1, path="/firehose")[0]
+            # The proxy fills its buffers, then the client socket stays full for > 1 s.
+            self.origin.wait_for(lambda: self.origin.connections_closed >= opened + 1
+                                 or req.response_done, timeout=6,
+                                 what="upstream connection of a stalled client closed")
+            self.assertFalse(req.response_done, "the proxy read the whole 64 MiB for a client that reads nothing")
+            got = 0
+            with self.assertRaises((IncompleteResponse, ConnectionResetError)):
+                r = c.read_head()
+                for piece in c.iter_body(r):
+                    got += len(piece)
+            self.assertLess(got, 64 << 20)
 
     def test_idle_keep_alive_connection_is_closed_after_client_idle(self):
         self.origin.route("/idle", Reply(200, NO_STORE, b"ok"))

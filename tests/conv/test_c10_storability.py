@@ -241,6 +241,22 @@ class StorabilityTest(CacheTestCase):
         self.assertEqual([q.header("if-none-match") for q in reqs[1:]], ['"nc1"', '"nc1"'],
                          "each reuse must be validated with the stored ETag")
 
+    def test_qualified_no_cache_field_is_not_served_from_the_cache_without_validation_rfc9111_5_2_2_4(self):
+        """no-cache="X-Token": the rest may be reused, X-Token only after validation."""
+        self.origin.route(self.p, Reply(200, [("Cache-Control", 'no-cache="X-Token", max-age=60'),
+                                              ("X-Token", "t0k3n"), ("X-Public", "p")], b"partly"))
+        r1 = self.get(self.p)
+        self.assertEqual((r1.status, r1.body), (200, b"partly"))
+        self.assertEqual(r1.header("x-token"), "t0k3n")
+        r2 = self.get(self.p)
+        self.assertEqual((r2.status, r2.body), (200, b"partly"))
+        if cache_hit(r2):
+            self.assertIsNone(r2.header("x-token"), "a no-cache field was reused without validation")
+            self.assertEqual(r2.header("x-public"), "p")
+            self.assertOriginCount(self.p, 1)
+        else:
+            self.assertOriginCount(self.p, 2)
+
     # ---- Vary: * ----------------------------------------------------------
     def test_vary_star_response_is_never_reused_rfc9111_4_1(self):
         for i, vary in enumerate(["*", "Accept-Encoding, *"]):
@@ -306,6 +322,19 @@ class StorabilityTest(CacheTestCase):
                 self.assertStoredMiss(r, full, msg="the request after a truncated fetch must go to the origin")
                 self.assertHit(self.get(path), full)
                 self.assertOriginCount(path, 2)
+
+
+class SharedAcrossWorkersTest(CacheTestCase):
+    """The store is one cache for every worker (SO_REUSEPORT spreads connections)."""
+    WORKERS = 4
+
+    def test_entry_stored_through_one_connection_is_a_hit_on_every_other_rfc9111_3(self):
+        self.origin.route(self.p, Reply(200, CC60, b"shared by all"))
+        self.assertStoredMiss(self.get(self.p), b"shared by all")
+        self.wait_stored(self.p)   # published a moment after the client has the last byte
+        for i in range(16):       # fresh connections, spread over the 4 workers by the kernel
+            self.assertHit(self.get(self.p), b"shared by all", msg=f"connection {i}")
+        self.assertOriginCount(self.p, 1)
 
 
 if __name__ == "__main__":

@@ -11,14 +11,23 @@ request per key at a time, whatever the client does meanwhile.
 
 Real time is the subject (max-age=1), so each test sleeps once for about a
 second until its entry is stale; everything else is polled with deadlines.
+
+REFRESH_CRASH (binary bug, issue #4): every background refresh crashes cachalot
+with SIGSEGV. In src/proxy/session.h `req_` is declared before `background_req_`,
+so the background Session constructor's `req_(background_req_.get())` runs first
+and reads a not-yet-constructed unique_ptr: req_ is null and Session::refresh()
+dereferences it (req_->path()). Fix: declare background_req_ before req_. Tests
+marked with it pass on a build with that one change.
 """
 
+import socket
+import struct
 import time
 import unittest
 
-from _revaltest import (BG_REFRESHES, FRESH_HIT, REQUESTS_TOTAL, STORED_MISS, SWR_HIT, Cachalot, Gate, Origin,
-                        Reply, cache_status, conditional, metric, run_concurrently, sleep_until_stale, split_handler,
-                        timed_get, wait_until)
+from _revaltest import (BG_REFRESHES, FRESH_HIT, REQUESTS_TOTAL, STORED_MISS, SWR_HIT, UPSTREAM_ERRORS, Gate, ProxyCase,
+                        Reply, admin_json, admin_request, cache_status, conditional, run_concurrently,
+                        sleep_until_stale, split_handler, timed_get, wait_until)
 
 SWR = "max-age=1, stale-while-revalidate=30"
 FAST = 0.2  # "within milliseconds": a stale hit must not wait for the origin
@@ -28,26 +37,8 @@ def full(body: bytes, etag: str = '"e1"', cc: str = SWR, **kw):
     return lambda req: Reply(200, [("Cache-Control", cc), ("ETag", etag), ("Content-Type", "text/plain")], body, **kw)
 
 
-class StaleWhileRevalidateTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.origin = Origin()
-        try:
-            cls.proxy = Cachalot({}, upstream=cls.origin)
-        except BaseException:
-            cls.origin.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.proxy.stop()
-        cls.proxy.close()
-        cls.origin.close()
-        if rc != 0:
-            raise AssertionError(f"cachalot exited with {rc} on SIGTERM\n{cls.proxy.log_tail()}")
-
-    def setUp(self):
-        self.assertTrue(self.proxy.alive(), "cachalot died:\n" + self.proxy.log_tail())
+class StaleWhileRevalidateTest(ProxyCase):
+    CONFIG = {}
 
     # ---- helpers --------------------------------------------------------------
     def prime(self, path: str, body: bytes = b"v1") -> float:
@@ -68,7 +59,6 @@ class StaleWhileRevalidateTest(unittest.TestCase):
     def revalidations(self, path: str) -> list:
         return [q for q in self.origin.requests(path) if conditional(q)]
 
-    # ---- tests ------------------------------------------------------------------
     def test_stale_hits_are_served_at_once_while_one_slow_revalidation_runs_and_its_304_freshens_the_entry(self):
         """RFC 5861 §3: served stale "while it revalidates it in the background";
         50 concurrent stale hits share one conditional request (README: one
@@ -137,35 +127,65 @@ class StaleWhileRevalidateTest(unittest.TestCase):
         self.assertEqual(self.origin.request_count(path), 2)
         self.assertEqual(len(self.revalidations(path)), 1)
 
-    def _error_keeps_the_stale_entry(self, path: str, failure: Reply):
+    def _fail_one_refresh(self, path: str, failure: Reply, over) -> None:
+        """Store v1, let it go stale, start a refresh that fails with `failure`,
+        and wait until over(metrics) says cachalot is done with that refresh."""
         self.origin.route(path, split_handler(full(b"v1"), lambda req: failure))
         stored_at = self.prime(path)
         sleep_until_stale(stored_at, 1)
+        m0 = self.proxy.metrics()
         self.assert_stale_hit(self.proxy.get(path))
-        self.origin.wait_for_requests(2, path=path)
-        # The failed refresh must leave the entry in place: every later request is
-        # still the stale v1 (never the error), and once the failed refresh is over
-        # the next stale hit starts another one (the entry is still there to refresh).
-        deadline = time.monotonic() + 5
-        for _ in range(250):
-            r = self.proxy.get(path)
-            self.assert_stale_hit(r)
-            if self.origin.request_count(path) >= 3:
-                break
-            self.assertLess(time.monotonic(), deadline, "no second refresh after the failed one")
-            time.sleep(0.02)
-        reqs = self.origin.requests(path)
-        self.assertGreaterEqual(len(reqs), 3)
-        self.assertTrue(all(conditional(q) for q in reqs[1:]), [q.raw_head for q in reqs[1:]])
-        self.assert_stale_hit(self.proxy.get(path))
+        self.assertEqual(self.origin.wait_for_requests(2, path=path)[1].header("if-none-match"), '"e1"')
+        wait_until(lambda: over(m0, self.proxy.metrics()), 5, what="the failed background refresh finished")
+
+    @staticmethod
+    def _fetch_done(m0, m) -> bool:
+        name = "cachalot_upstream_duration_seconds_count"
+        return m.get(name) > m0.get(name)
+
+    @staticmethod
+    def _reset_seen(m0, m) -> bool:
+        return m.get(UPSTREAM_ERRORS, kind="reset") > m0.get(UPSTREAM_ERRORS, kind="reset")
+
+    def _assert_still_stale_v1(self, path: str) -> None:
+        for _ in range(3):
+            self.assert_stale_hit(self.proxy.get(path))
+        r = admin_request(self.proxy, "GET", "/cache?path=" + path)
+        self.assertEqual(r.status, 200, r)
+        variants = admin_json(r)["variants"]
+        self.assertEqual([v["etag"] for v in variants], ['"e1"'], variants)
 
     def test_a_500_to_the_background_revalidation_leaves_the_stale_entry_in_place(self):
         """RFC 9111 §4.3.3: on a 5xx while validating, a cache can act as if the
         server failed to respond; the background refresh must not evict v1."""
-        self._error_keeps_the_stale_entry("/swr/err500", Reply.text(500, "boom"))
+        path = "/swr/err500"
+        self._fail_one_refresh(path, Reply.text(500, "boom"), self._fetch_done)
+        self._assert_still_stale_v1(path)
 
     def test_a_reset_during_the_background_revalidation_leaves_the_stale_entry_in_place(self):
-        self._error_keeps_the_stale_entry("/swr/reset", Reply(action="reset"))
+        path = "/swr/reset"
+        self._fail_one_refresh(path, Reply(action="reset"), self._reset_seen)
+        self._assert_still_stale_v1(path)
+
+    def _assert_next_stale_hit_revalidates_again(self, path: str) -> None:
+        n = self.origin.request_count(path)
+        self.assert_stale_hit(self.proxy.get(path))
+        reqs = self.origin.wait_for_requests(n + 1, path=path, timeout=3)
+        self.assertEqual(reqs[n].header("if-none-match"), '"e1"')
+
+    def test_stale_hits_after_a_failed_500_refresh_attempt_another_revalidation(self):
+        """RFC 5861 §3: "If a cached response is served stale due to the presence
+        of this extension, the cache SHOULD attempt to revalidate it while still
+        serving stale responses". A failed attempt is over; the next stale hit
+        starts another one."""
+        path = "/swr/err500-again"
+        self._fail_one_refresh(path, Reply.text(500, "boom"), self._fetch_done)
+        self._assert_next_stale_hit_revalidates_again(path)
+
+    def test_stale_hits_after_a_failed_reset_refresh_attempt_another_revalidation(self):
+        path = "/swr/reset-again"
+        self._fail_one_refresh(path, Reply(action="reset"), self._reset_seen)
+        self._assert_next_stale_hit_revalidates_again(path)
 
     def test_a_client_that_disconnects_does_not_cancel_the_background_refresh(self):
         path = "/swr/client-leaves"
@@ -175,8 +195,6 @@ class StaleWhileRevalidateTest(unittest.TestCase):
             lambda req: Reply(304, [("Cache-Control", "max-age=60"), ("ETag", '"e1"')], gate=gate)))
         stored_at = self.prime(path)
         sleep_until_stale(stored_at, 1)
-        import socket
-        import struct
         cl = self.proxy.client()
         try:
             cl.request("GET", path)
@@ -192,6 +210,46 @@ class StaleWhileRevalidateTest(unittest.TestCase):
                        5, what="the entry freshened by the refresh the departed client started")
         self.assertEqual(r.body, b"v1")
         self.assertEqual(self.origin.request_count(path), 2, "the refresh must complete once, not be retried")
+
+
+    def test_must_revalidate_forbids_serving_stale_even_inside_swr(self):
+        """RFC 9111 §4.2.4 / §5.2.2.2: a stale must-revalidate response is never
+        served without a successful validation; stale-while-revalidate does not lift it."""
+        path = "/swr/must-revalidate"
+        cc = "max-age=1, must-revalidate, stale-while-revalidate=30"
+        self.origin.route(path, split_handler(full(b"v1", cc=cc),
+                                              lambda req: Reply(304, [("ETag", '"e1"')], delay_head=0.3)))
+        stored_at = self.prime(path)
+        sleep_until_stale(stored_at, 1)
+        r, took = timed_get(self.proxy, path)
+        self.assertEqual((r.status, r.body), (200, b"v1"))
+        self.assertRegex(cache_status(r), r"^cachalot; fwd=stale; fwd-status=304")
+        self.assertGreaterEqual(took, 0.3, "served before the validation answered")
+
+    def test_a_request_with_no_cache_is_not_served_stale_inside_swr(self):
+        """RFC 9111 §5.2.1.4: no-cache in the request: no stored response without validation."""
+        path = "/swr/request-no-cache"
+        self.origin.route(path, split_handler(full(b"v1"), lambda req: Reply(304, [("ETag", '"e1"')])))
+        stored_at = self.prime(path)
+        sleep_until_stale(stored_at, 1)
+        r = self.proxy.get(path, [("Cache-Control", "no-cache")])
+        self.assertEqual((r.status, r.body), (200, b"v1"))
+        self.assertNotRegex(cache_status(r), r"detail=stale-while-revalidate")
+        self.assertEqual(self.origin.request_count(path), 2)
+        self.assertEqual(self.origin.requests(path)[1].header("if-none-match"), '"e1"')
+
+    def test_past_the_swr_window_the_request_waits_for_the_revalidation(self):
+        """RFC 5861 §3: stale-while-revalidate=1 allows serving stale for 1 s only."""
+        path = "/swr/window-over"
+        cc = "max-age=1, stale-while-revalidate=1"
+        self.origin.route(path, split_handler(full(b"v1", cc=cc),
+                                              lambda req: Reply(304, [("ETag", '"e1"')], delay_head=0.3)))
+        stored_at = self.prime(path)
+        sleep_until_stale(stored_at, 2)  # real time: stale by >= 1 s, past the window
+        r, took = timed_get(self.proxy, path)
+        self.assertEqual((r.status, r.body), (200, b"v1"))
+        self.assertRegex(cache_status(r), r"^cachalot; fwd=stale; fwd-status=304")
+        self.assertGreaterEqual(took, 0.3)
 
 
 if __name__ == "__main__":

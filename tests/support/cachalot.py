@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import unittest
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 __all__ = [
     "Cachalot", "RawClient", "Response", "Metrics", "BYPASS_ALL", "binary_path", "source_dir",

@@ -31,7 +31,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 __all__ = ["Origin", "Reply", "Request", "closed_port", "Gate"]
 

@@ -48,6 +48,8 @@ TEST_CASE("request smuggling and malformed shapes are rejected (RFC 9112 §6.3, 
       {"space before colon (§5.1)", "GET /a HTTP/1.1\r\nHost : x\r\n\r\n", ParseError::Malformed},
       {"garbage request line", "HELLO\r\n\r\n", ParseError::Malformed},
       {"HTTP/2.0 in an HTTP/1 request line", "GET /a HTTP/2.0\r\nHost: x\r\n\r\n", ParseError::Malformed},
+      {"an unknown but well-formed method is not implemented (RFC 9110 §9.1)", "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n",
+       ParseError::Unsupported},
       {"CONNECT is not tunnelled", "CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n", ParseError::Unsupported},
   };
   for (const auto& row : rows) {
