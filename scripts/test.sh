@@ -20,4 +20,11 @@ if [[ "${1:-}" != "--no-sanitizers" ]]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan -DCACHALOT_SANITIZE=address
 fi
+if [[ "${1:-}" != "--no-sanitizers" ]]; then
+  # TSan: the unit tests (the store's concurrent readers and writers among them).
+  echo "== build and test unit tests (TSan)"
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCACHALOT_SANITIZE=thread >/dev/null
+  cmake --build build-tsan -j"$jobs" --target unit_tests
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R '^unit$')
+fi
 echo "all tests passed"
