@@ -238,7 +238,7 @@ awaitable<void> AdminServer::serve(asio::ip::tcp::socket s) {
           std::string k;
           std::vector<std::shared_ptr<const cache::Entry>> vs;
           for (const auto& h : hosts) {
-            k = cache::primary_key("http", h, *p, http::HeaderMap{}, {});
+            k = app_.url_key(h, *p);
             vs = app_.store().variants(k);
             if (!vs.empty()) break;
           }

@@ -37,6 +37,18 @@ awaitable<UpstreamError> UpstreamConn::write(const std::vector<asio::const_buffe
   co_return UpstreamError::None;
 }
 
+awaitable<UpstreamError> UpstreamConn::write(std::string_view bytes, std::chrono::milliseconds timeout) {
+  watchdog.arm(timeout);
+  asio::error_code ec;
+  if (tls)
+    co_await asio::async_write(*tls, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
+  else
+    co_await asio::async_write(socket, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
+  watchdog.disarm();
+  if (ec) co_return watchdog.expired() ? UpstreamError::Timeout : UpstreamError::WriteFailed;
+  co_return UpstreamError::None;
+}
+
 awaitable<UpstreamError> UpstreamConn::fill(std::chrono::milliseconds timeout) {
   if (rpos == rend) rpos = rend = 0;
   if (rend == buf.size()) {

@@ -77,6 +77,7 @@ class UpstreamConn {
   // Sends `buffers`; the send is bounded by `timeout`.
   asio::awaitable<UpstreamError> write(const std::vector<asio::const_buffer>& buffers,
                                        std::chrono::milliseconds timeout);
+  asio::awaitable<UpstreamError> write(std::string_view bytes, std::chrono::milliseconds timeout);
   // Reads until a response head is complete. It may be an interim 1xx
   // response (complete by itself): relay or drop it, call
   // parser.next_message() and read_head() again for the final one.

@@ -287,16 +287,21 @@ std::string App::reload_from_file() {
   return reload(std::get<std::shared_ptr<const config::Config>>(result));
 }
 
-std::size_t App::purge_url(std::string_view host, std::string_view target, const cache::RewriteFn* rewrite) {
+std::string App::url_key(std::string_view host, std::string_view target) const {
   auto cfg = config();
-  std::string_view path = target.substr(0, target.find('?'));
-  const config::Route* route = cfg->match_route(path);
+  const config::Route* route = cfg->match_route(target.substr(0, target.find('?')));
   cache::KeyOptions opts;
   if (route) {
     opts.sort_query = route->key.sort_query;
     opts.ignore_params = route->key.ignore_params;
   }
-  std::string base = cache::primary_key("http", host, target, http::HeaderMap{}, opts);
+  return cache::primary_key("http", host, target, http::HeaderMap{}, opts);
+}
+
+std::size_t App::purge_url(std::string_view host, std::string_view target, const cache::RewriteFn* rewrite) {
+  auto cfg = config();
+  const config::Route* route = cfg->match_route(target.substr(0, target.find('?')));
+  std::string base = url_key(host, target);
   std::size_t n = rewrite ? store_->rewrite_key(base, *rewrite) : store_->erase(base);
   if (route && !route->key.headers.empty()) {
     // Keys with header values are base + '\n' + entries ('\n' cannot occur in a path).

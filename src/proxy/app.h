@@ -84,6 +84,8 @@ class App {
   // the key is built with the URL's route key options, and entries keyed by
   // extra request headers (route key.headers) go too.
   std::size_t purge_url(std::string_view host, std::string_view target, const cache::RewriteFn* rewrite);
+  // The primary key of a URL as its route keys it, without extra key headers.
+  std::string url_key(std::string_view host, std::string_view target) const;
   uint64_t route_generation(std::string_view route) const;
   // Hosts (authorities) that have stored entries: admin purges by path apply to each.
   void note_host(std::string_view host);

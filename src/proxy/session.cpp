@@ -494,9 +494,17 @@ awaitable<void> Session::handle_cacheable(const config::Route* route) {
   uint64_t generation = route ? app_.route_generation(route->name) : 0;
 
   bool vary_miss = false;
+  // Variants of one URL nearly always share their Vary list: compute this
+  // request's variant key once per distinct list, not once per variant.
+  const std::vector<std::string>* keyed_names = nullptr;
+  std::string request_variant;
   std::shared_ptr<const cache::Entry> entry = app_.store().find(key, [&](const cache::Entry& e) {
     if (e.vary_names.empty()) return true;
-    bool ok = vary_key(e.vary_names, req.headers) == e.variant_key;
+    if (!keyed_names || *keyed_names != e.vary_names) {
+      request_variant = vary_key(e.vary_names, req.headers);
+      keyed_names = &e.vary_names;
+    }
+    bool ok = request_variant == e.variant_key;
     if (!ok) vary_miss = true;
     return ok;
   });
@@ -582,6 +590,16 @@ awaitable<void> Session::handle_cacheable(const config::Route* route) {
     if (v.state == Fill::State::Uncacheable || v.state == Fill::State::Streaming || v.state == Fill::State::Pending)
       break;
     now = Clock::now();
+    // The retry may already have been fetched and stored by the next leader.
+    auto stored = app_.store().find(key, [&](const cache::Entry& e) {
+      return e.vary_names.empty() || vary_key(e.vary_names, req.headers) == e.variant_key;
+    });
+    if (stored && stored->route_generation == generation && !(authorized && !cache::may_serve_to_authorized(stored->cc)) &&
+        cache::evaluate(stored->freshness, rcc, now).decision == cache::Decision::Hit) {
+      cache_status_ = "fwd=uri-miss; collapsed; ttl=" + std::to_string(stored->freshness.ttl(now));
+      co_await serve_entry(stored, admin::Result::Coalesced, cache_status_);
+      co_return;
+    }
   }
   co_await fetch(plan);
 }
@@ -818,21 +836,18 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
   head.append(req.target);
   head.append(" HTTP/1.1\r\n");
   {
-    http::HeaderMap fields = req.headers;  // copy: the client's view stays intact for Vary and conditionals
-    http::strip_hop_by_hop(fields);
-    fields.remove("expect");
-    fields.remove("content-length");
-    fields.remove("x-forwarded-for");  // re-added below with the client's address appended
-    if (!plan.pass) {
-      // We fetch the full response for the cache and answer the client's conditionals ourselves.
-      fields.remove("if-none-match");
-      fields.remove("if-modified-since");
-      fields.remove("if-match");
-      fields.remove("if-unmodified-since");
-      fields.remove("if-range");
-    }
-    if (!fields.has("host")) fields.add("Host", cfg_->upstream.url.host);
-    fields.serialize(head);
+    // One pass over the client's fields: end-to-end only (RFC 9110 §7.6.1),
+    // minus what we set ourselves below.
+    const bool pass = plan.pass;
+    http::serialize_end_to_end(req.headers, head, [pass](std::string_view n) {
+      if (http::iequals(n, "expect") || http::iequals(n, "content-length") || http::iequals(n, "x-forwarded-for"))
+        return true;
+      // A cache fill fetches the full response and answers the client's conditionals itself.
+      return !pass && (http::iequals(n, "if-none-match") || http::iequals(n, "if-modified-since") ||
+                       http::iequals(n, "if-match") || http::iequals(n, "if-unmodified-since") ||
+                       http::iequals(n, "if-range"));
+    });
+    if (!req.headers.has("host")) head.append("Host: ").append(cfg_->upstream.url.host).append("\r\n");
     if (plan.conditional && plan.stale) {
       http::HeaderMap v;
       cache::add_validators(v, plan.stale->etag, plan.stale->last_modified);
@@ -910,10 +925,9 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     w_.metrics.upstream_connections.fetch_add(1, std::memory_order_relaxed);
     up->parser.set_expect_no_body(req.method == http::Method::Head);
     w_.metrics.upstream_requests.fetch_add(1, std::memory_order_relaxed);
-    std::vector<asio::const_buffer> b{asio::buffer(head)};
     request_time = Clock::now();
     t_sent = std::chrono::steady_clock::now();
-    err = co_await up->write(b, ut.idle);
+    err = co_await up->write(std::string_view(head), ut.idle);
     if (err == net::UpstreamError::None && has_body) {
       if (!co_await send_request_body(*up)) {
         up->close();
@@ -1003,9 +1017,9 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     co_return;
   }
   if (plan.conditional && plan.stale && resp.status == 304) {
-    release_up(up->reusable());
     auto merged = std::make_shared<cache::Entry>(*plan.stale);
     merged->headers = cache::merge_304(plan.stale->headers, resp.headers);
+    release_up(up->reusable());  // `resp` is not used past this point
     // RFC 9110 §6.6.1: a response from a cache carries Date; the 304 may lack one.
     if (!merged->headers.has("date"))
       merged->headers.add("Date", http::format_http_date(core::to_unix_seconds(response_time)));
@@ -1047,9 +1061,10 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
   }
   // ---- origin error with a stale entry that may stand in (RFC 5861 §4)
   if (resp.status >= 500 && stale_usable_on_error()) {
+    int origin_status = resp.status;  // `resp` lives in the connection released next
     release_up(false);
     if (plan.fill) finish_fill(plan, Fill::State::Failed);
-    cache_status_ = "fwd=stale; fwd-status=" + std::to_string(resp.status) +
+    cache_status_ = "fwd=stale; fwd-status=" + std::to_string(origin_status) +
                     "; ttl=" + std::to_string(plan.stale->freshness.ttl(now)) + "; detail=stale-if-error";
     co_await serve_entry(plan.stale, admin::Result::StaleError, cache_status_);
     co_return;
@@ -1114,7 +1129,6 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
   bool no_body = status_has_no_body(resp.status) || is_head;
 
   // ---- the response head for the client (and for followers)
-  http::strip_hop_by_hop(resp.headers);
   bool chunked_out = false;
   int64_t clen = up->parser.content_length();
   if (!no_body && clen < 0) {
@@ -1173,7 +1187,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
       h.serialize(out_);
     } else {
       append_status_line(out_, resp.status, resp.reason);
-      resp.headers.serialize(out_);
+      http::serialize_end_to_end(resp.headers, out_, [](std::string_view) { return false; });
       if (chunked_out) out_.append("Transfer-Encoding: chunked\r\n");
     }
     if (!resp.headers.has("date")) {
@@ -1225,18 +1239,28 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
           plan.fill->append(std::move(chunk));
         }
         if (to_client) {
-          bufs_.clear();
-          std::string size_line;
+          char hex[20];
+          std::size_t hex_len = 0;
           if (chunked_out) {
-            char hex[20];
-            auto r = std::to_chars(hex, hex + sizeof hex, total, 16);
-            size_line.assign(hex, r.ptr);
-            size_line.append("\r\n");
-            bufs_.push_back(asio::buffer(size_line));
+            auto r = std::to_chars(hex, hex + sizeof hex - 2, total, 16);
+            *r.ptr++ = '\r';
+            *r.ptr++ = '\n';
+            hex_len = static_cast<std::size_t>(r.ptr - hex);
           }
-          for (auto s : spans) bufs_.push_back(asio::buffer(s.data(), s.size()));
-          if (chunked_out) bufs_.push_back(asio::buffer("\r\n", 2));
-          if (!co_await send(bufs_)) to_client = false;
+          bool ok;
+          if (spans.size() == 1) {
+            // The common case: one span, a fixed-size gather (no vector copy in the write op).
+            std::array<asio::const_buffer, 3> b{asio::buffer(hex, hex_len), asio::buffer(spans[0].data(), spans[0].size()),
+                                                asio::buffer("\r\n", chunked_out ? 2 : 0)};
+            ok = co_await send(b);
+          } else {
+            bufs_.clear();
+            if (chunked_out) bufs_.push_back(asio::buffer(hex, hex_len));
+            for (auto sp : spans) bufs_.push_back(asio::buffer(sp.data(), sp.size()));
+            if (chunked_out) bufs_.push_back(asio::buffer("\r\n", 2));
+            ok = co_await send(bufs_);
+          }
+          if (!ok) to_client = false;
         }
         // A client that left only matters when nobody else needs this body.
         if (!to_client && !entry && socket_) break;
@@ -1260,7 +1284,6 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     co_return;
   }
   if (to_client && chunked_out) co_await send(std::string_view("0\r\n\r\n"));
-  release_up(up->reusable());
 
   if (entry) {
     cache::finalize_entry(*entry);
@@ -1278,13 +1301,10 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
 
   // ---- unsafe methods invalidate what they changed (RFC 9111 §4.4)
   if (plan.pass && !http::is_safe(req.method) && cache::invalidates(req.method, resp.status)) {
-    auto key_opts = key_options(plan.route);
-    for (const auto& target : cache::invalidation_targets(req.target, resp.headers, host_for_key())) {
-      const config::Route* r = cfg_->match_route(target.substr(0, target.find('?')));
-      std::string k = cache::primary_key("http", host_for_key(), target, req.headers, key_options(r));
-      app_.store().erase(k);
-    }
+    for (const auto& target : cache::invalidation_targets(req.target, resp.headers, host_for_key()))
+      app_.purge_url(host_for_key(), target, nullptr);
   }
+  release_up(up->reusable());  // last: `resp` lives in the connection
 }
 
 // ---------------------------------------------------------------- PURGE method

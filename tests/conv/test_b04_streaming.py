@@ -20,6 +20,9 @@ BLOCK = bytes(range(256)) * 256            # 64 KiB, not compressible into a pat
 BLOCKS = 800                               # 800 x 64 KiB = 50 MiB
 TOTAL = len(BLOCK) * BLOCKS
 RSS_LIMIT_KB = 40 * 1024
+# Under ASan/TSan, RSS is shadow memory and quarantine: the RSS bound is checked
+# in the plain build only (the back-pressure checks run in both).
+SANITIZED = bool(os.environ.get("CACHALOT_SANITIZE"))
 
 
 def expected_sha() -> str:
@@ -71,7 +74,8 @@ class StreamingTest(unittest.TestCase):
         peak = max(self.sampler.max_kb, self.proxy.rss_kb())
         if self.hwm_reset:
             peak = max(peak, self.proxy.peak_rss_kb())
-        self.assertLess(peak, RSS_LIMIT_KB, f"proxy peak RSS {peak} KiB while moving a {TOTAL >> 20} MiB body")
+        if not SANITIZED:
+            self.assertLess(peak, RSS_LIMIT_KB, f"proxy peak RSS {peak} KiB while moving a {TOTAL >> 20} MiB body")
 
     def download(self, path: str):
         with self.proxy.client(timeout=10) as c:
@@ -149,7 +153,8 @@ class StreamingTest(unittest.TestCase):
             rss = self.proxy.rss_kb()
             self.assertLess(stalled_at, 25 << 20,
                             f"origin sent {stalled_at >> 20} MiB while the client had read 1 MiB")
-            self.assertLess(rss, RSS_LIMIT_KB, f"proxy RSS {rss} KiB while holding a slow client")
+            if not SANITIZED:
+                self.assertLess(rss, RSS_LIMIT_KB, f"proxy RSS {rss} KiB while holding a slow client")
 
             for piece in it:
                 h.update(piece)

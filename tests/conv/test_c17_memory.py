@@ -13,6 +13,7 @@ four keep-alive clients, then checks:
 """
 
 import hashlib
+import os
 import threading
 import unittest
 
@@ -88,8 +89,11 @@ class MemoryBudgetTest(CacheTestCase):
         self.assertGreater(cache_bytes, MAX_MEMORY // 2, "the cache should be well used after 3x its size\n" + report)
         self.assertGreater(evictions, 0, report)
         self.assertLessEqual(m.get("cachalot_cache_objects"), MAX_MEMORY // BODY, report)
-        self.assertLessEqual(peak_kb * 1024, MAX_MEMORY + ALLOWANCE, report)
-        self.assertLessEqual(end_kb * 1024, MAX_MEMORY + ALLOWANCE, report)
+        # Under ASan/TSan, RSS is shadow memory and quarantine, not the cache: the
+        # byte accounting above is still checked; RSS only in the plain build.
+        if not os.environ.get("CACHALOT_SANITIZE"):
+            self.assertLessEqual(peak_kb * 1024, MAX_MEMORY + ALLOWANCE, report)
+            self.assertLessEqual(end_kb * 1024, MAX_MEMORY + ALLOWANCE, report)
 
         # The cache still works after all that eviction: the last URL written is a hit,
         # the first ones (evicted or not) still come back whole.
