@@ -277,7 +277,9 @@ awaitable<Session::ReadStatus> Session::read_request_body() {
 
 // ---------------------------------------------------------------- writing
 
-awaitable<bool> Session::send(const std::vector<asio::const_buffer>& buffers) {
+// One gathered write to the client, bounded by server.timeouts.send.
+template <class Buffers>
+awaitable<bool> Session::send_buffers(const Buffers& buffers) {
   if (client_gone_ || !socket_) co_return false;
   watchdog_.arm(cfg_->server.timeouts.send);
   asio::error_code ec;
@@ -293,21 +295,11 @@ awaitable<bool> Session::send(const std::vector<asio::const_buffer>& buffers) {
   co_return true;
 }
 
+awaitable<bool> Session::send(const std::vector<asio::const_buffer>& buffers) { return send_buffers(buffers); }
+
 template <std::size_t N>
 awaitable<bool> Session::send(const std::array<asio::const_buffer, N>& buffers) {
-  if (client_gone_ || !socket_) co_return false;
-  watchdog_.arm(cfg_->server.timeouts.send);
-  asio::error_code ec;
-  std::size_t n = tls_ ? co_await asio::async_write(*tls_, buffers, asio::redirect_error(use_awaitable, ec))
-                       : co_await asio::async_write(*socket_, buffers, asio::redirect_error(use_awaitable, ec));
-  watchdog_.disarm();
-  bytes_sent_ += n;
-  if (ec) {
-    client_gone_ = true;
-    close_after_ = true;
-    co_return false;
-  }
-  co_return true;
+  return send_buffers(buffers);
 }
 
 awaitable<bool> Session::send(std::string_view s) {

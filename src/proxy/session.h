@@ -60,6 +60,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Fixed-size gathers avoid the copy of a vector inside the write operation.
   template <std::size_t N>
   asio::awaitable<bool> send(const std::array<asio::const_buffer, N>& buffers);
+  template <class Buffers>
+  asio::awaitable<bool> send_buffers(const Buffers& buffers);
   asio::awaitable<bool> send(std::string_view s);
 
   asio::awaitable<void> handle();
