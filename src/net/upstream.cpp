@@ -168,12 +168,12 @@ static bool idle_connection_dead(asio::ip::tcp::socket& s) {
   return true;                                                    // stray bytes: unusable
 }
 
-awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& err, bool allow_reuse) {
+awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& err, bool allow_reuse, bool probe_idle) {
   err = UpstreamError::None;
   while (allow_reuse && !idle_.empty()) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
-    if (!c->socket.is_open() || c->watchdog.expired() || idle_connection_dead(c->socket)) {
+    if (!c->socket.is_open() || c->watchdog.expired() || (probe_idle && idle_connection_dead(c->socket))) {
       c->close();
       continue;
     }

@@ -100,7 +100,10 @@ class UpstreamPool {
   ~UpstreamPool();
 
   // A connected socket: pooled if one is idle, else a new one.
-  asio::awaitable<std::shared_ptr<UpstreamConn>> acquire(UpstreamError& err, bool allow_reuse = true);
+  // `probe_idle`: check (one recv syscall) that a pooled connection is still
+  // open; callers that can retry a failed reused connection skip it.
+  asio::awaitable<std::shared_ptr<UpstreamConn>> acquire(UpstreamError& err, bool allow_reuse = true,
+                                                         bool probe_idle = true);
   // Gives a connection back; it is pooled only if its response ended cleanly.
   void release(std::shared_ptr<UpstreamConn> c);
   void set_options(UpstreamOptions opts);

@@ -821,8 +821,8 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
   if (auto ex = req.headers.get("expect"); ex && http::iequals(*ex, "100-continue")) expect_continue = true;
 
   // ---- the request head for the origin
-  std::string head;
-  head.reserve(512);
+  std::string& head = upstream_head_;  // reused across requests: no allocation in steady state
+  head.clear();
   head.append(req.method_name.empty() ? http::to_string(req.method) : std::string_view(req.method_name));
   head.push_back(' ');
   head.append(req.target);
@@ -912,7 +912,8 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
   auto t_sent = std::chrono::steady_clock::now();
   auto request_time = Clock::now();
   for (int attempt = 0; attempt < 2; ++attempt) {
-    up = co_await pool.acquire(err, attempt == 0);
+    // A request with a body cannot be retried, so its pooled connection is probed first.
+    up = co_await pool.acquire(err, attempt == 0, has_body);
     if (!up) break;
     w_.metrics.upstream_connections.fetch_add(1, std::memory_order_relaxed);
     up->parser.set_expect_no_body(req.method == http::Method::Head);
@@ -955,8 +956,11 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
       err = co_await up->read_head(ut.first_byte);
     }
     if (err == net::UpstreamError::None) break;
-    bool retry = up->reused && !has_body && (err == net::UpstreamError::Reset || err == net::UpstreamError::WriteFailed) &&
-                 up->rend == 0;
+    // RFC 9112 §9.3.1: an idempotent request on a pooled connection the origin
+    // closed meanwhile is retried once on a new one, if nothing came back.
+    bool idempotent = http::is_safe(req.method) || req.method == http::Method::Put || req.method == http::Method::Delete;
+    bool retry = up->reused && !has_body && idempotent &&
+                 (err == net::UpstreamError::Reset || err == net::UpstreamError::WriteFailed) && up->rend == 0;
     up->close();
     pool.release(std::move(up));
     w_.metrics.upstream_connections.fetch_sub(1, std::memory_order_relaxed);
@@ -1156,7 +1160,8 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
   } else if (!plan.pass) {
     cache_status_ += "; fwd-status=" + std::to_string(resp.status) + "; detail=" + std::string(store_reason);
   } else {
-    cache_status_ += "; fwd-status=" + std::to_string(resp.status);
+    cache_status_.append("; fwd-status=");
+    append_num(cache_status_, resp.status);
   }
   status_ = resp.status;
 
@@ -1198,13 +1203,17 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     }
     out_.append("\r\n");
     head_sent_ = true;
-    co_await send(out_);
   }
   bool to_client = socket_ && !client_gone_ && !client_304 && !is_head;
   chunked_out = chunked_out && !client_304;
+  // The head goes out with the first body bytes (one write for a small
+  // response); without a body to follow, it goes now.
+  bool head_pending = to_client && !no_body;
+  if (socket_ && !client_gone_ && !head_pending) co_await send(out_);
 
   // ---- the body: origin -> client, cache entry and followers, in lockstep (pull-based back-pressure)
   bool complete = no_body;
+  bool terminator_sent = false;
   if (!no_body) {
     for (;;) {
       err = co_await up->read_body(ut.idle);
@@ -1239,19 +1248,28 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
             *r.ptr++ = '\n';
             hex_len = static_cast<std::size_t>(r.ptr - hex);
           }
+          // The last piece carries the chunked terminator in the same write.
+          bool last = up->parser.message_complete();
+          std::string_view head_part = head_pending ? std::string_view(out_) : std::string_view();
+          std::string_view tail_part = chunked_out ? (last ? std::string_view("\r\n0\r\n\r\n", 7) : std::string_view("\r\n", 2))
+                                                   : std::string_view();
           bool ok;
           if (spans.size() == 1) {
             // The common case: one span, a fixed-size gather (no vector copy in the write op).
-            std::array<asio::const_buffer, 3> b{asio::buffer(hex, hex_len), asio::buffer(spans[0].data(), spans[0].size()),
-                                                asio::buffer("\r\n", chunked_out ? 2 : 0)};
+            std::array<asio::const_buffer, 4> b{asio::buffer(head_part.data(), head_part.size()), asio::buffer(hex, hex_len),
+                                                asio::buffer(spans[0].data(), spans[0].size()),
+                                                asio::buffer(tail_part.data(), tail_part.size())};
             ok = co_await send(b);
           } else {
             bufs_.clear();
+            if (head_pending) bufs_.push_back(asio::buffer(out_));
             if (chunked_out) bufs_.push_back(asio::buffer(hex, hex_len));
             for (auto sp : spans) bufs_.push_back(asio::buffer(sp.data(), sp.size()));
-            if (chunked_out) bufs_.push_back(asio::buffer("\r\n", 2));
+            if (chunked_out) bufs_.push_back(asio::buffer(tail_part.data(), tail_part.size()));
             ok = co_await send(bufs_);
           }
+          head_pending = false;
+          if (last && chunked_out) terminator_sent = true;
           if (!ok) to_client = false;
         }
         // A client that left only matters when nobody else needs this body.
@@ -1272,10 +1290,22 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     release_up(false);
     if (plan.fill) finish_fill(plan, Fill::State::Failed);
     if (entry) app_.metrics().store_verdicts.add("incomplete");
+    if (head_pending && !client_gone_) {
+      // Nothing reached the client yet: it gets a clean error instead of a cut body.
+      head_sent_ = false;
+      cache_status_ += "; detail=upstream-" + std::string(net::to_string(err));
+      co_await send_error(net::is_timeout(err) ? 504 : 502, std::string("upstream ") + std::string(net::to_string(err)), true);
+    }
     close_after_ = true;
     co_return;
   }
-  if (to_client && chunked_out) co_await send(std::string_view("0\r\n\r\n"));
+  if (head_pending) {
+    // An empty body: the head, and the chunked terminator if any, in one write.
+    if (chunked_out) out_.append("0\r\n\r\n");
+    co_await send(out_);
+  } else if (to_client && chunked_out && !terminator_sent) {
+    co_await send(std::string_view("0\r\n\r\n"));
+  }
 
   if (entry) {
     cache::finalize_entry(*entry);

@@ -107,6 +107,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string cache_status_;  // the value after "cachalot; "
   std::string out_;           // head serialization, reused
   std::string tail_;
+  std::string upstream_head_;  // the request head sent to the origin, reused
   std::vector<asio::const_buffer> bufs_;
   std::vector<std::string> chunk_heads_;
 };
