@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace cachalot::admin {
 
 std::string_view to_string(Result r) noexcept {
@@ -136,6 +138,27 @@ std::string Metrics::render() const {
       fmt::format_to(std::back_inserter(out), "cachalot_requests_total{{result=\"{}\",class=\"{}\"}} {}\n",
                      to_string(static_cast<Result>(r)), kClass[c], v);
     }
+
+  header(out, "cachalot_route_requests_total", "counter", "Requests that matched a route, by route and result.");
+  {
+    std::vector<std::pair<std::string, std::array<uint64_t, static_cast<size_t>(Result::kCount)>>> merged;
+    for (const auto& w : ws) {
+      std::lock_guard lk(w->route_mu);
+      for (const auto& [name, counts] : w->by_route) {
+        auto it = std::find_if(merged.begin(), merged.end(), [&](const auto& m) { return m.first == name; });
+        if (it == merged.end()) {
+          merged.emplace_back(name, counts);
+        } else {
+          for (std::size_t i = 0; i < counts.size(); ++i) it->second[i] += counts[i];
+        }
+      }
+    }
+    for (const auto& [name, counts] : merged)
+      for (std::size_t r = 0; r < counts.size(); ++r)
+        if (counts[r])
+          fmt::format_to(std::back_inserter(out), "cachalot_route_requests_total{{route=\"{}\",result=\"{}\"}} {}\n",
+                         name, to_string(static_cast<Result>(r)), counts[r]);
+  }
 
   header(out, "cachalot_upstream_errors_total", "counter", "Failures talking to the origin, by kind.");
   for (std::size_t k = 0; k < static_cast<size_t>(UpstreamErrorKind::kCount); ++k)

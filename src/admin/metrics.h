@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,20 @@ struct alignas(64) WorkerMetrics {
   std::atomic<uint64_t> background_refreshes{0};
   std::atomic<uint64_t> coalesced_waits{0};
   std::atomic<uint64_t> bad_requests{0};
+  // Requests by route and result (routes are few: a linear scan under a
+  // per-worker mutex that only a scrape contends for).
+  std::mutex route_mu;
+  std::vector<std::pair<std::string, std::array<uint64_t, static_cast<size_t>(Result::kCount)>>> by_route;
+  void count_route(std::string_view route, Result r) {
+    std::lock_guard lk(route_mu);
+    for (auto& [name, counts] : by_route)
+      if (name == route) {
+        ++counts[static_cast<size_t>(r)];
+        return;
+      }
+    by_route.emplace_back(std::string(route), std::array<uint64_t, static_cast<size_t>(Result::kCount)>{});
+    ++by_route.back().second[static_cast<size_t>(r)];
+  }
   Histogram request_duration;
   Histogram upstream_duration;  // misses: request sent -> response complete
 

@@ -375,6 +375,7 @@ awaitable<void> Session::run() {
     bytes_sent_ = 0;
     head_sent_ = false;
     result_ = admin::Result::Pass;
+    route_name_ = {};
     cache_status_.clear();
     if (st == ReadStatus::Closed || st == ReadStatus::Error) break;
     if (st == ReadStatus::Timeout) {
@@ -426,6 +427,7 @@ awaitable<void> Session::run() {
 void Session::finish_request() {
   auto dur = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   w_.metrics.count(result_, status_);
+  if (!route_name_.empty()) w_.metrics.count_route(route_name_, result_);
   w_.metrics.request_duration.observe(dur);
   access_log(*cfg_, client_ip_, *req_, status_, bytes_sent_, dur, cache_status_);
 }
@@ -451,6 +453,7 @@ awaitable<void> Session::handle() {
     }
   }
   const config::Route* route = cfg_->match_route(req.path());
+  route_name_ = route ? std::string_view(route->name) : std::string_view();
   if (req.method == http::Method::Purge) {
     co_await handle_purge(route);
     co_return;

@@ -104,6 +104,7 @@ class Session : public std::enable_shared_from_this<Session> {
   int status_ = 0;
   uint64_t bytes_sent_ = 0;
   admin::Result result_ = admin::Result::Pass;
+  std::string_view route_name_;  // the matched route (a view into cfg_), for per-route metrics
   std::string cache_status_;  // the value after "cachalot; "
   std::string out_;           // head serialization, reused
   std::string tail_;
