@@ -42,7 +42,10 @@ struct Worker {
   std::vector<std::string> acceptor_names;  // ListenerConfig::text of each acceptor
   std::vector<Session*> sessions;           // live sessions on this worker (for drain)
   std::size_t background_refreshes = 0;     // in flight on this worker
-  std::size_t fetches_in_flight = 0;        // origin fetches (misses, passes, refreshes) on this worker
+  std::size_t fetches_in_flight = 0;
+  // Entries this worker recently asked to refresh (pointer identity only; never dereferenced).
+  std::array<std::pair<const void*, std::chrono::steady_clock::time_point>, 8> recent_refreshes{};
+  std::size_t recent_refresh_next = 0;        // origin fetches (misses, passes, refreshes) on this worker
   // Requests waiting for a fetch slot (upstream.max_concurrent_misses); woken in order.
   std::deque<std::weak_ptr<asio::steady_timer>> fetch_waiters;
   std::thread thread;

@@ -646,6 +646,12 @@ awaitable<void> Session::serve_entry(const std::shared_ptr<const cache::Entry>& 
 
 void Session::start_background_refresh(const std::string& key, const std::shared_ptr<const cache::Entry>& entry) {
   if (w_.background_refreshes >= cfg_->cache.max_background_refreshes) return;
+  // A stale entry is hit many times while its refresh runs: ask the shared
+  // coalescer about one entry at most every 250 ms from this worker.
+  auto now_steady = std::chrono::steady_clock::now();
+  for (auto& [seen, at] : w_.recent_refreshes)
+    if (seen == entry.get() && now_steady - at < std::chrono::milliseconds(250)) return;
+  w_.recent_refreshes[w_.recent_refresh_next++ % w_.recent_refreshes.size()] = {entry.get(), now_steady};
   auto ticket = app_.coalescer().join(key, 0, Clock::now());
   if (ticket.role != Coalescer::Role::Leader) return;  // someone is already fetching it
   w_.metrics.background_refreshes.fetch_add(1, std::memory_order_relaxed);
