@@ -34,6 +34,7 @@ class Watchdog {
   void arm(clock::duration d) noexcept {
     deadline_ = clock::now() + d;
     armed_ = true;
+    expired_ = false;  // an expiry that found no pending operation must not leak into this one
   }
   void disarm() noexcept { armed_ = false; }
   bool expired() const noexcept { return expired_; }

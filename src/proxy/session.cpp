@@ -253,7 +253,10 @@ awaitable<Session::ReadStatus> Session::read_head() {
     auto wait = t.client_idle;
     if (head_deadline) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*head_deadline - std::chrono::steady_clock::now());
-      wait = std::max(left, std::chrono::milliseconds(1));
+      // Checked here too: a trickling client keeps reads completing, so the
+      // ticker may never find a read pending when the deadline passes.
+      if (left.count() <= 0) co_return ReadStatus::Timeout;
+      wait = left;
     }
     ReadStatus st = co_await fill_buffer(wait);
     if (st != ReadStatus::Ok) co_return st;

@@ -92,6 +92,19 @@ class ConnectTimeoutTest(FaultTestBase):
             lst.close()
 
 
+def answered_408(c) -> bool:
+    """The proxy has sent a 408 on this connection (peek without blocking)."""
+    c.sock.setblocking(False)
+    try:
+        return c.sock.recv(16, socket.MSG_PEEK).startswith(b"HTTP/1.1 408")
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        c.sock.settimeout(c.timeout)
+
+
 class FaultTest(FaultTestBase):
     @classmethod
     def setUpClass(cls):
@@ -252,7 +265,8 @@ class FaultTest(FaultTestBase):
                 except OSError:
                     closed_at = time.monotonic()
                     break
-                if not c.is_open(wait=0.1):
+                # Cut off = closed, or answered (a 408 before the close, RFC 9110 §15.5.9).
+                if not c.is_open(wait=0.1) or answered_408(c):
                     closed_at = time.monotonic()
                     break
                 if time.monotonic() - t0 > 4:
