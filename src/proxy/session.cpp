@@ -649,8 +649,8 @@ awaitable<void> Session::serve_entry(const std::shared_ptr<const cache::Entry>& 
 
 void Session::start_background_refresh(const std::string& key, const std::shared_ptr<const cache::Entry>& entry) {
   if (w_.background_refreshes >= cfg_->cache.max_background_refreshes) return;
-  // A stale entry is hit many times while its refresh runs: ask the shared
-  // coalescer about one entry at most every 250 ms from this worker.
+  // A stale entry is hit many times while its refresh runs: while it runs, ask
+  // the shared coalescer about that entry at most every 250 ms from this worker.
   auto now_steady = std::chrono::steady_clock::now();
   for (auto& [seen, at] : w_.recent_refreshes)
     if (seen == entry.get() && now_steady - at < std::chrono::milliseconds(250)) return;
@@ -678,6 +678,10 @@ awaitable<void> Session::refresh(std::shared_ptr<const config::Config> cfg, std:
   req_->method_name = "GET";
   co_await fetch(plan);
   app_.coalescer().release(key, fill);
+  // The throttle in start_background_refresh covers only the refresh in flight:
+  // after a failed one, the next stale hit tries again (RFC 5861 §3).
+  for (auto& recent : w_.recent_refreshes)
+    if (recent.first == stale.get()) recent.first = nullptr;
 }
 
 // ---------------------------------------------------------------- following another fetch
