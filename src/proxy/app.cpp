@@ -27,6 +27,17 @@ cache::StoreOptions store_options(const config::Config& cfg) {
 
 Worker::Worker(App& a, std::size_t i) : app(a), id(i), metrics(a.metrics().worker(i)) {}
 
+void Worker::sync_pool(const std::shared_ptr<const config::Config>& cfg) {
+  if (pool_config_ == cfg) return;
+  pool_config_ = cfg;
+  std::shared_ptr<asio::ssl::context> tls;
+  {
+    std::lock_guard lk(app.tls_mu_);
+    tls = app.tls_.upstream;
+  }
+  pool->set_options(app.upstream_options(*cfg, std::move(tls)));
+}
+
 const std::shared_ptr<const config::Config>& Worker::config() {
   uint64_t v = app.config_version();
   if (v != config_version_) {
@@ -246,11 +257,9 @@ std::string App::reload(std::shared_ptr<const config::Config> cfg) {
   }
   for (auto& w : workers_) {
     Worker* wp = w.get();
-    auto opts = upstream_options(*cfg, tls.upstream);
     std::vector<std::string> keep;
     for (const auto& l : cfg->server.listen) keep.push_back(l.text);
-    asio::post(wp->ioc, [wp, opts, keep] {
-      wp->pool->set_options(opts);
+    asio::post(wp->ioc, [wp, keep] {
       for (std::size_t i = 0; i < wp->acceptors.size();) {
         bool wanted = std::find(keep.begin(), keep.end(), wp->acceptor_names[i]) != keep.end();
         if (wanted) {

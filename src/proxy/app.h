@@ -54,8 +54,12 @@ struct Worker {
   // The current config, refreshed only when a reload bumped the version:
   // one relaxed load per request instead of an atomic shared_ptr load.
   const std::shared_ptr<const config::Config>& config();
+  // Points the upstream pool at `cfg`'s origin before a fetch: the request's
+  // own config snapshot decides, so no request uses a stale origin after a reload.
+  void sync_pool(const std::shared_ptr<const config::Config>& cfg);
 
  private:
+  std::shared_ptr<const config::Config> pool_config_;
   std::shared_ptr<const config::Config> config_;
   uint64_t config_version_ = UINT64_MAX;
 };

@@ -372,6 +372,7 @@ awaitable<void> Session::run() {
     idle_ = true;
     if (app_.draining() && rpos_ == rend_) break;
     ReadStatus st = co_await read_head();
+    cfg_ = w_.config();  // a reload while we waited applies to this request
     idle_ = false;
     started_ = std::chrono::steady_clock::now();
     status_ = 0;
@@ -830,6 +831,7 @@ awaitable<bool> Session::send_request_body(net::UpstreamConn& up) {
 
 awaitable<void> Session::fetch(FetchPlan& plan) {
   http::RequestHead& req = *req_;
+  w_.sync_pool(cfg_);
   auto& pool = *w_.pool;
   const auto& ut = cfg_->upstream.timeouts;
   bool has_body = plan.pass && (parser_.content_length() > 0 || parser_.chunked()) && socket_;
