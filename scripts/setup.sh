@@ -3,12 +3,20 @@
 # Idempotent and quiet when everything is present. Usage: scripts/setup.sh [--bench]
 set -euo pipefail
 
+# Every command the build, the tests and the demo call comes from a package
+# named here (audited against a debootstrap minbase system, which has only
+# coreutils, dpkg, apt, bash and friends):
+#   cmake/cpack/ctest: cmake; g++/readelf: g++, binutils; pkg-config
+#   python3 (conversation tests), openssl (test CAs), curl (demo)
+#   cpack -G DEB: dpkg-dev (dpkg-shlibdeps) and file (CPACK_DEBIAN_PACKAGE_SHLIBDEPS)
+#   systemd-analyze (unit test): systemd; shellcheck (container build script)
+#   dpkg-deb, dpkg-query, ldd, sh: already in minbase (dpkg, libc-bin, dash)
 packages=(
   # build
-  cmake g++ make pkg-config libasio-dev node-llhttp libyaml-cpp-dev libspdlog-dev libfmt-dev
+  cmake g++ make binutils pkg-config libasio-dev node-llhttp libyaml-cpp-dev libspdlog-dev libfmt-dev
   libssl-dev libxxhash-dev libre2-dev libsystemd-dev
   # tests
-  catch2 python3 openssl curl dpkg-dev systemd
+  catch2 python3 openssl curl dpkg-dev file systemd shellcheck
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nginx-light varnish util-linux)

@@ -17,6 +17,7 @@ from _revaltest import (FRESH_HIT, PURGES, REQUESTS_TOTAL, REVALIDATED_304, SWR_
                         Reply, admin_json, admin_request, cache_status, conditional, metric, wait_until)
 
 MISS = r"^cachalot; fwd=(uri|vary)-miss; fwd-status=200; stored"
+OBJECTS = "cachalot_cache_objects"
 
 
 def cc_reply(body: bytes, cc: str = "max-age=300", extra=()):
@@ -34,9 +35,14 @@ class AdminPurgeTest(ProxyCase):
         return admin_request(self.proxy, "POST", path, **kw)
 
     def store(self, path: str, headers=None):
+        """A stored miss, and then the entry visible in the store: the client may
+        have its last byte before the fill publishes, and a purge sent in between
+        would find nothing (the tests below purge right after storing)."""
+        objects = metric(self.proxy, OBJECTS)
         r = self.proxy.get(path, headers)
         self.assertEqual(r.status, 200)
         self.assertRegex(cache_status(r), MISS, f"{path} was not stored")
+        wait_until(lambda: metric(self.proxy, OBJECTS) > objects, 5.0, what=f"{path} published to the store")
         return r
 
     def assert_hit(self, path: str, headers=None):
