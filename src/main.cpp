@@ -18,10 +18,29 @@
 #endif
 
 #include "admin/admin_server.h"
+#include "admin/control.h"
 #include "config/config.h"
 #include "proxy/app.h"
 
 namespace {
+
+// The admin API's view of the proxy (admin/ and proxy/ do not include each other).
+class AppControl final : public cachalot::admin::Control {
+ public:
+  explicit AppControl(cachalot::proxy::App& app) : app_(app) {}
+  std::shared_ptr<const cachalot::config::Config> config() const override { return app_.config(); }
+  bool draining() const override { return app_.draining(); }
+  std::string metrics_text() const override { return app_.metrics().render(); }
+  std::string reload() override { return app_.reload_from_file(); }
+  cachalot::cache::PurgeOutcome purge(const cachalot::cache::Purge& p) override { return app_.purge(p); }
+  cachalot::admin::Inspection inspect(std::string_view target, const std::optional<std::string>& host) const override {
+    auto [key, variants] = app_.inspect(target, host);
+    return {std::move(key), std::move(variants)};
+  }
+
+ private:
+  cachalot::proxy::App& app_;
+};
 
 constexpr const char* kUsage = R"(Usage: cachalot [OPTIONS]
 
@@ -115,11 +134,13 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   std::unique_ptr<cachalot::proxy::App> app;
+  std::unique_ptr<AppControl> control;
   std::unique_ptr<cachalot::admin::AdminServer> admin;
   try {
     app = std::make_unique<cachalot::proxy::App>(cfg);
     app->start();
-    admin = std::make_unique<cachalot::admin::AdminServer>(*app);
+    control = std::make_unique<AppControl>(*app);
+    admin = std::make_unique<cachalot::admin::AdminServer>(*control);
     admin->start();
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

@@ -2,10 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "cache/key.h"
 #include "core/clock.h"
 #include "http/parser.h"
-#include "proxy/app.h"
 
 namespace cachalot::admin {
 
@@ -75,20 +73,9 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
   return std::nullopt;
 }
 
-// A copy of `e` that is stale from now on: stale-while-revalidate and
-// stale-if-error still apply, and the next request revalidates it.
-std::shared_ptr<const cache::Entry> mark_stale(const cache::Entry& e, core::TimePoint now,
-                                                std::chrono::milliseconds keep) {
-  auto copy = std::make_shared<cache::Entry>(e);
-  auto age = copy->freshness.current_age(now);
-  if (copy->freshness.lifetime > age) copy->freshness.lifetime = age;
-  cache::finalize_entry(*copy);
-  return copy;
-}
-
 }  // namespace
 
-AdminServer::AdminServer(proxy::App& app) : app_(app) {}
+AdminServer::AdminServer(Control& app) : app_(app) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -165,83 +152,65 @@ awaitable<void> AdminServer::serve(asio::ip::tcp::socket s) {
     }
     if (r.status == 200) {
       auto now = core::Clock::now();
-      auto keep = cfg->cache.keep;
       if (path == "/healthz") {
         r.body = app_.draining() ? "{\"status\":\"draining\"}\n" : "{\"status\":\"ok\"}\n";
         if (app_.draining()) r.status = 503;
       } else if (path == "/metrics") {
         r.content_type = "text/plain; version=0.0.4";
-        r.body = app_.metrics().render();
+        r.body = app_.metrics_text();
       } else if (path == "/reload") {
         if (req.method != http::Method::Post) {
           r = error(405, "use POST");
         } else {
-          auto msg = app_.reload_from_file();
+          auto msg = app_.reload();
           r = msg.empty() ? Reply{200, "application/json", "{\"reloaded\":true}\n"} : error(400, msg);
         }
       } else if (path == "/purge") {
         if (req.method != http::Method::Post) {
           r = error(405, "use POST");
         } else {
-          bool soft = query_param(query, "soft").value_or("0") == "1";
-          cache::RewriteFn rewrite = [now, keep](const cache::Entry& e) { return mark_stale(e, now, keep); };
-          auto& store = app_.store();
-          std::size_t n = 0;
-          PurgeKind kind = PurgeKind::Url;
-          auto host = query_param(query, "host");
-          // Without host=, a path applies to every host that has entries.
-          std::vector<std::string> hosts = host ? std::vector<std::string>{*host} : app_.hosts();
-          auto key_for = [&](const std::string& h, const std::string& target) {
-            return cache::primary_key("http", h, target, http::HeaderMap{}, {});
-          };
-          if (auto p = query_param(query, "path")) {
-            kind = PurgeKind::Url;
-            for (const auto& h : hosts) n += app_.purge_url(h, *p, soft ? &rewrite : nullptr);
+          cache::Purge p;
+          p.soft = query_param(query, "soft").value_or("0") == "1";
+          p.host = query_param(query, "host");
+          bool given = true;
+          if (auto v = query_param(query, "path")) {
+            p.kind = cache::Purge::Kind::Url;
+            p.value = *v;
           } else if (auto pre = query_param(query, "prefix")) {
-            kind = PurgeKind::Prefix;
-            for (const auto& h : hosts) {
-              // The key of "/p" may carry a normalized form; purge by the raw prefix of the key.
-              auto k = key_for(h, *pre);
-              n += soft ? store.rewrite_prefix(k, rewrite) : store.purge_prefix(k);
-            }
+            p.kind = cache::Purge::Kind::Prefix;
+            p.value = *pre;
           } else if (auto tag = query_param(query, "tag")) {
-            kind = PurgeKind::Tag;
-            n = soft ? store.rewrite_tag(*tag, rewrite) : store.purge_tag(*tag);
+            p.kind = cache::Purge::Kind::Tag;
+            p.value = *tag;
           } else if (query_param(query, "all").value_or("0") == "1") {
-            kind = PurgeKind::All;
-            n = soft ? store.rewrite_all(rewrite) : store.purge_all();
+            p.kind = cache::Purge::Kind::All;
           } else if (auto route = query_param(query, "route")) {
-            kind = PurgeKind::Route;
-            bool known = false;
-            for (const auto& rt : cfg->routes) known = known || rt.name == *route;
-            if (!known) {
-              r = error(404, "no route named " + *route);
-            } else {
-              auto g = app_.bump_route_generation(*route);
-              r.body = "{\"route\":" + json_string(*route) + ",\"generation\":" + std::to_string(g) + "}\n";
-            }
+            p.kind = cache::Purge::Kind::Route;
+            p.value = *route;
           } else {
+            given = false;
             r = error(400, "give one of path=, prefix=, tag=, all=1 or route=");
           }
-          if (r.status == 200 && r.body.empty())
-            r.body = "{\"purged\":" + std::to_string(n) + ",\"kind\":\"" + std::string(to_string(kind)) +
-                     "\",\"soft\":" + (soft ? "true" : "false") + "}\n";
-          if (r.status == 200) app_.metrics().worker(0).purges[static_cast<size_t>(kind)].fetch_add(1);
+          if (given) {
+            auto out = app_.purge(p);
+            if (!out.error.empty()) {
+              r = error(404, out.error);
+            } else if (p.kind == cache::Purge::Kind::Route) {
+              r.body = "{\"route\":" + json_string(p.value) + ",\"generation\":" + std::to_string(out.generation) + "}\n";
+            } else {
+              r.body = "{\"purged\":" + std::to_string(out.purged) + ",\"kind\":\"" +
+                       std::string(cache::to_string(p.kind)) + "\",\"soft\":" + (p.soft ? "true" : "false") + "}\n";
+            }
+          }
         }
       } else if (path == "/cache") {
         auto p = query_param(query, "path");
         if (!p) {
           r = error(400, "give path=");
         } else {
-          auto host = query_param(query, "host");
-          std::vector<std::string> hosts = host ? std::vector<std::string>{*host} : app_.hosts();
-          std::string k;
-          std::vector<std::shared_ptr<const cache::Entry>> vs;
-          for (const auto& h : hosts) {
-            k = app_.url_key(h, *p);
-            vs = app_.store().variants(k);
-            if (!vs.empty()) break;
-          }
+          auto found = app_.inspect(*p, query_param(query, "host"));
+          const auto& k = found.key;
+          const auto& vs = found.variants;
           std::string body = "{\"key\":" + json_string(k) + ",\"variants\":[";
           for (std::size_t i = 0; i < vs.size(); ++i) {
             const auto& e = *vs[i];

@@ -10,15 +10,13 @@
 
 #include <asio.hpp>
 
-namespace cachalot::proxy {
-class App;
-}
+#include "admin/control.h"
 
 namespace cachalot::admin {
 
 class AdminServer {
  public:
-  explicit AdminServer(proxy::App& app);
+  explicit AdminServer(Control& app);
   ~AdminServer();
   // Binds the admin address (throws std::system_error naming it) and starts the thread.
   void start();
@@ -27,7 +25,7 @@ class AdminServer {
  private:
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> serve(asio::ip::tcp::socket s);
-  proxy::App& app_;
+  Control& app_;
   asio::io_context ioc_{1};
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   std::thread thread_;

@@ -51,4 +51,9 @@ struct Entry {
 // Date, and sets drop_after from the freshness windows (drop_after(freshness)).
 void finalize_entry(Entry& e);
 
+// A copy of `e` that is stale from `now` on (a soft purge): its lifetime ends
+// at its current age, so stale-while-revalidate and stale-if-error still
+// apply and the next request revalidates it.
+std::shared_ptr<const Entry> mark_stale(const Entry& e, core::TimePoint now);
+
 }  // namespace cachalot::cache

@@ -1,6 +1,7 @@
 #include <charconv>
 
 #include "cache/entry.h"
+#include "cache/purge.h"
 #include "http/date.h"
 
 namespace cachalot::cache {
@@ -39,6 +40,25 @@ void finalize_entry(Entry& e) {
   // stale-if-error serve it, and the keep window lets a conditional request
   // revalidate it when it has validators.
   e.drop_after = drop_after(e.freshness);
+}
+
+std::shared_ptr<const Entry> mark_stale(const Entry& e, core::TimePoint now) {
+  auto copy = std::make_shared<Entry>(e);
+  auto age = copy->freshness.current_age(now);
+  if (copy->freshness.lifetime > age) copy->freshness.lifetime = age;
+  finalize_entry(*copy);
+  return copy;
+}
+
+std::string_view to_string(Purge::Kind k) noexcept {
+  switch (k) {
+    case Purge::Kind::Url: return "url";
+    case Purge::Kind::Prefix: return "prefix";
+    case Purge::Kind::Tag: return "tag";
+    case Purge::Kind::All: return "all";
+    case Purge::Kind::Route: return "route";
+  }
+  return "unknown";
 }
 
 }  // namespace cachalot::cache

@@ -58,6 +58,7 @@ std::string_view to_string(StoreReason r) noexcept {
     case StoreReason::TooLarge: return "too-large";
     case StoreReason::Incomplete: return "incomplete";
     case StoreReason::Bypass: return "bypass";
+    case StoreReason::kCount: break;
   }
   return "unknown";
 }

@@ -49,6 +49,7 @@ enum class StoreReason : uint8_t {
   TooLarge,        // (set by the caller) body above cache.max_object_size
   Incomplete,      // (set by the caller) body cut short
   Bypass,          // (set by the caller) the route bypasses the cache
+  kCount
 };
 // "stored", "method", "request-no-store", "no-store", "private", "authorization",
 // "set-cookie", "status", "partial", "vary-star", "no-freshness", "too-large",

@@ -340,4 +340,61 @@ uint64_t App::bump_route_generation(std::string_view route) {
   return generations_[XXH3_64bits(route.data(), route.size()) % kGenerationSlots].fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
+cache::PurgeOutcome App::purge(const cache::Purge& p) {
+  cache::PurgeOutcome out;
+  auto now = core::Clock::now();
+  cache::RewriteFn rewrite = [now](const cache::Entry& e) { return cache::mark_stale(e, now); };
+  const cache::RewriteFn* rw = p.soft ? &rewrite : nullptr;
+  // Without host=, a path applies to every host that has entries.
+  std::vector<std::string> hs = p.host ? std::vector<std::string>{*p.host} : hosts();
+  metrics::PurgeKind kind = metrics::PurgeKind::Url;
+  switch (p.kind) {
+    case cache::Purge::Kind::Url:
+      for (const auto& h : hs) out.purged += purge_url(h, p.value, rw);
+      break;
+    case cache::Purge::Kind::Prefix:
+      kind = metrics::PurgeKind::Prefix;
+      for (const auto& h : hs) {
+        auto k = cache::primary_key("http", h, p.value, http::HeaderMap{}, {});
+        out.purged += rw ? store_->rewrite_prefix(k, *rw) : store_->purge_prefix(k);
+      }
+      break;
+    case cache::Purge::Kind::Tag:
+      kind = metrics::PurgeKind::Tag;
+      out.purged = rw ? store_->rewrite_tag(p.value, *rw) : store_->purge_tag(p.value);
+      break;
+    case cache::Purge::Kind::All:
+      kind = metrics::PurgeKind::All;
+      out.purged = rw ? store_->rewrite_all(*rw) : store_->purge_all();
+      break;
+    case cache::Purge::Kind::Route: {
+      kind = metrics::PurgeKind::Route;
+      auto cfg = config();
+      bool known = false;
+      for (const auto& rt : cfg->routes) known = known || rt.name == p.value;
+      if (!known) {
+        out.error = "no route named " + p.value;
+        return out;
+      }
+      out.generation = bump_route_generation(p.value);
+      break;
+    }
+  }
+  metrics_.extra().purge(kind);
+  return out;
+}
+
+std::pair<std::string, std::vector<std::shared_ptr<const cache::Entry>>> App::inspect(
+    std::string_view target, const std::optional<std::string>& host) const {
+  std::vector<std::string> hs = host ? std::vector<std::string>{*host} : hosts();
+  std::string k;
+  std::vector<std::shared_ptr<const cache::Entry>> vs;
+  for (const auto& h : hs) {
+    k = url_key(h, target);
+    vs = store_->variants(k);
+    if (!vs.empty()) break;
+  }
+  return {std::move(k), std::move(vs)};
+}
+
 }  // namespace cachalot::proxy

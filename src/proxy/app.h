@@ -19,9 +19,10 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
-#include "admin/metrics.h"
+#include "cache/purge.h"
 #include "cache/store.h"
 #include "config/config.h"
+#include "metrics/metrics.h"
 #include "net/upstream.h"
 #include "proxy/coalescer.h"
 
@@ -49,7 +50,7 @@ struct Worker {
   // Requests waiting for a fetch slot (upstream.max_concurrent_misses); woken in order.
   std::deque<std::weak_ptr<asio::steady_timer>> fetch_waiters;
   std::thread thread;
-  admin::WorkerMetrics& metrics;
+  metrics::WorkerMetrics& metrics;
 
   // The current config, refreshed only when a reload bumped the version:
   // one relaxed load per request instead of an atomic shared_ptr load.
@@ -84,7 +85,8 @@ class App {
   uint64_t config_version() const noexcept { return config_version_.load(std::memory_order_acquire); }
   cache::Store& store() noexcept { return *store_; }
   Coalescer& coalescer() noexcept { return coalescer_; }
-  admin::Metrics& metrics() noexcept { return metrics_; }
+  metrics::Metrics& metrics() noexcept { return metrics_; }
+  const metrics::Metrics& metrics() const noexcept { return metrics_; }
   bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
   std::vector<std::unique_ptr<Worker>>& workers() noexcept { return workers_; }
   // Removes (or, with `rewrite`, soft-purges) every variant of a URL on `host`:
@@ -98,6 +100,11 @@ class App {
   void note_host(std::string_view host);
   std::vector<std::string> hosts() const;
   uint64_t bump_route_generation(std::string_view route);
+  // Applies an invalidation from the admin API (counted by kind).
+  cache::PurgeOutcome purge(const cache::Purge& p);
+  // The variants stored for a URL on `host` (or the first host that has any).
+  std::pair<std::string, std::vector<std::shared_ptr<const cache::Entry>>> inspect(
+      std::string_view target, const std::optional<std::string>& host) const;
 
  private:
   void bind_listeners(const config::Config& cfg);
@@ -117,7 +124,7 @@ class App {
   std::atomic<uint64_t> config_version_{0};
   std::unique_ptr<cache::Store> store_;
   Coalescer coalescer_;
-  admin::Metrics metrics_;
+  metrics::Metrics metrics_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> draining_{false};
   std::mutex reload_mu_;

@@ -60,15 +60,15 @@ std::string_view date_now() {
   return {buf, 29};
 }
 
-admin::UpstreamErrorKind kind_of(net::UpstreamError e) {
+metrics::UpstreamErrorKind kind_of(net::UpstreamError e) {
   switch (e) {
-    case net::UpstreamError::ConnectRefused: return admin::UpstreamErrorKind::Connect;
-    case net::UpstreamError::ConnectTimeout: return admin::UpstreamErrorKind::ConnectTimeout;
-    case net::UpstreamError::Reset: return admin::UpstreamErrorKind::Reset;
-    case net::UpstreamError::Timeout: return admin::UpstreamErrorKind::Timeout;
-    case net::UpstreamError::BadResponse: return admin::UpstreamErrorKind::BadResponse;
-    case net::UpstreamError::Tls: return admin::UpstreamErrorKind::Tls;
-    default: return admin::UpstreamErrorKind::Write;
+    case net::UpstreamError::ConnectRefused: return metrics::UpstreamErrorKind::Connect;
+    case net::UpstreamError::ConnectTimeout: return metrics::UpstreamErrorKind::ConnectTimeout;
+    case net::UpstreamError::Reset: return metrics::UpstreamErrorKind::Reset;
+    case net::UpstreamError::Timeout: return metrics::UpstreamErrorKind::Timeout;
+    case net::UpstreamError::BadResponse: return metrics::UpstreamErrorKind::BadResponse;
+    case net::UpstreamError::Tls: return metrics::UpstreamErrorKind::Tls;
+    default: return metrics::UpstreamErrorKind::Write;
   }
 }
 
@@ -318,7 +318,7 @@ void Session::append_cache_status(std::string& out, std::string_view value) cons
 
 awaitable<void> Session::send_error(int status, std::string_view detail, bool close) {
   status_ = status;
-  if (result_ != admin::Result::StaleError) result_ = admin::Result::Error;
+  if (result_ != metrics::Result::StaleError) result_ = metrics::Result::Error;
   if (close) close_after_ = true;
   if (!socket_ || head_sent_) {
     close_after_ = true;
@@ -378,7 +378,7 @@ awaitable<void> Session::run() {
     status_ = 0;
     bytes_sent_ = 0;
     head_sent_ = false;
-    result_ = admin::Result::Pass;
+    result_ = metrics::Result::Pass;
     route_name_ = {};
     cache_status_.clear();
     if (st == ReadStatus::Closed || st == ReadStatus::Error) break;
@@ -431,7 +431,7 @@ awaitable<void> Session::run() {
 void Session::finish_request() {
   auto dur = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   w_.metrics.count(result_, status_);
-  if (!route_name_.empty()) w_.metrics.count_route(route_name_, result_);
+  if (!route_name_.empty()) w_.metrics.count_route(app_.metrics().routes().id(route_name_), result_);
   w_.metrics.request_duration.observe(dur);
   access_log(*cfg_, client_ip_, *req_, status_, bytes_sent_, dur, cache_status_);
 }
@@ -474,7 +474,7 @@ awaitable<void> Session::handle() {
   plan.pass = true;
   cache_status_ = route && route->bypass ? "fwd=bypass; detail=route" : "fwd=method";
   if (req.headers.has("range") && route && !route->bypass) cache_status_ = "fwd=bypass; detail=range";
-  result_ = admin::Result::Pass;
+  result_ = metrics::Result::Pass;
   co_await fetch(plan);
 }
 
@@ -536,14 +536,14 @@ awaitable<void> Session::handle_cacheable(const config::Route* route) {
             if (std::uniform_real_distribution<double>(0, 1)(rng) < p) start_background_refresh(key, entry);
           }
         }
-        co_await serve_entry(entry, admin::Result::Hit, cache_status_);
+        co_await serve_entry(entry, metrics::Result::Hit, cache_status_);
         co_return;
       }
       case cache::Decision::HitStale: {
         cache_status_ = "hit; ttl=" + std::to_string(entry->freshness.ttl(now)) + "; detail=" +
                         std::string(cache::to_string(ev.reason));
         if (ev.reason == cache::LookupReason::StaleWhileRevalidate) start_background_refresh(key, entry);
-        co_await serve_entry(entry, admin::Result::Stale, cache_status_);
+        co_await serve_entry(entry, metrics::Result::Stale, cache_status_);
         co_return;
       }
       case cache::Decision::Revalidate:
@@ -568,7 +568,7 @@ awaitable<void> Session::handle_cacheable(const config::Route* route) {
   plan.conditional = entry && (!entry->etag.empty() || !entry->last_modified.empty());
   cache_status_ = "fwd=" + std::string(miss_reason);
   if (!detail.empty() && detail != miss_reason) cache_status_ += "; detail=" + std::string(detail);
-  result_ = plan.conditional ? admin::Result::Revalidated : admin::Result::Miss;
+  result_ = plan.conditional ? metrics::Result::Revalidated : metrics::Result::Miss;
 
   const auto& cc = cfg_->cache.coalesce;
   bool coalesce = cc.enabled && !authorized && req.method == http::Method::Get && plan.may_store;
@@ -596,7 +596,7 @@ awaitable<void> Session::handle_cacheable(const config::Route* route) {
     if (stored && stored->route_generation == generation && !(authorized && !cache::may_serve_to_authorized(stored->cc)) &&
         cache::evaluate(stored->freshness, rcc, now).decision == cache::Decision::Hit) {
       cache_status_ = "fwd=uri-miss; collapsed; ttl=" + std::to_string(stored->freshness.ttl(now));
-      co_await serve_entry(stored, admin::Result::Coalesced, cache_status_);
+      co_await serve_entry(stored, metrics::Result::Coalesced, cache_status_);
       co_return;
     }
   }
@@ -605,7 +605,7 @@ awaitable<void> Session::handle_cacheable(const config::Route* route) {
 
 // ---------------------------------------------------------------- serving from cache
 
-awaitable<void> Session::serve_entry(const std::shared_ptr<const cache::Entry>& e, admin::Result result,
+awaitable<void> Session::serve_entry(const std::shared_ptr<const cache::Entry>& e, metrics::Result result,
                                      std::string_view cache_status) {
   result_ = result;
   auto now = Clock::now();
@@ -707,9 +707,9 @@ awaitable<bool> Session::follow(const std::shared_ptr<Fill>& fill, std::string_v
           const auto& e = v.entry;
           if (!e->vary_names.empty() && vary_key(e->vary_names, req_->headers) != e->variant_key)
             co_return false;
-          result_ = admin::Result::Coalesced;
+          result_ = metrics::Result::Coalesced;
           cache_status_ = "fwd=uri-miss; collapsed; ttl=" + std::to_string(e->freshness.ttl(Clock::now()));
-          co_await serve_entry(e, admin::Result::Coalesced, cache_status_);
+          co_await serve_entry(e, metrics::Result::Coalesced, cache_status_);
           co_return true;
         }
         [[fallthrough]];
@@ -719,13 +719,13 @@ awaitable<bool> Session::follow(const std::shared_ptr<Fill>& fill, std::string_v
           const auto& h = *v.head;
           if (!h.vary_names.empty() && vary_key(h.vary_names, req_->headers) != h.variant_key)
             co_return false;
-          result_ = admin::Result::Coalesced;
+          result_ = metrics::Result::Coalesced;
           status_ = h.status;
           cache_status_ = "fwd=uri-miss; collapsed";
           if (h.proto && cache::evaluate_conditional(*req_, h.etag, h.last_modified, h.proto->date) ==
                              cache::ConditionalResult::NotModified && h.status == 200) {
             // Answer the conditional from the head alone (RFC 9110 §13.1).
-            co_await serve_entry(h.proto, admin::Result::Coalesced, cache_status_);
+            co_await serve_entry(h.proto, metrics::Result::Coalesced, cache_status_);
             co_return true;
           }
           out_.clear();
@@ -1008,7 +1008,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     if (stale_usable_on_error()) {
       cache_status_ = "fwd=stale; fwd-status=0; ttl=" + std::to_string(plan.stale->freshness.ttl(now)) +
                       "; detail=stale-if-error-" + std::string(net::to_string(err));
-      co_await serve_entry(plan.stale, admin::Result::StaleError, cache_status_);
+      co_await serve_entry(plan.stale, metrics::Result::StaleError, cache_status_);
       co_return;
     }
     cache_status_ += "; detail=upstream-" + std::string(net::to_string(err));
@@ -1051,10 +1051,10 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     if (plan.fill) finish_fill(plan, Fill::State::Done, published);
     w_.metrics.upstream_duration.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_sent).count());
-    app_.metrics().store_verdicts.add("revalidated");
+    w_.metrics.store_decision(metrics::StoreDecisionExtra::Revalidated);
     if (socket_ && !client_gone_) {
       cache_status_ = "fwd=stale; fwd-status=304; ttl=" + std::to_string(published->freshness.ttl(response_time));
-      co_await serve_entry(published, admin::Result::Revalidated, cache_status_);
+      co_await serve_entry(published, metrics::Result::Revalidated, cache_status_);
     }
     co_return;
   }
@@ -1062,11 +1062,11 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
   if (!plan.pass && !plan.conditional && resp.status == 304) {
     release_up(false);
     finish_fill(plan, Fill::State::Failed);
-    w_.metrics.upstream_errors[static_cast<size_t>(admin::UpstreamErrorKind::BadResponse)].fetch_add(1, std::memory_order_relaxed);
+    w_.metrics.upstream_errors[static_cast<size_t>(metrics::UpstreamErrorKind::BadResponse)].fetch_add(1, std::memory_order_relaxed);
     if (stale_usable_on_error()) {
       cache_status_ = "fwd=stale; fwd-status=304; ttl=" + std::to_string(plan.stale->freshness.ttl(now)) +
                       "; detail=stale-if-error-unsolicited-304";
-      co_await serve_entry(plan.stale, admin::Result::StaleError, cache_status_);
+      co_await serve_entry(plan.stale, metrics::Result::StaleError, cache_status_);
       co_return;
     }
     cache_status_ += "; fwd-status=304; detail=unsolicited-304";
@@ -1080,13 +1080,14 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     if (plan.fill) finish_fill(plan, Fill::State::Failed);
     cache_status_ = "fwd=stale; fwd-status=" + std::to_string(origin_status) +
                     "; ttl=" + std::to_string(plan.stale->freshness.ttl(now)) + "; detail=stale-if-error";
-    co_await serve_entry(plan.stale, admin::Result::StaleError, cache_status_);
+    co_await serve_entry(plan.stale, metrics::Result::StaleError, cache_status_);
     co_return;
   }
 
   // ---- may we store it?
   std::shared_ptr<cache::Entry> entry;
   cache::ResponseCacheControl resp_cc;
+  cache::StoreReason store_reason_enum = cache::StoreReason::Bypass;
   std::string_view store_reason = "bypass";
   if (!plan.pass) {
     resp_cc = cache::parse_response_cache_control(resp.headers.get_combined("cache-control"));
@@ -1094,13 +1095,18 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     so.allow_set_cookie_strip = plan.route && plan.route->set_cookie == config::SetCookiePolicy::Strip;
     so.has_default_ttl = plan.route && plan.route->default_ttl.count() > 0;
     auto verdict = cache::storable(req, rcc, resp, resp_cc, so);
+    store_reason_enum = verdict.reason;
     store_reason = cache::to_string(verdict.reason);
     bool store = verdict.store && plan.may_store;
     if (store && up->parser.content_length() > static_cast<int64_t>(max_object(*cfg_))) {
       store = false;
+      store_reason_enum = cache::StoreReason::TooLarge;
       store_reason = "too-large";
     }
-    if (!plan.may_store && verdict.store) store_reason = "request-no-store";
+    if (!plan.may_store && verdict.store) {
+      store_reason_enum = cache::StoreReason::RequestNoStore;
+      store_reason = "request-no-store";
+    }
     if (store) {
       entry = std::make_shared<cache::Entry>();
       entry->primary_key = plan.key;
@@ -1137,7 +1143,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
       if (not_shareable && plan.may_store)
         app_.coalescer().mark_hit_for_miss(plan.key, response_time + cfg_->cache.coalesce.hit_for_miss);
     }
-    app_.metrics().store_verdicts.add(store ? "stored" : store_reason);
+    w_.metrics.store_decision(store ? cache::StoreReason::Stored : store_reason_enum);
   }
   bool is_head = req.method == http::Method::Head;
   bool no_body = status_has_no_body(resp.status) || is_head;
@@ -1245,7 +1251,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
           if (entry->body.size() + total > max_object(*cfg_)) {
             // Too large to keep: stream the rest without storing.
             entry.reset();
-            app_.metrics().store_verdicts.add("too-large");
+            w_.metrics.store_decision(cache::StoreReason::TooLarge);
             if (plan.fill) finish_fill(plan, Fill::State::Uncacheable);
           } else {
             for (auto s : spans) entry->body.append(s);
@@ -1307,7 +1313,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
       w_.metrics.upstream_errors[static_cast<size_t>(kind_of(err))].fetch_add(1, std::memory_order_relaxed);
     release_up(false);
     if (plan.fill) finish_fill(plan, Fill::State::Failed);
-    if (entry) app_.metrics().store_verdicts.add("incomplete");
+    if (entry) w_.metrics.store_decision(cache::StoreReason::Incomplete);
     if (head_pending && !client_gone_) {
       // Nothing reached the client yet: it gets a clean error instead of a cut body.
       head_sent_ = false;
@@ -1330,10 +1336,10 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
     std::shared_ptr<const cache::Entry> published = entry;
     app_.note_host(http::to_lower(host_for_key()));
     auto pr = app_.store().publish(published);
-    if (pr.evicted.count) app_.metrics().evictions.add("memory", pr.evicted.count);
-    if (pr.variant_cap.count) app_.metrics().evictions.add("variant-cap", pr.variant_cap.count);
-    if (pr.vary_changed.count) app_.metrics().evictions.add("vary-changed", pr.vary_changed.count);
-    if (!pr.stored()) app_.metrics().store_verdicts.add("too-large");
+    w_.metrics.evicted(metrics::EvictionReason::Memory, pr.evicted.count);
+    w_.metrics.evicted(metrics::EvictionReason::VariantCap, pr.variant_cap.count);
+    w_.metrics.evicted(metrics::EvictionReason::VaryChanged, pr.vary_changed.count);
+    if (!pr.stored()) w_.metrics.store_decision(cache::StoreReason::TooLarge);
     if (plan.fill) finish_fill(plan, Fill::State::Done, published);
   } else if (plan.fill) {
     finish_fill(plan, Fill::State::Uncacheable);
@@ -1350,7 +1356,7 @@ awaitable<void> Session::fetch(FetchPlan& plan) {
 // ---------------------------------------------------------------- PURGE method
 
 awaitable<void> Session::handle_purge(const config::Route* route) {
-  result_ = admin::Result::Purge;
+  result_ = metrics::Result::Purge;
   asio::error_code ec;
   auto ep = socket_->remote_endpoint(ec);
   bool allowed = false;
@@ -1370,7 +1376,7 @@ awaitable<void> Session::handle_purge(const config::Route* route) {
     co_return;
   }
   std::size_t n = app_.purge_url(host_for_key(), req_->target, nullptr);
-  w_.metrics.purges[static_cast<size_t>(admin::PurgeKind::Method)].fetch_add(1, std::memory_order_relaxed);
+  w_.metrics.purges[static_cast<size_t>(metrics::PurgeKind::Method)].fetch_add(1, std::memory_order_relaxed);
   status_ = n ? 200 : 404;
   cache_status_ = n ? "fwd=bypass; detail=purged" : "fwd=bypass; detail=not-cached";
   std::string body = "{\"purged\":" + std::to_string(n) + "}\n";

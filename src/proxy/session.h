@@ -18,7 +18,7 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
-#include "admin/metrics.h"
+#include "metrics/metrics.h"
 #include "cache/entry.h"
 #include "config/config.h"
 #include "http/parser.h"
@@ -71,7 +71,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Ends the leader's fill: new requests stop joining it first, then its followers wake.
   void finish_fill(FetchPlan& plan, Fill::State state, std::shared_ptr<const cache::Entry> entry = nullptr);
   asio::awaitable<bool> follow(const std::shared_ptr<Fill>& fill, std::string_view key_variant_hint);
-  asio::awaitable<void> serve_entry(const std::shared_ptr<const cache::Entry>& e, admin::Result result,
+  asio::awaitable<void> serve_entry(const std::shared_ptr<const cache::Entry>& e, metrics::Result result,
                                     std::string_view status_detail);
   asio::awaitable<void> send_error(int status, std::string_view detail, bool close);
   asio::awaitable<bool> send_request_body(net::UpstreamConn& up);
@@ -103,7 +103,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point started_;
   int status_ = 0;
   uint64_t bytes_sent_ = 0;
-  admin::Result result_ = admin::Result::Pass;
+  metrics::Result result_ = metrics::Result::Pass;
   std::string_view route_name_;  // the matched route (a view into cfg_), for per-route metrics
   std::string cache_status_;  // the value after "cachalot; "
   std::string out_;           // head serialization, reused

@@ -1,10 +1,10 @@
-#include "admin/metrics.h"
+#include "metrics/metrics.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-namespace cachalot::admin {
+namespace cachalot::metrics {
 
 std::string_view to_string(Result r) noexcept {
   switch (r) {
@@ -57,30 +57,45 @@ void Histogram::observe(double s) noexcept {
   sum_us.fetch_add(static_cast<uint64_t>(s * 1e6), std::memory_order_relaxed);
 }
 
-void LabeledCounters::add(std::string_view label, uint64_t n) {
-  while (lock_.test_and_set(std::memory_order_acquire)) {
+std::string_view to_string(EvictionReason r) noexcept {
+  switch (r) {
+    case EvictionReason::Memory: return "memory";
+    case EvictionReason::VariantCap: return "variant-cap";
+    case EvictionReason::VaryChanged: return "vary-changed";
+    case EvictionReason::kCount: break;
   }
-  bool found = false;
-  for (auto& [k, v] : values_)
-    if (k == label) {
-      v += n;
-      found = true;
-      break;
-    }
-  if (!found) values_.emplace_back(std::string(label), n);
-  lock_.clear(std::memory_order_release);
+  return "unknown";
 }
 
-std::vector<std::pair<std::string, uint64_t>> LabeledCounters::snapshot() const {
-  while (lock_.test_and_set(std::memory_order_acquire)) {
+std::string_view to_string(StoreDecisionExtra d) noexcept {
+  switch (d) {
+    case StoreDecisionExtra::Revalidated: return "revalidated";
+    case StoreDecisionExtra::Unshared: return "unshared";
+    case StoreDecisionExtra::Invalidated: return "invalidated";
+    case StoreDecisionExtra::kCount: break;
   }
-  auto copy = values_;
-  lock_.clear(std::memory_order_release);
-  return copy;
+  return "unknown";
+}
+
+uint32_t RouteIds::id(std::string_view name) {
+  std::lock_guard lk(mu_);
+  for (std::size_t i = 0; i < names_.size(); ++i)
+    if (names_[i] == name) return static_cast<uint32_t>(i);
+  if (names_.size() + 1 >= kMaxRoutes) {
+    if (names_.size() + 1 == kMaxRoutes) names_.emplace_back("other");
+    return static_cast<uint32_t>(kMaxRoutes - 1);
+  }
+  names_.emplace_back(name);
+  return static_cast<uint32_t>(names_.size() - 1);
+}
+
+std::vector<std::string> RouteIds::names() const {
+  std::lock_guard lk(mu_);
+  return names_;
 }
 
 Metrics::Metrics(std::size_t workers) {
-  for (std::size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<WorkerMetrics>());
+  for (std::size_t i = 0; i < workers + 1; ++i) workers_.push_back(std::make_unique<WorkerMetrics>());
 }
 
 void Metrics::add_gauge(std::string name, std::string help, std::function<double()> read) {
@@ -141,23 +156,14 @@ std::string Metrics::render() const {
 
   header(out, "cachalot_route_requests_total", "counter", "Requests that matched a route, by route and result.");
   {
-    std::vector<std::pair<std::string, std::array<uint64_t, static_cast<size_t>(Result::kCount)>>> merged;
-    for (const auto& w : ws) {
-      std::lock_guard lk(w->route_mu);
-      for (const auto& [name, counts] : w->by_route) {
-        auto it = std::find_if(merged.begin(), merged.end(), [&](const auto& m) { return m.first == name; });
-        if (it == merged.end()) {
-          merged.emplace_back(name, counts);
-        } else {
-          for (std::size_t i = 0; i < counts.size(); ++i) it->second[i] += counts[i];
-        }
-      }
-    }
-    for (const auto& [name, counts] : merged)
-      for (std::size_t r = 0; r < counts.size(); ++r)
-        if (counts[r])
+    auto names = routes_.names();
+    for (std::size_t id = 0; id < names.size(); ++id)
+      for (std::size_t r = 0; r < WorkerMetrics::kResults; ++r) {
+        uint64_t v = sum(ws, [id, r](WorkerMetrics& w) -> auto& { return w.by_route[id][r]; });
+        if (v)
           fmt::format_to(std::back_inserter(out), "cachalot_route_requests_total{{route=\"{}\",result=\"{}\"}} {}\n",
-                         name, to_string(static_cast<Result>(r)), counts[r]);
+                         names[id], to_string(static_cast<Result>(r)), v);
+      }
   }
 
   header(out, "cachalot_upstream_errors_total", "counter", "Failures talking to the origin, by kind.");
@@ -195,11 +201,19 @@ std::string Metrics::render() const {
          &WorkerMetrics::bad_requests);
 
   header(out, "cachalot_store_decisions_total", "counter", "Why responses were stored or not.");
-  for (const auto& [k, v] : store_verdicts.snapshot())
-    fmt::format_to(std::back_inserter(out), "cachalot_store_decisions_total{{reason=\"{}\"}} {}\n", k, v);
+  for (std::size_t k = 0; k < kStoreReasons; ++k)
+    fmt::format_to(std::back_inserter(out), "cachalot_store_decisions_total{{reason=\"{}\"}} {}\n",
+                   cache::to_string(static_cast<cache::StoreReason>(k)),
+                   sum(ws, [k](WorkerMetrics& w) -> auto& { return w.store_decisions[k]; }));
+  for (std::size_t k = 0; k < static_cast<size_t>(StoreDecisionExtra::kCount); ++k)
+    fmt::format_to(std::back_inserter(out), "cachalot_store_decisions_total{{reason=\"{}\"}} {}\n",
+                   to_string(static_cast<StoreDecisionExtra>(k)),
+                   sum(ws, [k](WorkerMetrics& w) -> auto& { return w.store_extra[k]; }));
   header(out, "cachalot_cache_evictions_total", "counter", "Entries removed from the cache, by reason.");
-  for (const auto& [k, v] : evictions.snapshot())
-    fmt::format_to(std::back_inserter(out), "cachalot_cache_evictions_total{{reason=\"{}\"}} {}\n", k, v);
+  for (std::size_t k = 0; k < static_cast<size_t>(EvictionReason::kCount); ++k)
+    fmt::format_to(std::back_inserter(out), "cachalot_cache_evictions_total{{reason=\"{}\"}} {}\n",
+                   to_string(static_cast<EvictionReason>(k)),
+                   sum(ws, [k](WorkerMetrics& w) -> auto& { return w.evictions[k]; }));
 
   for (const auto& g : gauges_) {
     header(out, g.name, "gauge", g.help);
@@ -213,4 +227,4 @@ std::string Metrics::render() const {
   return out;
 }
 
-}  // namespace cachalot::admin
+}  // namespace cachalot::metrics

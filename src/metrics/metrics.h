@@ -1,0 +1,158 @@
+// Metrics: Prometheus counters, gauges and histograms with `cachalot_` names.
+//
+// Each worker thread writes only its own WorkerMetrics (relaxed atomics, no
+// sharing of cache lines between workers on the hit path); a scrape sums them.
+// Every label is an enum, so every series exists from the start and the names
+// are the ones Cache-Status and the logs use. Nothing here locks on the
+// request path: route counters are indexed by a route id assigned when a
+// config snapshot is built (RouteIds), not looked up by name per request.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/storable.h"
+
+namespace cachalot::metrics {
+
+// How a request was answered; the `result` label and the Cache-Status summary.
+enum class Result : uint8_t {
+  Hit,          // fresh entry served without contacting the origin
+  Stale,        // stale entry served (stale-while-revalidate or max-stale)
+  StaleError,   // stale entry served because the origin failed (stale-if-error)
+  Revalidated,  // entry validated with the origin (304) and served
+  Miss,         // fetched from the origin (stored or not) for a cacheable request
+  Coalesced,    // answered from another request's fetch
+  Pass,         // not a cache candidate (method, bypass route, Range...)
+  Error,        // proxy-generated error (bad request, 502, 504...)
+  Purge,        // PURGE method request
+  kCount
+};
+std::string_view to_string(Result r) noexcept;
+
+enum class UpstreamErrorKind : uint8_t { Connect, ConnectTimeout, Reset, Timeout, BadResponse, Write, Tls, kCount };
+std::string_view to_string(UpstreamErrorKind k) noexcept;
+
+enum class PurgeKind : uint8_t { Url, Prefix, Tag, All, Route, Method, kCount };
+std::string_view to_string(PurgeKind k) noexcept;
+
+// Why entries left the store other than by purge.
+enum class EvictionReason : uint8_t {
+  Memory,       // the eviction policy made room within cache.max_memory
+  VariantCap,   // more than cache.max_variants variants of one URL
+  VaryChanged,  // the origin changed a URL's Vary list: the old variants went
+  kCount
+};
+std::string_view to_string(EvictionReason r) noexcept;
+
+// cachalot_store_decisions_total{reason}: every cache::StoreReason, plus the
+// outcomes of revalidation that are not storable() verdicts.
+enum class StoreDecisionExtra : uint8_t {
+  Revalidated,  // a 304 freshened the stored entry
+  Unshared,     // a 304 made the stored response unstorable: the entry was removed
+  Invalidated,  // an invalidation issued while the fill was in flight voided it
+  kCount
+};
+std::string_view to_string(StoreDecisionExtra d) noexcept;
+inline constexpr std::size_t kStoreReasons = static_cast<std::size_t>(cache::StoreReason::kCount);
+
+// Fixed-bucket histogram (seconds).
+struct Histogram {
+  static constexpr std::array<double, 14> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                     0.1,    0.25,  0.5,    1.0,   2.5,   5.0,   10.0};
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets{};  // last = +Inf
+  std::atomic<uint64_t> count{0};
+  std::atomic<uint64_t> sum_us{0};
+  void observe(double seconds) noexcept;
+};
+
+// Route ids for per-route counters: a route name gets the same id for the
+// life of the process (reloads keep it). Ids are handed out when a config
+// snapshot is built; past kMaxRoutes names, routes share the last id
+// ("other"), so a config churning route names cannot grow memory.
+class RouteIds {
+ public:
+  static constexpr std::size_t kMaxRoutes = 256;
+  uint32_t id(std::string_view name);
+  std::vector<std::string> names() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> names_;
+};
+
+inline constexpr uint32_t kNoRoute = UINT32_MAX;
+
+struct alignas(64) WorkerMetrics {
+  static constexpr std::size_t kResults = static_cast<std::size_t>(Result::kCount);
+  // Requests by result and status class: [result][class], class 0 = no response sent, 1..5 = 1xx..5xx.
+  std::array<std::array<std::atomic<uint64_t>, 6>, kResults> requests{};
+  std::array<std::array<std::atomic<uint64_t>, kResults>, RouteIds::kMaxRoutes> by_route{};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(UpstreamErrorKind::kCount)> upstream_errors{};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(PurgeKind::kCount)> purges{};
+  std::array<std::atomic<uint64_t>, kStoreReasons> store_decisions{};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(StoreDecisionExtra::kCount)> store_extra{};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(EvictionReason::kCount)> evictions{};
+  std::atomic<uint64_t> client_connections{0};      // gauge
+  std::atomic<uint64_t> client_connections_total{0};
+  std::atomic<uint64_t> upstream_connections{0};    // gauge (checked out)
+  std::atomic<uint64_t> upstream_idle{0};           // gauge
+  std::atomic<uint64_t> upstream_requests{0};
+  std::atomic<uint64_t> bytes_from_cache{0};
+  std::atomic<uint64_t> bytes_from_origin{0};
+  std::atomic<uint64_t> background_refreshes{0};
+  std::atomic<uint64_t> coalesced_waits{0};
+  std::atomic<uint64_t> bad_requests{0};
+  Histogram request_duration;
+  Histogram upstream_duration;  // misses: request sent -> response complete
+
+  static void inc(std::atomic<uint64_t>& c, uint64_t n = 1) noexcept { c.fetch_add(n, std::memory_order_relaxed); }
+  void count(Result r, int status) noexcept {
+    int c = status / 100;
+    if (c < 1 || c > 5) c = 0;
+    inc(requests[static_cast<size_t>(r)][static_cast<size_t>(c)]);
+  }
+  void count_route(uint32_t route_id, Result r) noexcept {
+    if (route_id < RouteIds::kMaxRoutes) inc(by_route[route_id][static_cast<size_t>(r)]);
+  }
+  void upstream_error(UpstreamErrorKind k) noexcept { inc(upstream_errors[static_cast<size_t>(k)]); }
+  void purge(PurgeKind k) noexcept { inc(purges[static_cast<size_t>(k)]); }
+  void store_decision(cache::StoreReason r) noexcept { inc(store_decisions[static_cast<size_t>(r)]); }
+  void store_decision(StoreDecisionExtra d) noexcept { inc(store_extra[static_cast<size_t>(d)]); }
+  void evicted(EvictionReason r, uint64_t n) noexcept {
+    if (n) inc(evictions[static_cast<size_t>(r)], n);
+  }
+};
+
+class Metrics {
+ public:
+  // `workers` proxy workers, plus one more slot for the admin thread and other
+  // writers outside the workers (extra()).
+  explicit Metrics(std::size_t workers);
+  WorkerMetrics& worker(std::size_t i) noexcept { return *workers_[i]; }
+  WorkerMetrics& extra() noexcept { return *workers_.back(); }
+  RouteIds& routes() noexcept { return routes_; }
+
+  // Gauges read at scrape time (store objects/bytes...).
+  struct Gauge {
+    std::string name, help;
+    std::function<double()> read;
+  };
+  void add_gauge(std::string name, std::string help, std::function<double()> read);
+
+  std::string render() const;  // Prometheus text exposition format 0.0.4
+
+ private:
+  std::vector<std::unique_ptr<WorkerMetrics>> workers_;
+  std::vector<Gauge> gauges_;
+  RouteIds routes_;
+};
+
+}  // namespace cachalot::metrics
