@@ -51,6 +51,10 @@ struct Entry {
 // Date, and sets drop_after from the freshness windows (drop_after(freshness)).
 void finalize_entry(Entry& e);
 
+// Does stored variant `e` apply to a request with these (forwarded) fields?
+// Its Vary names' normalised values must equal those the entry was stored for.
+bool matches_variant(const Entry& e, const http::HeaderMap& request_fields);
+
 // A copy of `e` that is stale from `now` on (a soft purge): its lifetime ends
 // at its current age, so stale-while-revalidate and stale-if-error still
 // apply and the next request revalidates it.

@@ -2,6 +2,7 @@
 
 #include "cache/entry.h"
 #include "cache/purge.h"
+#include "cache/vary.h"
 #include "http/date.h"
 
 namespace cachalot::cache {
@@ -40,6 +41,10 @@ void finalize_entry(Entry& e) {
   // stale-if-error serve it, and the keep window lets a conditional request
   // revalidate it when it has validators.
   e.drop_after = drop_after(e.freshness);
+}
+
+bool matches_variant(const Entry& e, const http::HeaderMap& request_fields) {
+  return e.vary_names.empty() || variant_key(e.vary_names, request_fields) == e.variant_key;
 }
 
 std::shared_ptr<const Entry> mark_stale(const Entry& e, core::TimePoint now) {

@@ -103,4 +103,13 @@ bool is_stale_if_error_status(int status) noexcept {
   return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+double refresh_ahead_probability(const Freshness& f, core::TimePoint now) noexcept {
+  if (f.lifetime.count() <= 0) return 0.0;
+  const auto expires = f.response_time + std::chrono::duration_cast<core::Duration>(f.lifetime - f.corrected_initial_age);
+  const double left_ms = static_cast<double>((expires - now).count());
+  const double window_ms = std::max(1000.0, static_cast<double>(f.lifetime.count()) * 100.0);  // 10% of lifetime
+  if (left_ms >= window_ms) return 0.0;
+  return 1.0 - std::max(0.0, left_ms) / window_ms;
+}
+
 }  // namespace cachalot::cache

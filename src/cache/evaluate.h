@@ -100,4 +100,11 @@ bool can_serve_stale_on_error(const Freshness& f, const RequestCacheControl& rcc
 // origin at all counts too; that is the caller's to decide.
 bool is_stale_if_error_status(int status) noexcept;
 
+// Refresh-ahead (probabilistic early expiration): the probability that a hit
+// at `now` on a fresh entry should start a background refresh. 0 outside the
+// last 10% of the lifetime (at least the last second), rising linearly to 1
+// at expiry; 0 for entries without a lifetime. In milliseconds, so that short
+// lifetimes get a window at all.
+double refresh_ahead_probability(const Freshness& f, core::TimePoint now) noexcept;
+
 }  // namespace cachalot::cache

@@ -287,4 +287,37 @@ std::string_view key_path(std::string_view key) noexcept {
   return key.substr(begin, end == std::string_view::npos ? std::string_view::npos : end - begin);
 }
 
+bool is_normalized_path(std::string_view path) noexcept {
+  if (path.empty() || path.front() != '/') return false;
+  std::size_t seg = 1;
+  for (std::size_t i = 1; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') {
+      const std::string_view s = path.substr(seg, i - seg);
+      if (s == "." || s == "..") return false;
+      seg = i + 1;
+      continue;
+    }
+    const auto c = static_cast<unsigned char>(path[i]);
+    if (c == '%' || !in_class(c, kPathChar)) return false;
+  }
+  return true;
+}
+
+std::string_view key_authority(std::string_view key) noexcept {
+  const std::size_t sep = key.find("://");
+  if (sep == std::string_view::npos) return {};
+  const std::size_t begin = sep + 3;
+  const std::size_t end = key.find('/', begin);
+  return end == std::string_view::npos ? std::string_view{} : key.substr(begin, end - begin);
+}
+
+std::string normalized_authority(std::string_view scheme, std::string_view host) {
+  std::string out;
+  out.resize(3 * host.size() + 1);
+  const std::string_view default_port = iequals(scheme, "http") ? "80" : iequals(scheme, "https") ? "443" : "";
+  char* p = write_authority(out.data(), default_port, host);
+  out.resize(static_cast<std::size_t>(p - out.data()));
+  return out;
+}
+
 }  // namespace cachalot::cache

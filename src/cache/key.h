@@ -59,5 +59,14 @@ std::string primary_key(std::string_view scheme, std::string_view host, std::str
 // The normalised path and query of a key ("/a/b?x=1"), for prefix purges.
 // Empty if `primary_key` is not a key.
 std::string_view key_path(std::string_view primary_key) noexcept;
+// True when `path` ("/a/b") is already in the form primary_key() writes: only
+// pchar and '/', no '%', no "." or ".." segment. The proxy matches routes on
+// such a path as received, and normalises only the others.
+bool is_normalized_path(std::string_view path) noexcept;
+// The normalised authority of a key ("example.com:8080"); empty if not a key.
+std::string_view key_authority(std::string_view primary_key) noexcept;
+// The normalised authority a Host value keys as (host lower-cased, default
+// port for `scheme` dropped): what the proxy forwards as Host.
+std::string normalized_authority(std::string_view scheme, std::string_view host);
 
 }  // namespace cachalot::cache

@@ -52,6 +52,22 @@ class HeaderMap {
   void set(std::string_view name, std::string_view value);
   // Removes every field called `name`; returns how many were removed.
   std::size_t remove(std::string_view name);
+  // Removes every field for which pred(Field) is true, in one pass; returns how many.
+  template <class Pred>
+  std::size_t remove_if(Pred&& pred) {
+    std::size_t out = 0, removed = 0;
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (pred(at(i))) {
+        dead_bytes_ += slots_[i].name_len + slots_[i].value_len;
+        ++removed;
+        continue;
+      }
+      slots_[out++] = slots_[i];
+    }
+    slots_.resize(out);
+    if (dead_bytes_ > 4096 && dead_bytes_ > buf_.size() / 2) compact();
+    return removed;
+  }
 
   // The first value of `name`, if any.
   std::optional<std::string_view> get(std::string_view name) const noexcept;

@@ -24,58 +24,17 @@ std::string_view to_string(UpstreamError e) noexcept {
   return "none";
 }
 
-awaitable<UpstreamError> UpstreamConn::write(const std::vector<asio::const_buffer>& buffers,
-                                             std::chrono::milliseconds timeout) {
-  watchdog.arm(timeout);
-  asio::error_code ec;
-  if (tls)
-    co_await asio::async_write(*tls, buffers, asio::redirect_error(use_awaitable, ec));
-  else
-    co_await asio::async_write(socket, buffers, asio::redirect_error(use_awaitable, ec));
-  watchdog.disarm();
-  if (ec) co_return watchdog.expired() ? UpstreamError::Timeout : UpstreamError::WriteFailed;
-  co_return UpstreamError::None;
-}
-
-awaitable<UpstreamError> UpstreamConn::write(std::string_view bytes, std::chrono::milliseconds timeout) {
-  watchdog.arm(timeout);
-  asio::error_code ec;
-  if (tls)
-    co_await asio::async_write(*tls, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
-  else
-    co_await asio::async_write(socket, asio::buffer(bytes), asio::redirect_error(use_awaitable, ec));
-  watchdog.disarm();
-  if (ec) co_return watchdog.expired() ? UpstreamError::Timeout : UpstreamError::WriteFailed;
-  co_return UpstreamError::None;
-}
-
 awaitable<UpstreamError> UpstreamConn::fill(std::chrono::milliseconds timeout) {
-  if (rpos == rend) rpos = rend = 0;
-  if (rend == buf.size()) {
-    std::memmove(buf.data(), buf.data() + rpos, rend - rpos);
-    rend -= rpos;
-    rpos = 0;
-  }
-  watchdog.arm(timeout);
-  asio::error_code ec;
-  auto space = asio::buffer(buf.data() + rend, buf.size() - rend);
-  std::size_t n = tls ? co_await tls->async_read_some(space, asio::redirect_error(use_awaitable, ec))
-                      : co_await socket.async_read_some(space, asio::redirect_error(use_awaitable, ec));
-  watchdog.disarm();
-  // A TLS peer that closes without close_notify ends the stream like EOF.
-  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
-    eof = true;
-    co_return UpstreamError::None;
-  }
-  if (ec) co_return watchdog.expired() ? UpstreamError::Timeout : UpstreamError::Reset;
-  rend += n;
-  co_return UpstreamError::None;
+  IoStatus st = co_await stream.fill(timeout);
+  // The origin closing ends an EOF-delimited body; the callers decide.
+  if (st == IoStatus::Ok || st == IoStatus::Eof) co_return UpstreamError::None;
+  co_return st == IoStatus::Timeout ? UpstreamError::Timeout : UpstreamError::Reset;
 }
 
 awaitable<UpstreamError> UpstreamConn::read_head(std::chrono::milliseconds first_byte_timeout) {
   for (;;) {
-    if (rpos < rend) {
-      rpos += parser.execute(buf.data() + rpos, rend - rpos);
+    if (!stream.empty()) {
+      stream.parse(parser);
       if (parser.error() != http::ParseError::None) co_return UpstreamError::BadResponse;
       if (parser.head_complete()) {
         // An interim (1xx) response is returned too: the caller relays or drops
@@ -84,7 +43,7 @@ awaitable<UpstreamError> UpstreamConn::read_head(std::chrono::milliseconds first
         co_return UpstreamError::None;
       }
     }
-    if (eof) co_return UpstreamError::Reset;
+    if (stream.eof()) co_return UpstreamError::Reset;
     UpstreamError e = co_await fill(first_byte_timeout);
     if (e != UpstreamError::None) co_return e;
   }
@@ -98,12 +57,12 @@ awaitable<UpstreamError> UpstreamConn::read_body(std::chrono::milliseconds idle_
   parser.body().clear();
   for (;;) {
     if (parser.message_complete()) co_return UpstreamError::None;
-    if (rpos < rend) {
-      rpos += parser.execute(buf.data() + rpos, rend - rpos);
+    if (!stream.empty()) {
+      stream.parse(parser);
       if (parser.error() != http::ParseError::None) co_return UpstreamError::BadResponse;
       if (!parser.body().empty() || parser.message_complete()) co_return UpstreamError::None;
     }
-    if (eof) {
+    if (stream.eof()) {
       // The origin closed: that ends an EOF-delimited body, or cuts the response short.
       if (parser.finish()) co_return UpstreamError::None;
       co_return UpstreamError::Reset;
@@ -114,15 +73,8 @@ awaitable<UpstreamError> UpstreamConn::read_body(std::chrono::milliseconds idle_
 }
 
 bool UpstreamConn::reusable() const noexcept {
-  return parser.message_complete() && parser.response().keep_alive && !eof && rpos == rend &&
-         socket.is_open() && !watchdog.expired();
-}
-
-void UpstreamConn::close() noexcept {
-  asio::error_code ec;
-  socket.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket.close(ec);
-  watchdog.disarm();
+  return parser.message_complete() && parser.response().keep_alive && !stream.eof() && stream.empty() &&
+         stream.socket().is_open() && !stream.watchdog().expired();
 }
 
 UpstreamPool::UpstreamPool(asio::io_context& ioc, WatchdogSet& watchdogs, UpstreamOptions opts)
@@ -159,7 +111,7 @@ awaitable<void> UpstreamPool::resolve_if_needed(UpstreamError& err) {
   if (endpoints_.empty()) err = UpstreamError::ConnectRefused;
 }
 
-// True if the origin has closed (or sent unexpected bytes on) an idle connection.
+// True if the origin has closed, reset, or sent unsolicited bytes on an idle connection.
 static bool idle_connection_dead(asio::ip::tcp::socket& s) {
   char b;
   ssize_t n = ::recv(s.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -168,12 +120,12 @@ static bool idle_connection_dead(asio::ip::tcp::socket& s) {
   return true;                                                    // stray bytes: unusable
 }
 
-awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& err, bool allow_reuse, bool probe_idle) {
+awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& err, bool allow_reuse) {
   err = UpstreamError::None;
   while (allow_reuse && !idle_.empty()) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
-    if (!c->socket.is_open() || c->watchdog.expired() || (probe_idle && idle_connection_dead(c->socket))) {
+    if (!c->stream.socket().is_open() || c->stream.watchdog().expired() || idle_connection_dead(c->stream.socket())) {
       c->close();
       continue;
     }
@@ -189,30 +141,32 @@ awaitable<std::shared_ptr<UpstreamConn>> UpstreamPool::acquire(UpstreamError& er
   auto c = std::make_shared<UpstreamConn>(ioc_.get_executor(), watchdogs_, opts_.limits);
   c->generation = generation_;
   ++active_;
-  c->watchdog.arm(opts_.connect_timeout);
+  auto& wd = c->stream.watchdog();
+  wd.arm(opts_.connect_timeout);
   asio::error_code ec;
-  co_await asio::async_connect(c->socket, endpoints_, asio::redirect_error(use_awaitable, ec));
-  c->watchdog.disarm();
+  co_await asio::async_connect(c->stream.socket(), endpoints_, asio::redirect_error(use_awaitable, ec));
+  wd.disarm();
   if (ec) {
-    err = c->watchdog.expired() ? UpstreamError::ConnectTimeout : UpstreamError::ConnectRefused;
+    err = wd.expired() ? UpstreamError::ConnectTimeout : UpstreamError::ConnectRefused;
     c->close();
     --active_;
     co_return nullptr;
   }
-  c->socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  c->stream.socket().set_option(asio::ip::tcp::no_delay(true), ec);
   if (opts_.tls) {
     const std::string& name = opts_.sni.empty() ? opts_.host : opts_.sni;
-    c->tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(c->socket, *opts_.tls);
+    c->stream.use_tls(*opts_.tls);
+    auto* tls = c->stream.tls();
     // RFC 6066 §3: SNI carries host names only, never IP literals.
     asio::error_code ip_ec;
     (void)asio::ip::make_address(name, ip_ec);
-    if (ip_ec) SSL_set_tlsext_host_name(c->tls->native_handle(), name.c_str());
-    if (opts_.verify) c->tls->set_verify_callback(asio::ssl::host_name_verification(name));
-    c->watchdog.arm(opts_.connect_timeout);
-    co_await c->tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
-    c->watchdog.disarm();
+    if (ip_ec) SSL_set_tlsext_host_name(tls->native_handle(), name.c_str());
+    if (opts_.verify) tls->set_verify_callback(asio::ssl::host_name_verification(name));
+    wd.arm(opts_.connect_timeout);
+    co_await tls->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
+    wd.disarm();
     if (ec) {
-      err = c->watchdog.expired() ? UpstreamError::ConnectTimeout : UpstreamError::Tls;
+      err = wd.expired() ? UpstreamError::ConnectTimeout : UpstreamError::Tls;
       c->close();
       --active_;
       co_return nullptr;
@@ -227,7 +181,7 @@ void UpstreamPool::release(std::shared_ptr<UpstreamConn> c) {
   if (c->reusable() && idle_.size() < opts_.max_idle && c->generation == generation_) {
     c->reused = true;
     c->parser.next_message();
-    c->watchdog.arm(opts_.pool_idle);
+    c->stream.watchdog().arm(opts_.pool_idle);
     idle_.push_back(std::move(c));
     return;
   }

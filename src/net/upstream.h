@@ -6,6 +6,7 @@
 // pool_idle, and acquire() skips connections the origin has closed.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include <asio/ssl.hpp>
 
 #include "http/parser.h"
+#include "net/stream.h"
 #include "net/watchdog.h"
 
 namespace cachalot::net {
@@ -54,30 +56,26 @@ struct UpstreamOptions {
 class UpstreamConn {
  public:
   UpstreamConn(const asio::any_io_executor& ex, WatchdogSet& watchdogs, const http::ParserLimits& limits)
-      : socket(ex),
-        watchdog(watchdogs,
-                 [this] {
-                   asio::error_code ec;
-                   socket.close(ec);
-                 }),
-        parser(http::Parser::Kind::Response, limits),
-        buf(16 * 1024) {}
+      : stream(asio::ip::tcp::socket(ex), watchdogs, Stream::OnExpire::Close),
+        parser(http::Parser::Kind::Response, limits) {}
 
-  asio::ip::tcp::socket socket;
-  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls;  // https:// origins
-  Watchdog watchdog;
+  Stream stream;
   http::Parser parser;
-  std::vector<char> buf;
-  std::size_t rpos = 0, rend = 0;  // unparsed bytes [rpos, rend)
   bool reused = false;             // came from the pool (may have been closed by the origin)
-  bool eof = false;
-  bool head_body_pending = false;
-  uint64_t generation = 0;         // the pool's target generation when it connected  // read_head() left body bytes in parser.body() for read_body()
+  bool head_body_pending = false;  // read_head() left body bytes in parser.body() for read_body()
+  uint64_t generation = 0;         // the pool's target generation when it connected
 
   // Sends `buffers`; the send is bounded by `timeout`.
-  asio::awaitable<UpstreamError> write(const std::vector<asio::const_buffer>& buffers,
-                                       std::chrono::milliseconds timeout);
-  asio::awaitable<UpstreamError> write(std::string_view bytes, std::chrono::milliseconds timeout);
+  template <class Buffers>
+  asio::awaitable<UpstreamError> write(const Buffers& buffers, std::chrono::milliseconds timeout) {
+    IoStatus st = co_await stream.write(buffers, timeout);
+    if (st == IoStatus::Ok) co_return UpstreamError::None;
+    co_return st == IoStatus::Timeout ? UpstreamError::Timeout : UpstreamError::WriteFailed;
+  }
+  asio::awaitable<UpstreamError> write(std::string_view bytes, std::chrono::milliseconds timeout) {
+    std::array<asio::const_buffer, 1> b{asio::buffer(bytes)};
+    co_return co_await write(b, timeout);
+  }
   // Reads until a response head is complete. It may be an interim 1xx
   // response (complete by itself): relay or drop it, call
   // parser.next_message() and read_head() again for the final one.
@@ -86,9 +84,11 @@ class UpstreamConn {
   // came with the head). Returns None with parser.message_complete() at the
   // end of the body; parser.body() may be non-empty then too.
   asio::awaitable<UpstreamError> read_body(std::chrono::milliseconds idle_timeout);
-  // The response ended cleanly and the connection may be reused.
+  // Nothing came back on this connection yet (a retry is safe).
+  bool nothing_received() const noexcept { return stream.empty() && !parser.in_message() && !parser.head_complete(); }
+  // The response ended cleanly, nothing follows it, and the connection may be reused.
   bool reusable() const noexcept;
-  void close() noexcept;
+  void close() noexcept { stream.close(); }
 
  private:
   asio::awaitable<UpstreamError> fill(std::chrono::milliseconds timeout);
@@ -99,11 +99,11 @@ class UpstreamPool {
   UpstreamPool(asio::io_context& ioc, WatchdogSet& watchdogs, UpstreamOptions opts);
   ~UpstreamPool();
 
-  // A connected socket: pooled if one is idle, else a new one.
-  // `probe_idle`: check (one recv syscall) that a pooled connection is still
-  // open; callers that can retry a failed reused connection skip it.
-  asio::awaitable<std::shared_ptr<UpstreamConn>> acquire(UpstreamError& err, bool allow_reuse = true,
-                                                         bool probe_idle = true);
+  // A connected socket: pooled if one is idle, else a new one. A pooled
+  // connection is probed first (one non-blocking recv): one the origin has
+  // closed, or that holds bytes nobody asked for, is dropped, never reused
+  // (stray bytes would become another client's response).
+  asio::awaitable<std::shared_ptr<UpstreamConn>> acquire(UpstreamError& err, bool allow_reuse = true);
   // Gives a connection back; it is pooled only if its response ended cleanly.
   void release(std::shared_ptr<UpstreamConn> c);
   void set_options(UpstreamOptions opts);

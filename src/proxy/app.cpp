@@ -27,6 +27,15 @@ cache::StoreOptions store_options(const config::Config& cfg) {
 
 Worker::Worker(App& a, std::size_t i) : app(a), id(i), metrics(a.metrics().worker(i)) {}
 
+const std::shared_ptr<const Runtime>& Worker::runtime() {
+  uint64_t v = app.runtime_version();
+  if (v != runtime_version_) {
+    runtime_ = app.runtime();
+    runtime_version_ = v;
+  }
+  return runtime_;
+}
+
 void Worker::sync_pool(const std::shared_ptr<const config::Config>& cfg) {
   if (pool_config_ == cfg) return;
   pool_config_ = cfg;
@@ -38,15 +47,6 @@ void Worker::sync_pool(const std::shared_ptr<const config::Config>& cfg) {
   pool->set_options(app.upstream_options(*cfg, std::move(tls)));
 }
 
-const std::shared_ptr<const config::Config>& Worker::config() {
-  uint64_t v = app.config_version();
-  if (v != config_version_) {
-    config_ = app.config();
-    config_version_ = v;
-  }
-  return config_;
-}
-
 Worker::~Worker() {
   pool.reset();
   acceptors.clear();
@@ -56,9 +56,10 @@ Worker::~Worker() {
 }
 
 App::App(std::shared_ptr<const config::Config> cfg)
-    : config_(cfg),
+    : metrics_(cfg->server.workers),
+      runtime_(std::make_shared<const Runtime>(cfg, metrics_.routes())),
       store_(std::make_unique<cache::Store>(store_options(*cfg))),
-      metrics_(cfg->server.workers),
+      purger_(*this, *store_, coalescer_, invalidations_),
       tls_(make_tls(*cfg)) {
   for (std::size_t i = 0; i < cfg->server.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i));
@@ -276,8 +277,8 @@ std::string App::reload(std::shared_ptr<const config::Config> cfg) {
   }
   store_->set_limits(cfg->cache.max_memory, cfg->cache.max_variants);
   spdlog::set_level(static_cast<spdlog::level::level_enum>(static_cast<int>(cfg->log.level)));
-  config_.store(cfg, std::memory_order_release);
-  config_version_.fetch_add(1, std::memory_order_acq_rel);
+  runtime_.store(std::make_shared<const Runtime>(cfg, metrics_.routes()), std::memory_order_release);
+  runtime_version_.fetch_add(1, std::memory_order_acq_rel);
   spdlog::info("configuration reloaded from {}", cfg->source_path);
   return {};
 }
@@ -294,30 +295,6 @@ std::string App::reload_from_file() {
     return msg;
   }
   return reload(std::get<std::shared_ptr<const config::Config>>(result));
-}
-
-std::string App::url_key(std::string_view host, std::string_view target) const {
-  auto cfg = config();
-  const config::Route* route = cfg->match_route(target.substr(0, target.find('?')));
-  cache::KeyOptions opts;
-  if (route) {
-    opts.sort_query = route->key.sort_query;
-    opts.ignore_params = route->key.ignore_params;
-  }
-  return cache::primary_key("http", host, target, http::HeaderMap{}, opts);
-}
-
-std::size_t App::purge_url(std::string_view host, std::string_view target, const cache::RewriteFn* rewrite) {
-  auto cfg = config();
-  const config::Route* route = cfg->match_route(target.substr(0, target.find('?')));
-  std::string base = url_key(host, target);
-  std::size_t n = rewrite ? store_->rewrite_key(base, *rewrite) : store_->erase(base);
-  if (route && !route->key.headers.empty()) {
-    // Keys with header values are base + '\n' + entries ('\n' cannot occur in a path).
-    std::string with_headers = base + '\n';
-    n += rewrite ? store_->rewrite_prefix(with_headers, *rewrite) : store_->purge_prefix(with_headers);
-  }
-  return n;
 }
 
 void App::note_host(std::string_view host) {
@@ -341,58 +318,38 @@ uint64_t App::bump_route_generation(std::string_view route) {
 }
 
 cache::PurgeOutcome App::purge(const cache::Purge& p) {
-  cache::PurgeOutcome out;
-  auto now = core::Clock::now();
-  cache::RewriteFn rewrite = [now](const cache::Entry& e) { return cache::mark_stale(e, now); };
-  const cache::RewriteFn* rw = p.soft ? &rewrite : nullptr;
-  // Without host=, a path applies to every host that has entries.
-  std::vector<std::string> hs = p.host ? std::vector<std::string>{*p.host} : hosts();
-  metrics::PurgeKind kind = metrics::PurgeKind::Url;
-  switch (p.kind) {
-    case cache::Purge::Kind::Url:
-      for (const auto& h : hs) out.purged += purge_url(h, p.value, rw);
-      break;
-    case cache::Purge::Kind::Prefix:
-      kind = metrics::PurgeKind::Prefix;
-      for (const auto& h : hs) {
-        auto k = cache::primary_key("http", h, p.value, http::HeaderMap{}, {});
-        out.purged += rw ? store_->rewrite_prefix(k, *rw) : store_->purge_prefix(k);
-      }
-      break;
-    case cache::Purge::Kind::Tag:
-      kind = metrics::PurgeKind::Tag;
-      out.purged = rw ? store_->rewrite_tag(p.value, *rw) : store_->purge_tag(p.value);
-      break;
-    case cache::Purge::Kind::All:
-      kind = metrics::PurgeKind::All;
-      out.purged = rw ? store_->rewrite_all(*rw) : store_->purge_all();
-      break;
-    case cache::Purge::Kind::Route: {
-      kind = metrics::PurgeKind::Route;
-      auto cfg = config();
-      bool known = false;
-      for (const auto& rt : cfg->routes) known = known || rt.name == p.value;
-      if (!known) {
-        out.error = "no route named " + p.value;
-        return out;
-      }
-      out.generation = bump_route_generation(p.value);
-      break;
+  auto out = purger_.apply(p, *runtime());
+  if (out.error.empty()) {
+    metrics::PurgeKind kind = metrics::PurgeKind::Url;
+    switch (p.kind) {
+      case cache::Purge::Kind::Url: kind = metrics::PurgeKind::Url; break;
+      case cache::Purge::Kind::Prefix: kind = metrics::PurgeKind::Prefix; break;
+      case cache::Purge::Kind::Tag: kind = metrics::PurgeKind::Tag; break;
+      case cache::Purge::Kind::All: kind = metrics::PurgeKind::All; break;
+      case cache::Purge::Kind::Route: kind = metrics::PurgeKind::Route; break;
     }
+    metrics_.extra().purge(kind);
   }
-  metrics_.extra().purge(kind);
   return out;
 }
 
 std::pair<std::string, std::vector<std::shared_ptr<const cache::Entry>>> App::inspect(
     std::string_view target, const std::optional<std::string>& host) const {
   std::vector<std::string> hs = host ? std::vector<std::string>{*host} : hosts();
+  auto rt = runtime();
+  // Keyed as a request for `target` would be: the route's query options apply.
+  std::string plain(cache::key_path(cache::primary_key("http", "h", target, http::HeaderMap{}, {})));
+  const auto& policy = rt->policy_for(std::string_view(plain).substr(0, plain.find('?')));
+  cache::KeyOptions opts = policy.key;
+  opts.headers.clear();  // variants split by key headers share this prefix
   std::string k;
   std::vector<std::shared_ptr<const cache::Entry>> vs;
   for (const auto& h : hs) {
-    k = url_key(h, target);
-    vs = store_->variants(k);
-    if (!vs.empty()) break;
+    for (std::string_view scheme : {"http", "https"}) {
+      k = cache::primary_key(scheme, cache::normalized_authority(scheme, h), target, http::HeaderMap{}, opts);
+      vs = store_->variants(k);
+      if (!vs.empty()) return {std::move(k), std::move(vs)};
+    }
   }
   return {std::move(k), std::move(vs)};
 }

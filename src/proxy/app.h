@@ -1,8 +1,8 @@
 // App: process-wide state shared by the workers, and the workers themselves.
 //
-// Threads: one io_context per worker thread, plus the admin listener on the
-// first worker's io_context. Shared state is either immutable (Config, swapped
-// whole on reload), internally synchronized (Store, Coalescer), or per-worker
+// Threads: one io_context per worker thread. Shared state is either
+// immutable (the Runtime snapshot of the config, swapped whole on reload),
+// internally synchronized (Store, Coalescer, InvalidationLog), or per-worker
 // (UpstreamPool, WorkerMetrics). A connection lives on one worker for its
 // whole life, so per-connection state needs no locks.
 #pragma once
@@ -12,6 +12,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,12 +20,15 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
+#include "cache/coalescer.h"
+#include "cache/invalidation_log.h"
 #include "cache/purge.h"
 #include "cache/store.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
 #include "net/upstream.h"
-#include "proxy/coalescer.h"
+#include "proxy/purger.h"
+#include "proxy/runtime.h"
 
 namespace cachalot::proxy {
 
@@ -43,26 +47,26 @@ struct Worker {
   std::vector<std::string> acceptor_names;  // ListenerConfig::text of each acceptor
   std::vector<Session*> sessions;           // live sessions on this worker (for drain)
   std::size_t background_refreshes = 0;     // in flight on this worker
-  std::size_t fetches_in_flight = 0;
+  std::size_t fetches_in_flight = 0;        // origin fetches (misses, passes, refreshes) on this worker
   // Entries this worker recently asked to refresh (pointer identity only; never dereferenced).
   std::array<std::pair<const void*, std::chrono::steady_clock::time_point>, 8> recent_refreshes{};
-  std::size_t recent_refresh_next = 0;        // origin fetches (misses, passes, refreshes) on this worker
+  std::size_t recent_refresh_next = 0;
   // Requests waiting for a fetch slot (upstream.max_concurrent_misses); woken in order.
   std::deque<std::weak_ptr<asio::steady_timer>> fetch_waiters;
   std::thread thread;
   metrics::WorkerMetrics& metrics;
 
-  // The current config, refreshed only when a reload bumped the version:
-  // one relaxed load per request instead of an atomic shared_ptr load.
-  const std::shared_ptr<const config::Config>& config();
+  // The current runtime snapshot, refreshed only when a reload bumped the
+  // version: one relaxed load per request instead of an atomic shared_ptr load.
+  const std::shared_ptr<const Runtime>& runtime();
   // Points the upstream pool at `cfg`'s origin before a fetch: the request's
   // own config snapshot decides, so no request uses a stale origin after a reload.
   void sync_pool(const std::shared_ptr<const config::Config>& cfg);
 
  private:
   std::shared_ptr<const config::Config> pool_config_;
-  std::shared_ptr<const config::Config> config_;
-  uint64_t config_version_ = UINT64_MAX;
+  std::shared_ptr<const Runtime> runtime_;
+  uint64_t runtime_version_ = UINT64_MAX;
 };
 
 class App {
@@ -81,30 +85,29 @@ class App {
   // Re-reads the config file it was started with.
   std::string reload_from_file();
 
-  std::shared_ptr<const config::Config> config() const { return config_.load(std::memory_order_acquire); }
-  uint64_t config_version() const noexcept { return config_version_.load(std::memory_order_acquire); }
+  std::shared_ptr<const config::Config> config() const { return runtime()->config_ptr(); }
+  std::shared_ptr<const Runtime> runtime() const { return runtime_.load(std::memory_order_acquire); }
+  uint64_t runtime_version() const noexcept { return runtime_version_.load(std::memory_order_acquire); }
   cache::Store& store() noexcept { return *store_; }
-  Coalescer& coalescer() noexcept { return coalescer_; }
+  cache::Coalescer& coalescer() noexcept { return coalescer_; }
+  cache::InvalidationLog& invalidations() noexcept { return invalidations_; }
+  Purger& purger() noexcept { return purger_; }
   metrics::Metrics& metrics() noexcept { return metrics_; }
   const metrics::Metrics& metrics() const noexcept { return metrics_; }
   bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
   std::vector<std::unique_ptr<Worker>>& workers() noexcept { return workers_; }
-  // Removes (or, with `rewrite`, soft-purges) every variant of a URL on `host`:
-  // the key is built with the URL's route key options, and entries keyed by
-  // extra request headers (route key.headers) go too.
-  std::size_t purge_url(std::string_view host, std::string_view target, const cache::RewriteFn* rewrite);
-  // The primary key of a URL as its route keys it, without extra key headers.
-  std::string url_key(std::string_view host, std::string_view target) const;
-  uint64_t route_generation(std::string_view route) const;
-  // Hosts (authorities) that have stored entries: admin purges by path apply to each.
-  void note_host(std::string_view host);
-  std::vector<std::string> hosts() const;
-  uint64_t bump_route_generation(std::string_view route);
+
   // Applies an invalidation from the admin API (counted by kind).
   cache::PurgeOutcome purge(const cache::Purge& p);
   // The variants stored for a URL on `host` (or the first host that has any).
   std::pair<std::string, std::vector<std::shared_ptr<const cache::Entry>>> inspect(
       std::string_view target, const std::optional<std::string>& host) const;
+
+  // Authorities (normalised host[:port]) that have stored entries: purges by path apply to each.
+  void note_host(std::string_view authority);
+  std::vector<std::string> hosts() const;
+  uint64_t route_generation(std::string_view route) const;
+  uint64_t bump_route_generation(std::string_view route);
 
  private:
   void bind_listeners(const config::Config& cfg);
@@ -120,11 +123,13 @@ class App {
   static TlsContexts make_tls(const config::Config& cfg);
   std::shared_ptr<asio::ssl::context> listener_tls(const std::string& listener) const;
 
-  std::atomic<std::shared_ptr<const config::Config>> config_;
-  std::atomic<uint64_t> config_version_{0};
+  metrics::Metrics metrics_;  // before runtime_: snapshots take route ids from it
+  std::atomic<std::shared_ptr<const Runtime>> runtime_;
+  std::atomic<uint64_t> runtime_version_{0};
   std::unique_ptr<cache::Store> store_;
-  Coalescer coalescer_;
-  metrics::Metrics metrics_;
+  cache::Coalescer coalescer_;
+  cache::InvalidationLog invalidations_;
+  Purger purger_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> draining_{false};
   std::mutex reload_mu_;
@@ -137,7 +142,6 @@ class App {
   TlsContexts tls_;
   mutable std::mutex hosts_mu_;
   std::vector<std::string> hosts_;
-  friend class Session;
   friend struct Worker;
 };
 

@@ -1,0 +1,119 @@
+#include "cache/admission.h"
+
+#include <algorithm>
+
+#include "cache/validation.h"
+#include "cache/vary.h"
+#include "http/date.h"
+#include "http/hop_by_hop.h"
+
+namespace cachalot::cache {
+
+namespace {
+
+using http::iequals;
+
+// The fields a stored response keeps (§3.1): no hop-by-hop field (nor one its
+// Connection names), no Content-Length (the entry frames its own body), no
+// Age (recomputed on every use), no Proxy-Authenticate(-Info), and none of
+// `strip` (lower-case names from the verdict).
+http::HeaderMap stored_fields(const http::HeaderMap& in, const std::vector<std::string>& strip) {
+  http::HeaderMap out = in;
+  http::strip_hop_by_hop(out);
+  for (std::string_view n : {"content-length", "age", "proxy-authenticate", "proxy-authentication-info"}) out.remove(n);
+  for (const auto& f : strip) out.remove(f);
+  return out;
+}
+
+void ensure_date(http::HeaderMap& h, core::TimePoint response_time) {
+  // RFC 9110 §6.6.1: a response from a cache carries Date; an origin without a clock sends none.
+  if (!h.has("date")) h.add("Date", http::format_http_date(core::to_unix_seconds(response_time)));
+}
+
+// Fields of a 304 that belong to the client that caused the revalidation,
+// not to the representation every client shares.
+bool client_only(std::string_view name) noexcept { return iequals(name, "set-cookie") || iequals(name, "set-cookie2"); }
+
+}  // namespace
+
+std::vector<std::string> parse_tags(const http::HeaderMap& h, const std::vector<std::string>& fields) {
+  std::vector<std::string> tags;
+  for (const auto& name : fields) {
+    for (auto f : h) {
+      if (!iequals(f.name, name)) continue;
+      std::string_view v = f.value;
+      std::size_t i = 0;
+      while (i < v.size()) {
+        while (i < v.size() && (v[i] == ' ' || v[i] == ',' || v[i] == '\t')) ++i;
+        std::size_t j = i;
+        while (j < v.size() && v[j] != ' ' && v[j] != ',' && v[j] != '\t') ++j;
+        if (j > i) {
+          std::string_view tag = v.substr(i, j - i);
+          if (std::find(tags.begin(), tags.end(), tag) == tags.end()) tags.emplace_back(tag);
+        }
+        i = j;
+      }
+    }
+  }
+  return tags;
+}
+
+Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp) {
+  Admitted a;
+  auto cc = parse_response_cache_control(resp.headers.get_combined("cache-control"));
+  a.verdict = storable(*ctx.request, *ctx.request_cc, resp, cc, *ctx.storable);
+  if (!a.verdict.store) return a;
+  auto e = std::make_shared<Entry>();
+  e->primary_key = ctx.primary_key;
+  auto vary = parse_vary(resp.headers);
+  e->vary_names = vary.names;
+  e->variant_key = variant_key(vary, ctx.request->headers);
+  e->status = resp.status;
+  e->headers = stored_fields(resp.headers, a.verdict.strip_fields);
+  ensure_date(e->headers, ctx.response_time);
+  e->cc = std::move(cc);
+  e->freshness = compute_freshness(*ctx.request, resp, e->cc, ctx.request_time, ctx.response_time, *ctx.freshness);
+  e->stored_at = ctx.response_time;
+  if (ctx.tag_fields) e->tags = parse_tags(resp.headers, *ctx.tag_fields);
+  e->route = ctx.route;
+  e->route_generation = ctx.route_generation;
+  a.entry = std::move(e);
+  return a;
+}
+
+Freshened freshen(const AdmissionContext& ctx, const Entry& stored, const http::ResponseHead& resp304) {
+  Freshened f;
+  http::HeaderMap update;
+  for (auto field : resp304.headers) {
+    if (client_only(field.name))
+      f.client_fields.add(field.name, field.value);
+    else
+      update.add(field.name, field.value);
+  }
+  http::ResponseHead merged;
+  merged.status = stored.status;
+  merged.headers = merge_304(stored.headers, update);
+  ensure_date(merged.headers, ctx.response_time);
+  auto cc = parse_response_cache_control(merged.headers.get_combined("cache-control"));
+  // §4.3.4: the 304's directives now govern; the merged response is admitted like any other.
+  f.verdict = storable(*ctx.request, *ctx.request_cc, merged, cc, *ctx.storable);
+  if (!f.verdict.store) {
+    f.response_fields = std::move(merged.headers);
+    return f;
+  }
+  auto e = std::make_shared<Entry>(stored);
+  e->headers = stored_fields(merged.headers, f.verdict.strip_fields);
+  merged.headers = e->headers;
+  e->cc = std::move(cc);
+  e->freshness = compute_freshness(*ctx.request, merged, e->cc, ctx.request_time, ctx.response_time, *ctx.freshness);
+  e->stored_at = ctx.response_time;
+  if (ctx.tag_fields) e->tags = parse_tags(e->headers, *ctx.tag_fields);
+  e->route = ctx.route;
+  e->route_generation = ctx.route_generation;
+  finalize_entry(*e);
+  f.response_fields = e->headers;
+  f.entry = std::move(e);
+  return f;
+}
+
+}  // namespace cachalot::cache

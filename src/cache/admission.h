@@ -1,0 +1,71 @@
+// Admission: the one gate every shared entry passes.
+//
+// Whatever becomes or updates a shared entry — the response to a miss, a 304
+// merged into a stored entry, a background refresh (and later an L2 record) —
+// is built here, from storable() (storable.h) and nothing else, so the paths
+// cannot drift apart. Pure: times come in as arguments.
+//
+//  - admit(): a full response. storable() decides; the entry gets the
+//    response's fields minus hop-by-hop fields, Content-Length, Age,
+//    Proxy-Authenticate(-Info) (RFC 9111 §3.1) and every field the verdict
+//    names (no-cache="f", private="f", Set-Cookie under set_cookie: strip).
+//    The body is appended by the caller, then finalize_entry().
+//  - freshen(): a 304 to our conditional request (§4.3.3, §4.3.4). The 304's
+//    fields update the stored ones (merge_304), except Set-Cookie, which
+//    belongs to the client that caused the revalidation: it goes to that
+//    client's response only (client_fields), never into the entry. The
+//    merged response then passes storable() like any other; when it is no
+//    longer storable (the 304 said private or no-store, ...) there is no
+//    entry and the caller removes the stored one (the response is unshared).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/cache_control.h"
+#include "cache/entry.h"
+#include "cache/freshness.h"
+#include "cache/storable.h"
+#include "core/clock.h"
+#include "http/message.h"
+
+namespace cachalot::cache {
+
+// What the gate needs to know besides the response: the request as it was
+// forwarded (its fields select the variant), and the route's options.
+struct AdmissionContext {
+  const http::RequestHead* request = nullptr;  // the forwarded request
+  const RequestCacheControl* request_cc = nullptr;
+  std::string_view primary_key;
+  const StorableOptions* storable = nullptr;
+  const FreshnessOptions* freshness = nullptr;
+  const std::vector<std::string>* tag_fields = nullptr;  // cache.tag_headers
+  std::string_view route;       // "" = none
+  uint64_t route_generation = 0;
+  core::TimePoint request_time{};   // the origin request was sent
+  core::TimePoint response_time{};  // its response head arrived
+};
+
+struct Admitted {
+  StoreVerdict verdict;
+  std::shared_ptr<Entry> entry;  // set iff verdict.store; body empty, not finalized
+};
+Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp);
+
+struct Freshened {
+  StoreVerdict verdict;          // storable() of the merged response
+  std::shared_ptr<Entry> entry;  // the updated entry, finalized; null when no longer storable
+  // The merged response as the revalidating client gets it: the entry's
+  // fields when stored, else every merged field.
+  http::HeaderMap response_fields;
+  http::HeaderMap client_fields;  // fields of the 304 only that client gets (Set-Cookie)
+};
+Freshened freshen(const AdmissionContext& ctx, const Entry& stored, const http::ResponseHead& resp304);
+
+// Tags from the configured response fields: Surrogate-Key is space-separated,
+// Cache-Tag comma-separated; both separators are accepted in every field.
+std::vector<std::string> parse_tags(const http::HeaderMap& h, const std::vector<std::string>& fields);
+
+}  // namespace cachalot::cache

@@ -1,0 +1,121 @@
+// Stream: a TCP connection (optionally TLS) with a read buffer and one
+// watchdog; the buffered read loop that client and origin connections share.
+//
+// fill() reads what the peer has sent after the unread bytes (compacting the
+// buffer when it is full at the end), bounded by a timeout on the watchdog;
+// parse() feeds the unread bytes to an http::Parser and consumes what it
+// took. write() is one gathered write bounded by a timeout. A Stream lives on
+// one io_context thread and is never moved (its watchdog points back at it).
+#pragma once
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include <asio.hpp>
+#include <asio/ssl.hpp>
+
+#include "http/parser.h"
+#include "net/watchdog.h"
+
+namespace cachalot::net {
+
+enum class IoStatus : uint8_t {
+  Ok,       // bytes were read / written
+  Eof,      // the peer closed (TLS without close_notify counts as a close)
+  Timeout,  // the watchdog fired
+  Error,    // reset, refused, cancelled...
+};
+
+class Stream {
+ public:
+  using tcp = asio::ip::tcp;
+  // What the watchdog does when a deadline passes: cancel the pending
+  // operation (the owner decides what then), or close the socket.
+  enum class OnExpire : uint8_t { Cancel, Close };
+
+  Stream(tcp::socket socket, WatchdogSet& watchdogs, OnExpire on_expire, std::size_t buffer_size = 16 * 1024)
+      : socket_(std::move(socket)),
+        watchdog_(watchdogs,
+                  [this, on_expire] {
+                    asio::error_code ec;
+                    if (on_expire == OnExpire::Cancel)
+                      socket_.cancel(ec);
+                    else
+                      socket_.close(ec);
+                  }),
+        buf_(buffer_size) {}
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  tcp::socket& socket() noexcept { return socket_; }
+  const tcp::socket& socket() const noexcept { return socket_; }
+  Watchdog& watchdog() noexcept { return watchdog_; }
+  const Watchdog& watchdog() const noexcept { return watchdog_; }
+  void use_tls(asio::ssl::context& ctx) { tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, ctx); }
+  asio::ssl::stream<tcp::socket&>* tls() noexcept { return tls_.get(); }
+
+  // Unread bytes.
+  const char* data() const noexcept { return buf_.data() + rpos_; }
+  std::size_t size() const noexcept { return rend_ - rpos_; }
+  bool empty() const noexcept { return rpos_ == rend_; }
+  void consume(std::size_t n) noexcept { rpos_ += n; }
+  bool eof() const noexcept { return eof_; }
+  // Feeds the unread bytes to `p` (it stops at a message end), consuming what it took.
+  void parse(http::Parser& p) { consume(p.execute(data(), size())); }
+
+  asio::awaitable<IoStatus> fill(std::chrono::milliseconds timeout) {
+    if (rpos_ == rend_) rpos_ = rend_ = 0;
+    if (rend_ == buf_.size()) {
+      std::memmove(buf_.data(), buf_.data() + rpos_, rend_ - rpos_);
+      rend_ -= rpos_;
+      rpos_ = 0;
+    }
+    watchdog_.arm(timeout);
+    asio::error_code ec;
+    auto space = asio::buffer(buf_.data() + rend_, buf_.size() - rend_);
+    std::size_t n = tls_ ? co_await tls_->async_read_some(space, asio::redirect_error(asio::use_awaitable, ec))
+                         : co_await socket_.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
+    watchdog_.disarm();
+    rend_ += n;
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+      eof_ = true;
+      co_return IoStatus::Eof;
+    }
+    if (ec) co_return watchdog_.expired() ? IoStatus::Timeout : IoStatus::Error;
+    co_return IoStatus::Ok;
+  }
+
+  template <class Buffers>
+  asio::awaitable<IoStatus> write(const Buffers& buffers, std::chrono::milliseconds timeout,
+                                  std::size_t* written = nullptr) {
+    watchdog_.arm(timeout);
+    asio::error_code ec;
+    std::size_t n = tls_ ? co_await asio::async_write(*tls_, buffers, asio::redirect_error(asio::use_awaitable, ec))
+                         : co_await asio::async_write(socket_, buffers, asio::redirect_error(asio::use_awaitable, ec));
+    watchdog_.disarm();
+    if (written) *written += n;
+    if (ec) co_return watchdog_.expired() ? IoStatus::Timeout : IoStatus::Error;
+    co_return IoStatus::Ok;
+  }
+
+  // Drops the unread bytes (a connection being reset for reuse).
+  void discard() noexcept { rpos_ = rend_ = 0; }
+  void close() noexcept {
+    asio::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    watchdog_.disarm();
+  }
+
+ private:
+  tcp::socket socket_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+  Watchdog watchdog_;
+  std::vector<char> buf_;
+  std::size_t rpos_ = 0, rend_ = 0;
+  bool eof_ = false;
+};
+
+}  // namespace cachalot::net

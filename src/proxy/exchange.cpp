@@ -1,0 +1,248 @@
+#include "proxy/exchange.h"
+
+#include <random>
+
+#include "cache/evaluate.h"
+#include "cache/storable.h"
+#include "cache/vary.h"
+#include "proxy/app.h"
+#include "proxy/client_connection.h"
+#include "proxy/origin_fetch.h"
+#include "proxy/refresher.h"
+
+namespace cachalot::proxy {
+
+using asio::awaitable;
+
+Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, ClientConnection* conn,
+                   Outcome& out, ResponseBuffers& buffers)
+    : w_(w),
+      app_(w.app),
+      rt_(std::move(rt)),
+      req_(req),
+      conn_(conn),
+      out_(out),
+      buffers_(buffers),
+      responder_(conn, req, out, buffers, rt_->config().server.timeouts.send, w.app.draining()) {}
+
+Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, const ForwardedRequest& fwd,
+                   std::string key, Outcome& out, ResponseBuffers& buffers)
+    : w_(w),
+      app_(w.app),
+      rt_(std::move(rt)),
+      req_(req),
+      conn_(nullptr),
+      out_(out),
+      buffers_(buffers),
+      responder_(nullptr, req, out, buffers, rt_->config().server.timeouts.send, false),
+      fwd_(fwd),
+      policy_(&rt_->policy_for(fwd_.path())),
+      key_(std::move(key)) {}
+
+awaitable<void> Exchange::run() {
+  const auto& cfg = rt_->config();
+  ForwardOptions opts;
+  opts.fallback_host = cfg.upstream.url.host;
+  opts.trusted_proxies = &rt_->trusted_proxies();
+  opts.drop_fields = &rt_->drop_request_fields();
+  if (auto e = fwd_.prepare(req_, conn_->scheme(), conn_->peer(), opts); e != http::TargetError::None) {
+    // RFC 9112 §3.2, RFC 9110 §4.2.4: a target or Host we would have to guess about.
+    w_.metrics.bad_requests.fetch_add(1, std::memory_order_relaxed);
+    out_.cache_status = "fwd=bypass; detail=bad-" + std::string(http::to_string(e));
+    co_await responder_.error(400, e == http::TargetError::Host ? "invalid Host" : "invalid request target", true);
+    co_return;
+  }
+  policy_ = &rt_->policy_for(fwd_.path());
+  out_.route_id = policy_->metric_id;
+  key_ = fwd_.primary_key(req_, policy_->key);
+  if (req_.method == http::Method::Purge) {
+    co_await purge_method();
+    co_return;
+  }
+  auto& parser = conn_->parser();
+  const bool cacheable = (req_.method == http::Method::Get || req_.method == http::Method::Head) && !policy_->bypass &&
+                         !req_.headers.has("range") && parser.content_length() <= 0 && !parser.chunked() &&
+                         !fwd_.asterisk();
+  if (cacheable)
+    co_await this->cacheable();
+  else
+    co_await pass();
+}
+
+awaitable<void> Exchange::pass() {
+  out_.result = metrics::Result::Pass;
+  if (policy_->bypass)
+    out_.cache_status = "fwd=bypass; detail=route";
+  else if (req_.headers.has("range") && (req_.method == http::Method::Get || req_.method == http::Method::Head))
+    out_.cache_status = "fwd=bypass; detail=range";
+  else
+    out_.cache_status = "fwd=method";
+  FetchPlan plan;
+  plan.pass = true;
+  co_await OriginFetch(*this, plan).run();
+}
+
+// ---------------------------------------------------------------- lookup
+
+std::shared_ptr<const cache::Entry> Exchange::lookup(bool& vary_miss) {
+  // Variants of one URL nearly always share their Vary list: compute this
+  // request's variant key once per distinct list, not once per variant.
+  const std::vector<std::string>* keyed_names = nullptr;
+  std::string request_variant;
+  return app_.store().find(key_, [&](const cache::Entry& e) {
+    if (e.vary_names.empty()) return true;
+    if (!keyed_names || *keyed_names != e.vary_names) {
+      request_variant = cache::variant_key(e.vary_names, req_.headers);
+      keyed_names = &e.vary_names;
+    }
+    bool ok = request_variant == e.variant_key;
+    if (!ok) vary_miss = true;
+    return ok;
+  });
+}
+
+bool Exchange::still_valid(const std::shared_ptr<const cache::Entry>& e, core::TimePoint now) {
+  uint64_t generation = policy_->route ? app_.route_generation(policy_->name) : 0;
+  if (e->route_generation == generation && now < e->drop_after) return true;
+  app_.store().erase_entry(e);
+  return false;
+}
+
+void Exchange::maybe_refresh_ahead(const std::shared_ptr<const cache::Entry>& e, core::TimePoint now) {
+  if (!policy_->refresh_ahead) return;
+  double p = cache::refresh_ahead_probability(e->freshness, now);
+  if (p <= 0) return;
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  if (std::uniform_real_distribution<double>(0, 1)(rng) < p) start_refresh(e);
+}
+
+void Exchange::start_refresh(const std::shared_ptr<const cache::Entry>& e) {
+  Refresher::start(w_, rt_, req_, fwd_, key_, e);
+}
+
+awaitable<void> Exchange::cacheable() {
+  auto now = core::Clock::now();
+  rcc_ = cache::parse_request_cache_control(req_);
+  const bool authorized = req_.headers.has("authorization");
+
+  bool vary_miss = false;
+  std::shared_ptr<const cache::Entry> entry = lookup(vary_miss);
+  if (entry && !still_valid(entry, now)) entry.reset();
+  // RFC 9111 §3.5: a response stored for another request may answer an authorized one only if it says so.
+  if (entry && authorized && !cache::may_serve_to_authorized(entry->cc)) entry.reset();
+
+  std::string_view miss_reason = vary_miss && !entry ? "vary-miss" : "uri-miss";
+  std::string_view detail;
+  if (entry) {
+    auto ev = cache::evaluate(entry->freshness, rcc_, now);
+    switch (ev.decision) {
+      case cache::Decision::Hit: {
+        out_.cache_status.assign("hit; ttl=");
+        out_.cache_status.append(std::to_string(entry->freshness.ttl(now)));
+        maybe_refresh_ahead(entry, now);
+        co_await responder_.entry(*entry, metrics::Result::Hit);
+        co_return;
+      }
+      case cache::Decision::HitStale: {
+        out_.cache_status = "hit; ttl=" + std::to_string(entry->freshness.ttl(now)) + "; detail=" +
+                            std::string(cache::to_string(ev.reason));
+        if (ev.reason == cache::LookupReason::StaleWhileRevalidate) start_refresh(entry);
+        co_await responder_.entry(*entry, metrics::Result::Stale);
+        co_return;
+      }
+      case cache::Decision::Revalidate:
+      case cache::Decision::Miss:
+        miss_reason = cache::fwd_value(ev.reason);
+        detail = cache::to_string(ev.reason);
+        break;
+    }
+  }
+  if (rcc_.only_if_cached) {
+    // RFC 9111 §5.2.1.7
+    out_.cache_status = "fwd=miss; detail=only-if-cached";
+    co_await responder_.error(504, "only-if-cached", false);
+    co_return;
+  }
+
+  FetchPlan plan;
+  plan.may_store = !rcc_.no_store && req_.method == http::Method::Get;
+  plan.stale = entry;
+  plan.conditional = entry && (!entry->etag.empty() || !entry->last_modified.empty());
+  out_.cache_status = "fwd=" + std::string(miss_reason);
+  if (!detail.empty() && detail != miss_reason) out_.cache_status += "; detail=" + std::string(detail);
+  out_.result = metrics::Result::Miss;
+  const auto& cc = rt_->config().cache.coalesce;
+  if (cc.enabled && !authorized && plan.may_store)
+    co_await fetch_coalesced(plan);
+  else
+    co_await OriginFetch(*this, plan).run();
+}
+
+awaitable<void> Exchange::fetch_coalesced(FetchPlan& plan) {
+  const auto& cc = rt_->config().cache.coalesce;
+  const auto idle = rt_->config().upstream.timeouts.idle;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto ticket = app_.coalescer().join(key_, cc.max_waiters, core::Clock::now());
+    if (ticket.role == cache::Coalescer::Role::Leader) {
+      plan.permit = std::move(ticket.permit);
+      co_await OriginFetch(*this, plan).run();
+      co_return;
+    }
+    if (ticket.role == cache::Coalescer::Role::Alone) break;
+    w_.metrics.coalesced_waits.fetch_add(1, std::memory_order_relaxed);
+    auto r = co_await responder_.follow(ticket.fill, cc.timeout, idle);
+    if (r == Responder::FollowResult::Served || !responder_.connected()) co_return;
+    if (r == Responder::FollowResult::TimedOut) break;
+    // The leader's response was not shareable with us (go alone), or it
+    // failed before its head: the retry may already be stored by the next leader.
+    if (ticket.fill->state() == cache::Fill::State::Uncacheable) break;
+    auto now = core::Clock::now();
+    bool vary_miss = false;
+    auto stored = lookup(vary_miss);
+    if (stored && still_valid(stored, now) &&
+        cache::evaluate(stored->freshness, rcc_, now).decision == cache::Decision::Hit) {
+      out_.cache_status = "fwd=uri-miss; collapsed; ttl=" + std::to_string(stored->freshness.ttl(now));
+      co_await responder_.entry(*stored, metrics::Result::Coalesced);
+      co_return;
+    }
+  }
+  co_await OriginFetch(*this, plan).run();
+}
+
+awaitable<void> Exchange::revalidate(std::shared_ptr<const cache::Entry> stale, cache::FetchPermit permit) {
+  req_.method = http::Method::Get;
+  req_.method_name = "GET";
+  rcc_ = cache::parse_request_cache_control(req_);
+  FetchPlan plan;
+  plan.may_store = true;
+  plan.stale = std::move(stale);
+  plan.conditional = !plan.stale->etag.empty() || !plan.stale->last_modified.empty();
+  plan.permit = std::move(permit);
+  out_.result = metrics::Result::Miss;
+  out_.cache_status = "fwd=stale; detail=background";
+  co_await OriginFetch(*this, plan).run();
+}
+
+// ---------------------------------------------------------------- the PURGE method
+
+awaitable<void> Exchange::purge_method() {
+  out_.result = metrics::Result::Purge;
+  const auto& addr = conn_->peer().address;
+  const bool allowed = !addr.empty() && rt_->config().server.purge_allow.contains(
+                                            std::span<const uint8_t>(addr.data(), addr.size()));
+  if (!allowed) {
+    out_.cache_status = "fwd=bypass; detail=purge-denied";
+    co_await responder_.error(403, "purge not allowed from this address", false);
+    co_return;
+  }
+  cache::Purge p;
+  p.kind = cache::Purge::Kind::Url;
+  p.value = req_.target;
+  p.host = fwd_.authority();
+  std::size_t n = app_.purger().apply(p, *rt_).purged;
+  w_.metrics.purge(metrics::PurgeKind::Method);
+  out_.cache_status = n ? "fwd=bypass; detail=purged" : "fwd=bypass; detail=not-cached";
+  co_await responder_.json(n ? 200 : 404, "{\"purged\":" + std::to_string(n) + "}\n");
+}
+
+}  // namespace cachalot::proxy

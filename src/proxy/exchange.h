@@ -1,0 +1,87 @@
+// Exchange: one request's pipeline.
+//
+//   ForwardedRequest (validated target, owned forwarding fields, hop-by-hop
+//   gone) -> primary key and variant key derived from it -> route policy ->
+//   lookup (pure evaluate)
+//     hit   -> Responder writes the stored entry
+//     miss  -> Coalescer: the Leader holds a FetchPermit and runs an
+//              OriginFetch (admission gate, publish unless an invalidation
+//              voided it, stream to the client); a Follower follows the fill
+//     stale -> served at once; a Refresher revalidates in the background
+//
+// The Exchange decides; the Responder writes; the OriginFetch talks to the
+// origin. A background revalidation is an Exchange with no client (its
+// Responder has no connection) that holds the permit and runs the same fetch.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <asio.hpp>
+
+#include "cache/cache_control.h"
+#include "cache/coalescer.h"
+#include "cache/entry.h"
+#include "http/message.h"
+#include "proxy/forwarded_request.h"
+#include "proxy/responder.h"
+#include "proxy/runtime.h"
+
+namespace cachalot::proxy {
+
+struct Worker;
+class App;
+class ClientConnection;
+
+// What one fetch from the origin is for.
+struct FetchPlan {
+  bool pass = false;                          // forward as is: request body, nothing stored
+  bool may_store = false;                     // the request allows storing the response
+  bool conditional = false;                   // revalidate `stale` with its validators
+  std::shared_ptr<const cache::Entry> stale;  // entry being revalidated / stale-if-error fallback
+  cache::FetchPermit permit;                  // the leader of a fill (empty otherwise)
+};
+
+class Exchange {
+ public:
+  // A client's request, parsed from `conn` (its body, if any, is still there).
+  Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, ClientConnection* conn,
+           Outcome& out, ResponseBuffers& buffers);
+  // A background revalidation: `req` and `fwd` are the prepared request that found the entry stale.
+  Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, const ForwardedRequest& fwd,
+           std::string key, Outcome& out, ResponseBuffers& buffers);
+
+  asio::awaitable<void> run();
+  asio::awaitable<void> revalidate(std::shared_ptr<const cache::Entry> stale, cache::FetchPermit permit);
+
+  const RoutePolicy& policy() const noexcept { return *policy_; }
+
+ private:
+  friend class OriginFetch;
+  asio::awaitable<void> cacheable();
+  asio::awaitable<void> pass();
+  asio::awaitable<void> purge_method();
+  asio::awaitable<void> fetch_coalesced(FetchPlan& plan);
+  // The stored variant for this request, if any (`vary_miss`: the URL has
+  // variants, none for this request).
+  std::shared_ptr<const cache::Entry> lookup(bool& vary_miss);
+  // Dropped by a route purge or past every window: removed, not usable.
+  bool still_valid(const std::shared_ptr<const cache::Entry>& e, core::TimePoint now);
+  void maybe_refresh_ahead(const std::shared_ptr<const cache::Entry>& e, core::TimePoint now);
+  void start_refresh(const std::shared_ptr<const cache::Entry>& e);
+
+  Worker& w_;
+  App& app_;
+  std::shared_ptr<const Runtime> rt_;
+  http::RequestHead& req_;
+  ClientConnection* conn_;
+  Outcome& out_;
+  ResponseBuffers& buffers_;
+  Responder responder_;
+  ForwardedRequest fwd_;
+  const RoutePolicy* policy_ = nullptr;
+  std::string key_;
+  cache::RequestCacheControl rcc_;
+};
+
+}  // namespace cachalot::proxy

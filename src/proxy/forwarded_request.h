@@ -1,0 +1,103 @@
+// ForwardedRequest: the request as this hop forwards it, built once per
+// request from the parsed head. What is forwarded is what is keyed.
+//
+// prepare() turns the client's RequestHead into the forwarded one, in place:
+//  - the target is validated (http/target.h: 400 for fragments, foreign
+//    schemes, userinfo, invalid escapes) and so is the Host; an absolute-form
+//    target's authority replaces Host (RFC 9112 §3.2.2);
+//  - hop-by-hop fields and every field Connection names are removed
+//    (RFC 9110 §7.6.1), except Host, which can never be removed;
+//  - server.drop_request_fields (X-Original-URL, X-HTTP-Method-Override...)
+//    are removed;
+//  - forwarding fields belong to us: X-Forwarded-For/-Host/-Proto and
+//    Forwarded from the client are removed and written anew; from a peer in
+//    server.trusted_proxies their values are kept and extended.
+// The one rule for targets and Host: the proxy forwards the normalised form
+// it keys. The primary key (cache/key.h) is computed from this request, and
+// the request line and Host sent to the origin are read back out of that key
+// (key_path(), the key's authority), so they cannot disagree: "/x/../y" is
+// forwarded as "/y", "/a%7e" as "/a~", "Host: EXAMPLE.com:80" as
+// "Host: example.com", and a route's sort_query / ignore_params apply to the
+// forwarded query too. The variant key is computed from the same (stripped)
+// fields. Values a trusted proxy sent in X-Forwarded-Host/-Proto (and the
+// host/proto of its first Forwarded element) reach the origin, so they are
+// part of the primary key.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/key.h"
+#include "config/address.h"
+#include "http/message.h"
+#include "http/target.h"
+
+namespace cachalot::proxy {
+
+struct ForwardOptions {
+  const config::CidrSet* trusted_proxies = nullptr;     // server.trusted_proxies
+  const std::vector<std::string>* drop_fields = nullptr;  // server.drop_request_fields
+  std::string_view fallback_host;                       // Host for requests without one (HTTP/1.0): the origin's
+};
+
+struct Peer {
+  std::string ip;                // textual, IPv4-mapped IPv6 shown as IPv4
+  std::vector<uint8_t> address;  // 4 or 16 bytes, network order (for CIDR checks)
+};
+
+class ForwardedRequest {
+ public:
+  // Prepares `req` in place (see the file comment). `scheme` is the
+  // listener's ("http" or "https"). On an error, `req` may be half-prepared
+  // and must only be answered 400.
+  http::TargetError prepare(http::RequestHead& req, std::string_view scheme, const Peer& peer,
+                            const ForwardOptions& opts);
+
+  std::string_view scheme() const noexcept { return scheme_; }
+  // Normalised host[:port]: the key's authority and the Host we send.
+  const std::string& authority() const noexcept { return authority_; }
+  // Normalised path (no query), for route matching.
+  std::string_view path() const noexcept { return path_; }
+  bool trusted_peer() const noexcept { return trusted_; }
+  bool asterisk() const noexcept { return asterisk_; }
+
+  // The primary key of `req` (as prepared) under a route's key options.
+  std::string primary_key(const http::RequestHead& req, const cache::KeyOptions& opts) const;
+
+  // The request head for the origin: request line with the key's path and
+  // query, Host, the prepared fields for which skip(name) is false, then the
+  // forwarding fields (Via, X-Forwarded-*, Forwarded). No final CRLF.
+  template <class Skip>
+  void serialize_head(std::string& out, const http::RequestHead& req, std::string_view method,
+                      std::string_view key, Skip&& skip) const {
+    out.append(method);
+    out.push_back(' ');
+    out.append(asterisk_ ? std::string_view("*") : cache::key_path(key));
+    out.append(" HTTP/1.1\r\nHost: ");
+    out.append(authority_);
+    out.append("\r\n");
+    for (auto f : req.headers) {
+      if (skip(f.name)) continue;
+      out.append(f.name).append(": ").append(f.value).append("\r\n");
+    }
+    append_forwarding_fields(out, req.version_minor);
+  }
+
+ private:
+  void append_forwarding_fields(std::string& out, int version_minor) const;
+
+  std::string scheme_;
+  std::string authority_;
+  std::string path_storage_;  // normalised path when the received one was not normal
+  std::string_view path_;
+  std::string client_ip_;
+  bool trusted_ = false;
+  bool asterisk_ = false;
+  // From a trusted peer: what it sent (empty when it sent nothing).
+  std::string peer_xff_, peer_forwarded_, peer_xfh_, peer_xfp_;
+};
+
+}  // namespace cachalot::proxy

@@ -1,0 +1,89 @@
+// OriginFetch: one fetch from the origin for an Exchange, as named steps.
+//
+//   build the request head (from the ForwardedRequest and the key)
+//   take a fetch slot (upstream.max_concurrent_misses)
+//   send: connect or reuse, write head and body, read the final head
+//         (interim 1xx relayed; an unsolicited 101 is a bad response)
+//   then one of:
+//     failed         nothing usable came back: stale-if-error or 502/504
+//     not_modified   304 to our conditional request: freshen through the gate
+//     relay          a full response: admission gate, head to the client and
+//                    the fill, body in lockstep, publish through the
+//                    invalidation log before the client's last byte
+//
+// Every publish goes through publish(), which asks the InvalidationLog
+// whether an invalidation issued after this fetch's request was sent voids
+// it (cache/invalidation_log.h).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+
+#include <asio.hpp>
+
+#include "cache/admission.h"
+#include "cache/invalidation_log.h"
+#include "net/upstream.h"
+#include "proxy/exchange.h"
+
+namespace cachalot::proxy {
+
+class OriginFetch {
+ public:
+  OriginFetch(Exchange& x, FetchPlan& plan);
+  ~OriginFetch();
+  OriginFetch(const OriginFetch&) = delete;
+  OriginFetch& operator=(const OriginFetch&) = delete;
+
+  asio::awaitable<void> run();
+
+ private:
+  // A slot of upstream.max_concurrent_misses, held for the whole fetch.
+  struct Slot {
+    explicit Slot(Worker& w);
+    ~Slot();
+    Worker& w;
+  };
+
+  void build_head();
+  asio::awaitable<bool> take_slot();
+  asio::awaitable<net::UpstreamError> send();
+  asio::awaitable<bool> send_request_body();
+  asio::awaitable<void> failed(net::UpstreamError err);
+  asio::awaitable<void> not_modified();
+  asio::awaitable<void> relay();
+  // The admission gate for a full response: the entry to fill (and the fill's
+  // head offered to followers), or null when nothing is stored.
+  std::shared_ptr<cache::Entry> gate(const http::ResponseHead& resp);
+  struct Pumped {
+    bool complete = false;
+    net::UpstreamError err = net::UpstreamError::None;
+    bool to_client = false;  // the client is still receiving
+  };
+  // Copies the body from the origin to the entry, the followers and the client.
+  asio::awaitable<Pumped> pump(std::shared_ptr<cache::Entry>& entry, bool to_client);
+  void complete_entry(const std::shared_ptr<cache::Entry>& entry);
+  bool stale_usable_on_error(core::TimePoint now) const;
+  asio::awaitable<void> serve_stale_on_error(int origin_status, std::string_view detail);
+  cache::AdmissionContext admission() const;
+  // Publishes `e` (finalized) unless an invalidation voided it; `replacing`:
+  // the entry a 304 freshened. True when the store holds it now.
+  bool publish(const std::shared_ptr<const cache::Entry>& e, const std::shared_ptr<const cache::Entry>& replacing);
+  void release(bool reusable);
+
+  Exchange& x_;
+  FetchPlan& plan_;
+  Worker& w_;
+  const config::Config& cfg_;
+  std::optional<Slot> slot_;
+  std::shared_ptr<net::UpstreamConn> up_;
+  cache::InvalidationLog::Ticket ticket_;  // from the moment the request is sent
+  uint64_t route_generation_ = 0;          // the route's generation when the request was sent
+  core::TimePoint request_time_{}, response_time_{};
+  std::chrono::steady_clock::time_point sent_at_{};
+  bool has_body_ = false;
+  bool body_failed_ = false;  // reading the client's request body failed
+};
+
+}  // namespace cachalot::proxy

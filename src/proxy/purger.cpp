@@ -1,0 +1,100 @@
+#include "proxy/purger.h"
+
+#include "cache/invalidation.h"
+#include "cache/key.h"
+#include "core/clock.h"
+#include "proxy/app.h"
+#include "proxy/runtime.h"
+
+namespace cachalot::proxy {
+
+namespace {
+
+constexpr std::string_view kSchemes[] = {"http", "https"};
+
+// The normalised path and query of a target, as a key holds it ("/a/b?x=1").
+std::string normalized_target(std::string_view target, const cache::KeyOptions& opts) {
+  return std::string(cache::key_path(cache::primary_key("http", "h", target, http::HeaderMap{}, opts)));
+}
+
+}  // namespace
+
+cache::PurgeOutcome Purger::apply(const cache::Purge& p, const Runtime& rt) {
+  using Kind = cache::Purge::Kind;
+  cache::PurgeOutcome out;
+  cache::InvalidationLog::Rule rule;
+  rule.kind = p.kind;
+  rule.soft = p.soft;
+  switch (p.kind) {
+    case Kind::Url: {
+      // The route is chosen by the normalised path; its key options shape the query.
+      std::string plain = normalized_target(p.value, {});
+      const RoutePolicy& policy = rt.policy_for(std::string_view(plain).substr(0, plain.find('?')));
+      rule.path = normalized_target(p.value, policy.key);
+      break;
+    }
+    case Kind::Prefix: rule.path = normalized_target(p.value, {}); break;
+    case Kind::Tag:
+    case Kind::Route: rule.path = p.value; break;
+    case Kind::All: break;
+  }
+  if (p.kind == Kind::Route) {
+    bool known = false;
+    for (const auto& r : rt.config().routes) known = known || r.name == p.value;
+    if (!known) {
+      out.error = "no route named " + p.value;
+      return out;
+    }
+  }
+  if (p.host && (p.kind == Kind::Url || p.kind == Kind::Prefix))
+    rule.authority = cache::normalized_authority("http", *p.host);
+
+  // 1. fills in flight will not publish what this matches
+  log_.record(rule);
+  // 2. requests from now on do not join fills that started before
+  coalescer_.detach_if([&](const cache::Fill& f) { return cache::InvalidationLog::may_match_key(rule, f.key()); });
+
+  // 3. the store
+  auto now = core::Clock::now();
+  cache::RewriteFn rewrite = [now](const cache::Entry& e) { return cache::mark_stale(e, now); };
+  const bool soft = p.soft;
+  std::vector<std::string> hosts = p.host ? std::vector<std::string>{*p.host} : app_.hosts();
+  switch (p.kind) {
+    case Kind::Url:
+      for (const auto& h : hosts)
+        for (auto scheme : kSchemes) {
+          std::string base = std::string(scheme) + "://" + cache::normalized_authority(scheme, h) + rule.path;
+          out.purged += soft ? store_.rewrite_key(base, rewrite) : store_.erase(base);
+          // Variants split by key headers (route key.headers, a trusted proxy's
+          // forwarded host): base + '\n' + entries ('\n' cannot occur in a path).
+          base.push_back('\n');
+          out.purged += soft ? store_.rewrite_prefix(base, rewrite) : store_.purge_prefix(base);
+        }
+      break;
+    case Kind::Prefix:
+      for (const auto& h : hosts)
+        for (auto scheme : kSchemes) {
+          std::string base = std::string(scheme) + "://" + cache::normalized_authority(scheme, h) + rule.path;
+          out.purged += soft ? store_.rewrite_prefix(base, rewrite) : store_.purge_prefix(base);
+        }
+      break;
+    case Kind::Tag: out.purged = soft ? store_.rewrite_tag(p.value, rewrite) : store_.purge_tag(p.value); break;
+    case Kind::All: out.purged = soft ? store_.rewrite_all(rewrite) : store_.purge_all(); break;
+    case Kind::Route: out.generation = app_.bump_route_generation(p.value); break;
+  }
+  return out;
+}
+
+void Purger::after_unsafe(const http::RequestHead& req, int status, const http::HeaderMap& resp_headers,
+                          std::string_view authority, const Runtime& rt) {
+  if (http::is_safe(req.method) || !cache::invalidates(req.method, status)) return;
+  for (const auto& target : cache::invalidation_targets(req.target, resp_headers, authority)) {
+    cache::Purge p;
+    p.kind = cache::Purge::Kind::Url;
+    p.value = target;
+    p.host = std::string(authority);
+    apply(p, rt);
+  }
+}
+
+}  // namespace cachalot::proxy

@@ -1,0 +1,57 @@
+// Runtime: what a config snapshot means for the request path, computed once
+// per snapshot (at start and on every reload), never per request.
+//
+// Each route's key, freshness and storability options, its metric id and
+// the default policy for requests no route matches. Immutable once built; a
+// request holds the shared_ptr for its whole exchange, so a reload never
+// changes policy half-way through one.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "cache/freshness.h"
+#include "cache/key.h"
+#include "cache/storable.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+
+namespace cachalot::proxy {
+
+struct RoutePolicy {
+  const config::Route* route = nullptr;  // null: no route matched (RFC rules alone)
+  std::string_view name;                 // "" when no route
+  uint32_t metric_id = metrics::kNoRoute;
+  bool bypass = false;
+  bool refresh_ahead = false;
+  cache::KeyOptions key;
+  cache::FreshnessOptions freshness;
+  cache::StorableOptions storable;
+};
+
+class Runtime {
+ public:
+  Runtime(std::shared_ptr<const config::Config> cfg, metrics::RouteIds& ids);
+
+  const config::Config& config() const noexcept { return *config_; }
+  const std::shared_ptr<const config::Config>& config_ptr() const noexcept { return config_; }
+  // The policy of the first route matching `path` (a normalised path).
+  const RoutePolicy& policy_for(std::string_view path) const noexcept;
+  const RoutePolicy& policy_named(std::string_view route) const noexcept;
+  // The largest body stored: cache.max_object_size, but never more than one
+  // shard's budget (the store charges each shard max_memory / shards).
+  uint64_t max_object_size() const noexcept { return max_object_size_; }
+  const config::CidrSet& trusted_proxies() const noexcept { return trusted_proxies_; }
+  const std::vector<std::string>& drop_request_fields() const noexcept { return drop_request_fields_; }
+
+ private:
+  std::shared_ptr<const config::Config> config_;
+  RoutePolicy none_;
+  std::vector<RoutePolicy> routes_;  // parallel to config_->routes
+  uint64_t max_object_size_ = 0;
+  config::CidrSet trusted_proxies_;
+  std::vector<std::string> drop_request_fields_;
+};
+
+}  // namespace cachalot::proxy
