@@ -148,6 +148,11 @@ int main(int argc, char** argv) {
   }
   notify("READY=1");
   spdlog::info("cachalot {} ready", CACHALOT_VERSION);
+#if CACHALOT_TEST_CLOCK
+  // A test build: anyone who can reach the admin API can move the cache's clock.
+  spdlog::warn("test clock compiled in (CACHALOT_TEST_CLOCK): POST /test/clock on the admin listener moves time; "
+               "this build is for tests only");
+#endif
 
   bool stopping = false;
   std::function<void()> wait_signal;

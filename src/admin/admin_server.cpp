@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "admin/guard.h"
+#include "admin/redact.h"
+#include "config/units.h"
 #include "core/clock.h"
 #include "http/parser.h"
 
@@ -73,6 +76,124 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
   return std::nullopt;
 }
 
+Reply purge(Control& app, std::string_view query) {
+  cache::Purge p;
+  p.soft = query_param(query, "soft").value_or("0") == "1";
+  p.host = query_param(query, "host");
+  if (auto v = query_param(query, "path")) {
+    p.kind = cache::Purge::Kind::Url;
+    p.value = *v;
+  } else if (auto pre = query_param(query, "prefix")) {
+    p.kind = cache::Purge::Kind::Prefix;
+    p.value = *pre;
+  } else if (auto tag = query_param(query, "tag")) {
+    p.kind = cache::Purge::Kind::Tag;
+    p.value = *tag;
+  } else if (query_param(query, "all").value_or("0") == "1") {
+    p.kind = cache::Purge::Kind::All;
+  } else if (auto route = query_param(query, "route")) {
+    p.kind = cache::Purge::Kind::Route;
+    p.value = *route;
+  } else {
+    return error(400, "give one of path=, prefix=, tag=, all=1 or route=");
+  }
+  auto out = app.purge(p);
+  if (!out.error.empty()) return error(404, out.error);
+  Reply r;
+  if (p.kind == cache::Purge::Kind::Route) {
+    r.body = "{\"route\":" + json_string(p.value) + ",\"generation\":" + std::to_string(out.generation) + "}\n";
+  } else {
+    r.body = "{\"purged\":" + std::to_string(out.purged) + ",\"kind\":\"" + std::string(cache::to_string(p.kind)) +
+             "\",\"soft\":" + (p.soft ? "true" : "false") + "}\n";
+  }
+  return r;
+}
+
+// Keys hold request field values verbatim; credentials among them are shown
+// only as digests (admin/redact.h).
+Reply inspect(const Control& app, const config::Config& cfg, std::string_view query) {
+  auto p = query_param(query, "path");
+  if (!p) return error(400, "give path=");
+  auto found = app.inspect(*p, query_param(query, "host"));
+  const std::vector<std::string> hidden = redacted_names(cfg.admin.redact_fields);
+  const auto& vs = found.variants;
+  auto now = core::Clock::now();
+  std::string body = "{\"key\":" + json_string(redact_primary_key(found.key, hidden)) + ",\"variants\":[";
+  for (std::size_t i = 0; i < vs.size(); ++i) {
+    const auto& e = *vs[i];
+    if (i) body += ",";
+    body += "{\"variant\":" + json_string(redact_field_entries(e.variant_key, hidden)) +
+            ",\"status\":" + std::to_string(e.status) +
+            ",\"age\":" + std::to_string(e.freshness.current_age(now).count()) +
+            ",\"ttl\":" + std::to_string(e.freshness.ttl(now)) +
+            ",\"lifetime\":" + std::to_string(e.freshness.lifetime.count()) +
+            ",\"heuristic\":" + (e.freshness.heuristic ? "true" : "false") +
+            ",\"stale_while_revalidate\":" + std::to_string(e.freshness.stale_while_revalidate.count()) +
+            ",\"stale_if_error\":" + std::to_string(e.freshness.stale_if_error.count()) +
+            ",\"etag\":" + json_string(e.etag) + ",\"last_modified\":" + json_string(e.last_modified) +
+            ",\"size\":" + std::to_string(e.body.size()) + ",\"charge\":" + std::to_string(e.charge()) +
+            ",\"route\":" + json_string(e.route) + ",\"tags\":[";
+    for (std::size_t t = 0; t < e.tags.size(); ++t) body += (t ? "," : "") + json_string(e.tags[t]);
+    body += "]}";
+  }
+  body += "]}\n";
+  return {vs.empty() ? 404 : 200, "application/json", std::move(body)};
+}
+
+#if CACHALOT_TEST_CLOCK
+// Test builds only: moves core::Clock forward, so a conversation test can
+// make an entry stale without sleeping through its max-age.
+Reply advance_clock(std::string_view query) {
+  auto text = query_param(query, "advance");
+  auto by = text ? config::parse_duration(*text) : std::nullopt;
+  if (!by) return error(400, "give advance=<duration>, e.g. 15s or 500ms");
+  core::Clock::advance(*by);
+  spdlog::warn("test clock advanced by {}; offset now {} ms", *text, core::Clock::offset().count());
+  return {200, "application/json", "{\"offset_ms\":" + std::to_string(core::Clock::offset().count()) + "}\n"};
+}
+#endif
+
+int parse_error_status(http::ParseError e) {
+  switch (e) {
+    case http::ParseError::HeaderTooLarge: return 431;
+    case http::ParseError::UriTooLong: return 414;
+    case http::ParseError::BodyTooLarge: return 413;
+    case http::ParseError::Unsupported: return 501;
+    case http::ParseError::Malformed:
+    case http::ParseError::None: break;
+  }
+  return 400;
+}
+
+// One request, after the parser: checks first (guard.h), then the endpoint.
+Reply handle(Control& app, const http::RequestHead& req) {
+  auto cfg = app.config();
+  if (Verdict v = check_request(req, cfg->admin); v != Verdict::Answer) {
+    // Visible by default: a refused cross-site or rebound request means a page tried to reach the API.
+    spdlog::info("admin: {} {} refused ({}): {}", http::to_string(req.method), req.path(), status_of(v), to_string(v));
+    return error(status_of(v), message_of(v));
+  }
+  std::string path(req.path());
+  std::string_view query = req.query();
+  bool post = req.method == http::Method::Post;
+  if (path == "/healthz") {
+    if (app.draining()) return {503, "application/json", "{\"status\":\"draining\"}\n"};
+    return {200, "application/json", "{\"status\":\"ok\"}\n"};
+  }
+  if (path == "/metrics") return {200, "text/plain; version=0.0.4", app.metrics_text()};
+  if (path == "/reload") {
+    if (!post) return error(405, "use POST");
+    auto msg = app.reload();
+    return msg.empty() ? Reply{200, "application/json", "{\"reloaded\":true}\n"} : error(400, msg);
+  }
+  if (path == "/purge") return post ? purge(app, query) : error(405, "use POST");
+  if (path == "/cache") return inspect(app, *cfg, query);
+#if CACHALOT_TEST_CLOCK
+  if (path == "/test/clock") return post ? advance_clock(query) : error(405, "use POST");
+#endif
+  return error(404, "unknown admin endpoint " + path);
+}
+
 }  // namespace
 
 AdminServer::AdminServer(Control& app) : app_(app) {}
@@ -119,133 +240,52 @@ awaitable<void> AdminServer::accept_loop() {
 awaitable<void> AdminServer::serve(asio::ip::tcp::socket s) {
   http::Parser parser(http::Parser::Kind::Request, {16 * 1024, 8 * 1024, 64 * 1024});
   std::vector<char> buf(16 * 1024);
+  // Bytes read but not yet parsed: buf[begin, end). A client may pipeline
+  // (RFC 9112 §9.3.2), so one read can hold the next requests as well; they
+  // are answered in order, one at a time, from here before reading again.
+  std::size_t begin = 0, end = 0;
   asio::steady_timer deadline(ioc_);
   for (;;) {
-    // Read one request (bounded by 10 s).
+    // Read one request (bounded by 10 s, whether its bytes are buffered or not).
     deadline.expires_after(std::chrono::seconds(10));
     deadline.async_wait([&s](asio::error_code ec) {
       if (!ec) s.close(ec);
     });
     bool ok = false;
-    while (!parser.message_complete()) {
+    for (;;) {
+      if (begin < end) {
+        begin += parser.execute(buf.data() + begin, end - begin);
+        if (parser.error() != http::ParseError::None) break;
+        if (parser.message_complete()) {
+          ok = true;
+          break;
+        }
+      }
+      begin = end = 0;  // execute() consumes everything unless a message ends
       asio::error_code ec;
-      std::size_t n = co_await s.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+      end = co_await s.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
       if (ec) break;
-      std::size_t off = 0;
-      while (off < n && !parser.message_complete() && parser.error() == http::ParseError::None)
-        off += parser.execute(buf.data() + off, n - off);
-      if (parser.error() != http::ParseError::None) break;
-      ok = parser.message_complete();
     }
     deadline.cancel();
-    if (!ok) co_return;
+    if (!ok && parser.error() == http::ParseError::None) co_return;  // the client left, or the deadline passed
 
+    // A request the parser refused is answered (as JSON, like every admin
+    // error) and ends the connection: its framing can no longer be trusted.
     const auto& req = parser.request();
-    auto cfg = app_.config();
-    Reply r;
-    std::string path(req.path());
-    std::string query(req.query());
-    // /healthz stays open so health checks (container HEALTHCHECK, load balancers) need no secret.
-    if (!cfg->admin.token.empty() && path != "/healthz") {
-      auto auth = req.headers.get("authorization");
-      if (!auth || *auth != "Bearer " + cfg->admin.token) r = error(401, "missing or wrong bearer token");
-    }
-    if (r.status == 200) {
-      auto now = core::Clock::now();
-      if (path == "/healthz") {
-        r.body = app_.draining() ? "{\"status\":\"draining\"}\n" : "{\"status\":\"ok\"}\n";
-        if (app_.draining()) r.status = 503;
-      } else if (path == "/metrics") {
-        r.content_type = "text/plain; version=0.0.4";
-        r.body = app_.metrics_text();
-      } else if (path == "/reload") {
-        if (req.method != http::Method::Post) {
-          r = error(405, "use POST");
-        } else {
-          auto msg = app_.reload();
-          r = msg.empty() ? Reply{200, "application/json", "{\"reloaded\":true}\n"} : error(400, msg);
-        }
-      } else if (path == "/purge") {
-        if (req.method != http::Method::Post) {
-          r = error(405, "use POST");
-        } else {
-          cache::Purge p;
-          p.soft = query_param(query, "soft").value_or("0") == "1";
-          p.host = query_param(query, "host");
-          bool given = true;
-          if (auto v = query_param(query, "path")) {
-            p.kind = cache::Purge::Kind::Url;
-            p.value = *v;
-          } else if (auto pre = query_param(query, "prefix")) {
-            p.kind = cache::Purge::Kind::Prefix;
-            p.value = *pre;
-          } else if (auto tag = query_param(query, "tag")) {
-            p.kind = cache::Purge::Kind::Tag;
-            p.value = *tag;
-          } else if (query_param(query, "all").value_or("0") == "1") {
-            p.kind = cache::Purge::Kind::All;
-          } else if (auto route = query_param(query, "route")) {
-            p.kind = cache::Purge::Kind::Route;
-            p.value = *route;
-          } else {
-            given = false;
-            r = error(400, "give one of path=, prefix=, tag=, all=1 or route=");
-          }
-          if (given) {
-            auto out = app_.purge(p);
-            if (!out.error.empty()) {
-              r = error(404, out.error);
-            } else if (p.kind == cache::Purge::Kind::Route) {
-              r.body = "{\"route\":" + json_string(p.value) + ",\"generation\":" + std::to_string(out.generation) + "}\n";
-            } else {
-              r.body = "{\"purged\":" + std::to_string(out.purged) + ",\"kind\":\"" +
-                       std::string(cache::to_string(p.kind)) + "\",\"soft\":" + (p.soft ? "true" : "false") + "}\n";
-            }
-          }
-        }
-      } else if (path == "/cache") {
-        auto p = query_param(query, "path");
-        if (!p) {
-          r = error(400, "give path=");
-        } else {
-          auto found = app_.inspect(*p, query_param(query, "host"));
-          const auto& k = found.key;
-          const auto& vs = found.variants;
-          std::string body = "{\"key\":" + json_string(k) + ",\"variants\":[";
-          for (std::size_t i = 0; i < vs.size(); ++i) {
-            const auto& e = *vs[i];
-            if (i) body += ",";
-            body += "{\"variant\":" + json_string(e.variant_key) + ",\"status\":" + std::to_string(e.status) +
-                    ",\"age\":" + std::to_string(e.freshness.current_age(now).count()) +
-                    ",\"ttl\":" + std::to_string(e.freshness.ttl(now)) +
-                    ",\"lifetime\":" + std::to_string(e.freshness.lifetime.count()) +
-                    ",\"heuristic\":" + (e.freshness.heuristic ? "true" : "false") +
-                    ",\"stale_while_revalidate\":" + std::to_string(e.freshness.stale_while_revalidate.count()) +
-                    ",\"stale_if_error\":" + std::to_string(e.freshness.stale_if_error.count()) +
-                    ",\"etag\":" + json_string(e.etag) + ",\"last_modified\":" + json_string(e.last_modified) +
-                    ",\"size\":" + std::to_string(e.body.size()) + ",\"charge\":" + std::to_string(e.charge()) +
-                    ",\"route\":" + json_string(e.route) + ",\"tags\":[";
-            for (std::size_t t = 0; t < e.tags.size(); ++t) body += (t ? "," : "") + json_string(e.tags[t]);
-            body += "]}";
-          }
-          body += "]}\n";
-          r.body = std::move(body);
-          if (vs.empty()) r.status = 404;
-        }
-      } else {
-        r = error(404, "unknown admin endpoint " + path);
-      }
-    }
+    bool keep_alive = ok && req.keep_alive;
+    Reply r = ok ? handle(app_, req) : error(parse_error_status(parser.error()), parser.error_reason());
     std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(http::reason_phrase(r.status)) +
                       "\r\nContent-Type: " + r.content_type + "\r\nContent-Length: " + std::to_string(r.body.size()) +
                       "\r\nCache-Control: no-store\r\n";
-    bool keep_alive = req.keep_alive;
     if (!keep_alive) out += "Connection: close\r\n";
     out += "\r\n";
-    if (req.method != http::Method::Head) out += r.body;
+    if (!ok || req.method != http::Method::Head) out += r.body;
     asio::error_code ec;
     co_await asio::async_write(s, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-    if (ec || !keep_alive) co_return;
+    if (ec || !keep_alive) {
+      s.shutdown(asio::socket_base::shutdown_send, ec);  // FIN after the answer
+      co_return;
+    }
     parser.next_message();
   }
 }

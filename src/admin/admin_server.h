@@ -2,7 +2,10 @@
 //
 // Runs on its own thread and io_context so a slow scrape or a large purge
 // never delays the proxy's workers. Answers are JSON (metrics: Prometheus
-// text). If admin.token is set every request needs "Authorization: Bearer T".
+// text). Every request passes admin/guard.h first: a Host this listener
+// answers to (DNS rebinding), no cross-site state change (CSRF), and, if
+// admin.token is set, "Authorization: Bearer T". Pipelined requests are
+// answered in order. Test builds (CACHALOT_TEST_CLOCK) add POST /test/clock.
 #pragma once
 
 #include <memory>

@@ -75,6 +75,13 @@ class Loader {
     error(at, key, std::move(message));
   }
 
+  // An error about `key`, placed where `where` was written (a check that spans keys).
+  void error_at(const std::string& where, std::string key, std::string message) {
+    auto it = written_.find(where);
+    if (it == written_.end()) return error_at_key(key, std::move(message));
+    error(it->second, std::move(key), std::move(message));
+  }
+
   void wrote(const std::string& key, const YAML::Mark& at) { written_.emplace(key, at); }
   bool written(const std::string& key) const { return written_.contains(key); }
   bool ok() const { return errors_.empty(); }
@@ -306,6 +313,46 @@ Parser<std::string> field_name() {
   };
 }
 
+// A field the proxy may strip from forwarded requests: any token except the
+// fields it frames and routes requests by.
+Parser<std::string> droppable_field_name() {
+  return [token = field_name()](const std::string& s, std::string& why) -> std::optional<std::string> {
+    auto name = token(s, why);
+    if (!name) return std::nullopt;
+    for (std::string_view framing : {"host", "content-length", "transfer-encoding"}) {
+      if (s.size() == framing.size() && std::equal(s.begin(), s.end(), framing.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) == b;
+          })) {
+        why = fmt::format("{} may not be dropped: the request is framed and routed by it", s);
+        return std::nullopt;
+      }
+    }
+    return name;
+  };
+}
+
+// An admin.hosts entry: a DNS name, optionally with ":port" (1..65535).
+Parser<std::string> host_name_and_port() {
+  return [](const std::string& s, std::string& why) -> std::optional<std::string> {
+    std::string_view host = s, port;
+    if (auto colon = host.rfind(':'); colon != std::string_view::npos) {
+      port = host.substr(colon + 1);
+      host = host.substr(0, colon);
+      uint32_t n = 0;
+      auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+      if (port.empty() || ec != std::errc() || end != port.data() + port.size() || n == 0 || n > 65535) {
+        why = fmt::format("expected a port in 1..65535 after ':' in '{}'", s);
+        return std::nullopt;
+      }
+    }
+    // Letters, digits, '-', '_' and '.' (IP literals need no entry: they are always answered).
+    bool ok = !host.empty() && std::all_of(host.begin(), host.end(), [](unsigned char c) {
+      return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+    });
+    return ok ? std::optional(s) : std::nullopt;
+  };
+}
+
 template <class T>
 Parser<T> from(std::optional<T> (*parse)(std::string_view, std::string*)) {
   return [parse](const std::string& s, std::string& why) { return parse(s, &why); };
@@ -452,10 +499,12 @@ Fields config_fields(Config& c) {
                                     {"max_header_bytes", size(s.limits.max_header_bytes, 1 * kKiB)},
                                     {"max_uri_length", size(s.limits.max_uri_length, 1)},
                                     {"max_body_size", size(s.limits.max_body_size)},
-                                    {"max_pipeline", count(s.limits.max_pipeline, 1, 1024)},
                                     {"max_connections", count(s.limits.max_connections, 1, 1'000'000)},
                                 })},
                      {"purge_allow", list(s.purge_allow.ranges, "a CIDR range such as 10.0.0.0/8", from(parse_cidr))},
+                     {"trusted_proxies",
+                      list(s.trusted_proxies.ranges, "a CIDR range such as 10.0.0.0/8", from(parse_cidr))},
+                     {"drop_request_fields", list(s.drop_request_fields, "a field name", droppable_field_name())},
                  })},
       {"upstream", section({
                        {"url", scalar(u.url, "an http:// or https:// URL", from(parse_upstream_url))},
@@ -494,6 +543,8 @@ Fields config_fields(Config& c) {
       {"admin", section({
                     {"listen", optional_listener(c.admin.listen)},
                     {"token", scalar(c.admin.token, "a string", any_string())},
+                    {"hosts", list(c.admin.hosts, "a host name, optionally with :port", host_name_and_port())},
+                    {"redact_fields", list(c.admin.redact_fields, "a field name", field_name())},
                 })},
       {"log", section({
                   {"level", one_of(c.log.level, kLogLevels)},
@@ -522,6 +573,13 @@ void check_config(Loader& l, const Config& c) {
       if (listeners[i].first->host == listeners[j].first->host && listeners[i].first->port == listeners[j].first->port)
         l.error_at_key(listeners[i].second, fmt::format("{} is already used by {}", listeners[i].first->text,
                                                         listeners[j].second));
+
+  // Off loopback the admin API is reachable from the network: purges and
+  // reloads would be open to anyone who can connect.
+  static const CidrSet kLoopback{{*parse_cidr("127.0.0.0/8"), *parse_cidr("::1/128")}};
+  if (c.admin.listen && c.admin.token.empty() && !kLoopback.contains(std::string_view(c.admin.listen->host)))
+    l.error_at(l.written("admin.token") ? "admin.token" : "admin.listen", "admin.token",
+               "required when admin.listen is not a loopback address");
 }
 
 }  // namespace

@@ -42,7 +42,6 @@ struct ServerLimits {
   uint64_t max_header_bytes = 32 * kKiB;  // request line + fields; above it: 431 (URI alone: 414)
   uint64_t max_uri_length = 8 * kKiB;     // above it: 414
   uint64_t max_body_size = 16 * kMiB;     // request body; above it: 413
-  uint32_t max_pipeline = 32;             // requests read ahead on one connection
   uint32_t max_connections = 10000;       // per worker
   bool operator==(const ServerLimits&) const = default;
 };
@@ -53,6 +52,15 @@ struct ServerConfig {
   ServerTimeouts timeouts;
   ServerLimits limits;
   CidrSet purge_allow = {{*parse_cidr("127.0.0.0/8"), *parse_cidr("::1/128")}};  // who may send PURGE
+  // Peers whose X-Forwarded-For/-Host/-Proto and Forwarded fields are extended;
+  // from any other peer the proxy replaces them with its own.
+  CidrSet trusted_proxies;
+  // Request fields stripped before forwarding: fields some frameworks read as
+  // the "real" URL or method, which would let a client reach a resource under
+  // another resource's cache key. Tokens; never Host, Content-Length or
+  // Transfer-Encoding (the proxy needs them to frame and route the request).
+  std::vector<std::string> drop_request_fields = {"X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override",
+                                                  "X-HTTP-Method", "X-Method-Override"};
   bool operator==(const ServerConfig&) const = default;
 };
 
@@ -110,7 +118,14 @@ struct CacheConfig {
 
 struct AdminConfig {
   std::optional<ListenerConfig> listen = parse_listen_address("127.0.0.1:9901");  // nullopt: "" = disabled
-  std::string token;  // if set, requests need "Authorization: Bearer <token>"
+  std::string token;  // if set, requests need "Authorization: Bearer <token>"; required off loopback
+  // Host names (host or host:port; without a port, any port) the admin API
+  // answers to besides IP literals and localhost: every other Host is refused
+  // (421), so a DNS-rebound name cannot reach it from a browser.
+  std::vector<std::string> hosts;
+  // Request fields whose values GET /cache shows only as a hash, besides
+  // Cookie, Authorization and Proxy-Authorization (always hashed).
+  std::vector<std::string> redact_fields;
   bool operator==(const AdminConfig&) const = default;
 };
 

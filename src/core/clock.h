@@ -18,7 +18,9 @@ inline int64_t to_unix_seconds(TimePoint t) {
 }
 
 // The clock that proxy/, net/ and admin/ read. Test builds may add an offset
-// (CACHALOT_TEST_CLOCK) so conversations can move time forward without sleeping.
+// (CACHALOT_TEST_CLOCK: the admin API's POST /test/clock calls advance()) so
+// conversations can move time forward without sleeping. Only this clock moves:
+// timeouts run on steady_clock and keep real time.
 class Clock {
  public:
   static TimePoint now() noexcept {
@@ -26,6 +28,8 @@ class Clock {
     return t + Duration(offset_ms_.load(std::memory_order_relaxed));
   }
   static void advance(Duration d) noexcept { offset_ms_.fetch_add(d.count(), std::memory_order_relaxed); }
+  // How far advance() has moved the clock in total.
+  static Duration offset() noexcept { return Duration(offset_ms_.load(std::memory_order_relaxed)); }
 
  private:
   static inline std::atomic<int64_t> offset_ms_{0};

@@ -48,9 +48,6 @@ Runtime::Runtime(std::shared_ptr<const config::Config> cfg, metrics::RouteIds& i
   routes_.reserve(c.routes.size());
   for (const auto& r : c.routes) routes_.push_back(make_policy(c, &r, ids));
   max_object_size_ = std::min<uint64_t>(c.cache.max_object_size, c.cache.max_memory / std::max<uint32_t>(1, c.cache.shards));
-  // TODO(config): server.trusted_proxies and server.drop_request_fields.
-  drop_request_fields_ = {"X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-HTTP-Method",
-                          "X-Method-Override"};
 }
 
 const RoutePolicy& Runtime::policy_for(std::string_view path) const noexcept {

@@ -42,16 +42,14 @@ class Runtime {
   // The largest body stored: cache.max_object_size, but never more than one
   // shard's budget (the store charges each shard max_memory / shards).
   uint64_t max_object_size() const noexcept { return max_object_size_; }
-  const config::CidrSet& trusted_proxies() const noexcept { return trusted_proxies_; }
-  const std::vector<std::string>& drop_request_fields() const noexcept { return drop_request_fields_; }
+  const config::CidrSet& trusted_proxies() const noexcept { return config_->server.trusted_proxies; }
+  const std::vector<std::string>& drop_request_fields() const noexcept { return config_->server.drop_request_fields; }
 
  private:
   std::shared_ptr<const config::Config> config_;
   RoutePolicy none_;
   std::vector<RoutePolicy> routes_;  // parallel to config_->routes
   uint64_t max_object_size_ = 0;
-  config::CidrSet trusted_proxies_;
-  std::vector<std::string> drop_request_fields_;
 };
 
 }  // namespace cachalot::proxy

@@ -6,6 +6,7 @@
             cl.send(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
             r = cl.read_response()
         m = c.metrics()                      # Prometheus text, parsed
+        c.advance_clock(61)                  # test builds: move cachalot's clock, no sleep
         rc = c.stop()                        # SIGTERM, wait, exit code
 
 The binary is $CACHALOT_BIN; without it, <source>/build-conv/cachalot or
@@ -755,6 +756,47 @@ class Cachalot:
         with RawClient(self.admin_port, timeout=timeout) as c:
             c.request("GET", path, headers, host=f"127.0.0.1:{self.admin_port}")
             return c.read_response()
+
+    def admin_request(self, method: str, path: str, headers=None, body: Optional[bytes] = None,
+                      host: Optional[str] = None, timeout: float = 5.0) -> Response:
+        """One admin request on a fresh connection. `host` defaults to the admin
+        listener's own address (127.0.0.1:port); POST gets an empty body."""
+        if body is None and method == "POST":
+            body = b""
+        with RawClient(self.admin_port, timeout=timeout) as c:
+            c.request(method, path, headers, body, host=host or f"127.0.0.1:{self.admin_port}")
+            return c.read_response(method)
+
+    def advance_clock(self, seconds: float) -> int:
+        """Move cachalot's clock (core::Clock: freshness, ages, Date) forward by
+        `seconds`, through the admin API's POST /test/clock, which exists only
+        in builds configured with -DCACHALOT_TEST_CLOCK=ON. Timeouts keep real
+        time. Returns the clock's total offset in milliseconds.
+
+        $CACHALOT_TEST_CLOCK (set by CTest from the build's option) decides what
+        a binary without the endpoint means: OFF skips the test before asking;
+        ON, or unset, fails it, saying how to build or skip."""
+        promised = os.environ.get("CACHALOT_TEST_CLOCK", "")
+        if promised.upper() in ("OFF", "0", "FALSE", "NO"):
+            raise unittest.SkipTest("CACHALOT_TEST_CLOCK=OFF: this binary cannot move its clock")
+        if not self.admin_enabled:
+            raise AssertionError("advance_clock needs the admin listener (Cachalot(admin=True))")
+        ms = round(seconds * 1000)
+        if ms < 0:
+            raise ValueError("the clock only moves forward")
+        headers = []
+        token = self.full_config().get("admin", {}).get("token")
+        if token:
+            headers.append(("Authorization", f"Bearer {token}"))
+        r = self.admin_request("POST", f"/test/clock?advance={ms}ms", headers)
+        if r.status == 404:
+            state = f"CACHALOT_TEST_CLOCK={promised}" if promised else "CACHALOT_TEST_CLOCK is unset"
+            raise AssertionError(
+                f"{self.binary} has no POST /test/clock ({state}): configure the build with "
+                f"-DCACHALOT_TEST_CLOCK=ON, or set CACHALOT_TEST_CLOCK=OFF to skip the tests that move the clock")
+        if r.status != 200:
+            raise AssertionError(f"POST /test/clock answered {r.status}: {r.body[:200]!r}")
+        return int(json.loads(r.text)["offset_ms"])
 
     def metrics(self) -> Metrics:
         r = self.admin_get("/metrics")

@@ -62,6 +62,13 @@ TEST_CASE("the reference file loads with the defaults of Config{}", "[config]") 
   CHECK(config->cache.coalesce.hit_for_miss == 10s);
   REQUIRE(config->admin.listen);
   CHECK(config->admin.listen->port == 9901);
+  CHECK(config->admin.token.empty());
+  CHECK(config->admin.hosts.empty());
+  CHECK(config->admin.redact_fields.empty());
+  CHECK(config->server.trusted_proxies.ranges.empty());
+  CHECK(config->server.drop_request_fields == std::vector<std::string>{"X-Original-URL", "X-Rewrite-URL",
+                                                                       "X-HTTP-Method-Override", "X-HTTP-Method",
+                                                                       "X-Method-Override"});
   CHECK(config->log.level == LogLevel::Info);
   CHECK(config->log.access_log == "stderr");
   CHECK(config->routes.empty());
@@ -249,6 +256,37 @@ TEST_CASE("each kind of bad input is one error with its line, column and key", "
        6, 5, "routes[0].max_ttl", "max_ttl (5m) is below min_ttl (1h)"},
       {"bad key header", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    key: { headers: [\"X Foo\"] }\n",
        5, 22, "routes[0].key.headers[0]", "expected a field name, got 'X Foo'"},
+      {"bad trusted proxy range", "server:\n  trusted_proxies: [\"10.0.0.1/8\"]\n" UPSTREAM,
+       2, 21, "server.trusted_proxies[0]", "did you mean 10.0.0.0/8?"},
+      {"trusted_proxies not a list", "server:\n  trusted_proxies: 10.0.0.0/8\n" UPSTREAM,
+       2, 20, "server.trusted_proxies", "expected a list, got '10.0.0.0/8'"},
+      {"dropped field is not a token", "server:\n  drop_request_fields: [\"X Foo\"]\n" UPSTREAM,
+       2, 25, "server.drop_request_fields[0]", "expected a field name, got 'X Foo'"},
+      {"RFC 9112 §6: Content-Length frames the request, it cannot be dropped",
+       "server:\n  drop_request_fields: [X-Foo, content-length]\n" UPSTREAM,
+       2, 32, "server.drop_request_fields[1]", "content-length may not be dropped"},
+      {"RFC 9112 §6.1: Transfer-Encoding frames the request, it cannot be dropped",
+       "server:\n  drop_request_fields: [Transfer-Encoding]\n" UPSTREAM,
+       2, 25, "server.drop_request_fields[0]", "Transfer-Encoding may not be dropped"},
+      {"RFC 9110 §7.2: Host routes the request, it cannot be dropped",
+       "server:\n  drop_request_fields: [HOST]\n" UPSTREAM,
+       2, 25, "server.drop_request_fields[0]", "HOST may not be dropped"},
+      {"admin host with a path", "admin:\n  hosts: [\"admin.example/x\"]\n" UPSTREAM,
+       2, 11, "admin.hosts[0]", "expected a host name, optionally with :port, got 'admin.example/x'"},
+      {"admin host with port 0", "admin:\n  hosts: [\"admin.example:0\"]\n" UPSTREAM,
+       2, 11, "admin.hosts[0]", "expected a port in 1..65535 after ':' in 'admin.example:0'"},
+      {"admin host with an empty port", "admin:\n  hosts: [ok.example, \"admin.example:\"]\n" UPSTREAM,
+       2, 23, "admin.hosts[1]", "expected a port in 1..65535"},
+      {"redacted field is not a token", "admin:\n  redact_fields: [\"X Key\"]\n" UPSTREAM,
+       2, 19, "admin.redact_fields[0]", "expected a field name, got 'X Key'"},
+      {"admin off loopback without a token", "admin:\n  listen: \"0.0.0.0:9901\"\n" UPSTREAM,
+       2, 3, "admin.token", "required when admin.listen is not a loopback address"},
+      {"admin off loopback with an empty token", "admin:\n  listen: \"[::]:9901\"\n  token: \"\"\n" UPSTREAM,
+       3, 3, "admin.token", "required when admin.listen is not a loopback address"},
+      {"admin on a private address without a token", "admin:\n  listen: \"10.1.2.3:9901\"\n" UPSTREAM,
+       2, 3, "admin.token", "required when admin.listen is not a loopback address"},
+      {"max_pipeline was removed", "server:\n  limits:\n    max_pipeline: 32\n" UPSTREAM,
+       3, 5, "server.limits.max_pipeline", "unknown key 'max_pipeline'"},
       {"route not a map", UPSTREAM "routes:\n  - api\n", 3, 5, "routes[0]", "expected a route (a map), got 'api'"},
       {"routes not a list", UPSTREAM "routes: { name: a }\n", 2, 9, "routes", "expected a list of routes"},
   };
@@ -346,4 +384,48 @@ TEST_CASE("enum names match the words in the file", "[config]") {
   CHECK(to_string(LogLevel::Warn) == "warn");
   CHECK(to_string(AccessLogFormat::Json) == "json");
   CHECK(to_string(SetCookiePolicy::NoStore) == "no_store");
+}
+
+TEST_CASE("forwarding and admin safety keys are read as written", "[config]") {
+  auto config = expect_config(load_config_string(R"(
+server:
+  trusted_proxies: ["10.0.0.0/8", "fd00::/8", "192.0.2.7"]
+  drop_request_fields: [X-Original-URL, X-Custom-Override]
+admin:
+  listen: "0.0.0.0:9901"
+  token: "t0ken"
+  hosts: [admin.example, "Cachalot.Internal:9901"]
+  redact_fields: [X-Api-Key]
+upstream:
+  url: http://origin
+)",
+                                                 "safety.yaml"));
+  CHECK(config->server.trusted_proxies.contains(std::string_view("10.9.8.7")));
+  CHECK(config->server.trusted_proxies.contains(std::string_view("fd12::1")));
+  CHECK(config->server.trusted_proxies.contains(std::string_view("192.0.2.7")));
+  CHECK_FALSE(config->server.trusted_proxies.contains(std::string_view("192.0.2.8")));
+  CHECK(config->server.drop_request_fields == std::vector<std::string>{"X-Original-URL", "X-Custom-Override"});
+  CHECK(config->admin.hosts == std::vector<std::string>{"admin.example", "Cachalot.Internal:9901"});
+  CHECK(config->admin.redact_fields == std::vector<std::string>{"X-Api-Key"});
+
+  // An empty list replaces the default list: nothing is dropped.
+  auto none = expect_config(load_config_string("server:\n  drop_request_fields: []\n" UPSTREAM, "none.yaml"));
+  CHECK(none->server.drop_request_fields.empty());
+}
+
+TEST_CASE("a loopback admin listener needs no token; any other address does", "[config]") {
+  for (const char* listen : {"127.0.0.1:9901", "127.0.0.2:9901", "[::1]:9901", "[::ffff:127.0.0.1]:9901"}) {
+    INFO(listen);
+    std::string yaml = std::string("admin:\n  listen: \"") + listen + "\"\n" UPSTREAM;
+    expect_config(load_config_string(yaml, "loopback.yaml"));
+  }
+  expect_config(load_config_string("admin:\n  listen: \"\"\n" UPSTREAM, "disabled.yaml"));
+  expect_config(load_config_string("admin:\n  listen: \"[::]:9901\"\n  token: t\n" UPSTREAM, "token.yaml"));
+  for (const char* listen : {"0.0.0.0:9901", "[::]:9901", "192.168.1.5:9901", "[2001:db8::1]:9901"}) {
+    INFO(listen);
+    std::string yaml = std::string("admin:\n  listen: \"") + listen + "\"\n" UPSTREAM;
+    auto errors = expect_errors(load_config_string(yaml, "open.yaml"));
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].to_string() == "open.yaml:2:3: admin.token: required when admin.listen is not a loopback address");
+  }
 }
