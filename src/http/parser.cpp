@@ -1,5 +1,6 @@
 #include "http/parser.h"
 
+#include <array>
 #include <cstring>
 
 namespace cachalot::http {
@@ -16,6 +17,219 @@ std::string_view to_string(ParseError e) noexcept {
   return "none";
 }
 
+// ---------------------------------------------------------------- LineScanner
+
+namespace {
+
+// tchar (RFC 9110 §5.6.2): method and field-name characters.
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+// A request-target byte: anything but SP and CTLs (RFC 9112 §3.2); llhttp
+// checks the URI syntax itself.
+constexpr std::array<bool, 256> kTargetByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x21; c < 0x100; ++c) t[c] = c != 0x7f;
+  return t;
+}();
+constexpr bool target_byte(unsigned char c) noexcept { return kTargetByte[c]; }
+// A status-line byte up to its CR: HTAB, SP, VCHAR, obs-text (RFC 9112 §4).
+constexpr bool status_byte(unsigned char c) noexcept { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+constexpr std::size_t kNoLine = static_cast<std::size_t>(-1);
+
+}  // namespace
+
+void LineScanner::start(Section s) noexcept {
+  switch (s) {
+    case Section::RequestHead: state_ = State::BeforeRequestLine; break;
+    case Section::ResponseHead: state_ = State::BeforeStatusLine; break;
+    case Section::Trailers: state_ = State::FieldStart; break;
+  }
+  version_pos_ = 0;
+  start_line_done_ = s == Section::Trailers;
+  start_line_bytes_ = 0;
+  reason_ = "";
+}
+
+std::size_t LineScanner::scan(const char* data, std::size_t n) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+  std::size_t i = 0;
+  // Where the start line began in this call, to count its bytes.
+  std::size_t line_begin = in_start_line() ? 0 : kNoLine;
+  auto fail = [&](const char* why) {
+    state_ = State::Failed;
+    reason_ = why;
+  };
+  // Index of the first `ch` at or after `from`, or n.
+  auto find = [&](std::size_t from, char ch) {
+    const void* hit = std::memchr(p + from, ch, n - from);
+    return hit ? static_cast<std::size_t>(static_cast<const unsigned char*>(hit) - p) : n;
+  };
+  while (i < n && scanning()) {
+    unsigned char c = p[i];
+    switch (state_) {
+      case State::BeforeRequestLine:
+      case State::BeforeStatusLine:
+        // llhttp skips CR and LF here too, in any order: no framing depends on them.
+        if (c == '\r' || c == '\n') {
+          ++i;
+          break;
+        }
+        line_begin = i;
+        if (state_ == State::BeforeStatusLine) {
+          state_ = State::StatusLine;
+        } else if (kTchar[c]) {
+          state_ = State::Method;
+        } else {
+          fail("request-line must start with a method token");
+        }
+        break;
+      case State::Method:
+        while (i < n && kTchar[p[i]]) ++i;
+        if (i == n) break;
+        if (p[i] == ' ') {
+          state_ = State::TargetStart;
+          ++i;
+        } else {
+          fail("method must be a token followed by one SP");
+        }
+        break;
+      case State::TargetStart:
+        if (target_byte(c))
+          state_ = State::Target;
+        else
+          fail("request-target must follow exactly one SP");
+        break;
+      case State::Target:
+        while (i < n && target_byte(p[i])) ++i;
+        if (i == n) break;
+        if (p[i] == ' ') {
+          state_ = State::Version;
+          version_pos_ = 0;
+          ++i;
+        } else {
+          fail("invalid character in request-target");
+        }
+        break;
+      case State::Version: {
+        static constexpr std::string_view kVersion = "HTTP/#.#";  // # is a DIGIT (RFC 9112 §2.3)
+        auto digit = [](unsigned char d) { return d >= '0' && d <= '9'; };
+        if (version_pos_ == 0 && n - i >= kVersion.size()) {
+          // The whole version is here (the usual case): one comparison.
+          if (std::memcmp(p + i, "HTTP/", 5) == 0 && digit(p[i + 5]) && p[i + 6] == '.' && digit(p[i + 7])) {
+            i += kVersion.size();
+            state_ = State::AfterVersion;
+          } else {
+            fail("request-line must end in one SP and HTTP/d.d");
+          }
+          break;
+        }
+        char want = kVersion[version_pos_];
+        bool ok = want == '#' ? digit(c) : c == static_cast<unsigned char>(want);
+        if (!ok) {
+          fail("request-line must end in one SP and HTTP/d.d");
+          break;
+        }
+        ++i;
+        if (++version_pos_ == kVersion.size()) state_ = State::AfterVersion;
+        break;
+      }
+      case State::AfterVersion:
+        if (c == '\r') {
+          state_ = State::StartLineLF;
+          ++i;
+        } else {
+          fail(c == '\n' ? "bare LF line ending" : "request-line must end in one SP and HTTP/d.d");
+        }
+        break;
+      case State::StatusLine:
+        while (i < n && status_byte(p[i])) ++i;
+        if (i == n) break;
+        if (p[i] == '\r') {
+          state_ = State::StartLineLF;
+          ++i;
+        } else {
+          fail(p[i] == '\n' ? "bare LF line ending" : "control character in status-line");
+        }
+        break;
+      case State::StartLineLF:
+        if (c != '\n') {
+          fail("CR not followed by LF");
+          break;
+        }
+        ++i;
+        start_line_bytes_ += i - line_begin;
+        line_begin = kNoLine;
+        start_line_done_ = true;
+        state_ = State::FieldStart;
+        break;
+      case State::FieldStart:
+        if (c == '\r') {
+          state_ = State::EndLF;
+          ++i;
+          break;
+        }
+        if (c == ' ' || c == '\t') {
+          // obs-fold, or whitespace before the first field line: both are rejected (RFC 9112 §5.2, §2.2).
+          fail("field line starts with whitespace (obs-fold)");
+          break;
+        }
+        if (!kTchar[c]) {
+          fail(c == '\n' ? "bare LF line ending" : "invalid character in field name");
+          break;
+        }
+        state_ = State::FieldLine;
+        [[fallthrough]];
+      // The rest of a field line is found with memchr (most head bytes are
+      // here). llhttp checks the bytes skipped: the name is a token followed
+      // by ':' with no whitespace (RFC 9112 §5.1), the value has no CTL (so no
+      // bare LF); it rejects them at that byte, before anything the scanner
+      // decides after it.
+      case State::FieldLine: {
+        std::size_t cr = find(i, '\r');
+        if (cr == n) {
+          i = n;
+          break;
+        }
+        i = cr + 1;
+        state_ = State::FieldLF;
+        if (i == n) break;
+        c = p[i];
+        [[fallthrough]];
+      }
+      case State::FieldLF:
+        if (c != '\n') {
+          fail("CR not followed by LF");
+          break;
+        }
+        state_ = State::FieldStart;
+        ++i;
+        break;
+      case State::EndLF:
+        if (c == '\n') {
+          state_ = State::Done;
+          ++i;
+        } else {
+          fail("CR not followed by LF");
+        }
+        break;
+      case State::Done:
+      case State::Failed: break;
+    }
+  }
+  if (line_begin != kNoLine) start_line_bytes_ += i - line_begin;
+  return i;
+}
+
+// ---------------------------------------------------------------- Parser
+
 Parser::Parser(Kind kind, ParserLimits limits) : kind_(kind), limits_(limits) {
   llhttp_settings_init(&settings_);
   settings_.on_message_begin = &Parser::on_message_begin;
@@ -26,10 +240,16 @@ Parser::Parser(Kind kind, ParserLimits limits) : kind_(kind), limits_(limits) {
   settings_.on_header_value = &Parser::on_header_value;
   settings_.on_header_value_complete = &Parser::on_header_value_complete;
   settings_.on_headers_complete = &Parser::on_headers_complete;
+  settings_.on_chunk_header = &Parser::on_chunk_header;
+  settings_.on_chunk_extension_name = &Parser::on_chunk_extension;
+  settings_.on_chunk_extension_value = &Parser::on_chunk_extension;
+  settings_.on_chunk_extension_name_complete = &Parser::on_chunk_extension_complete;
+  settings_.on_chunk_extension_value_complete = &Parser::on_chunk_extension_complete;
   settings_.on_body = &Parser::on_body;
   settings_.on_message_complete = &Parser::on_message_complete;
   llhttp_init(&parser_, kind == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
   parser_.data = this;
+  lines_.start(kind == Kind::Request ? LineScanner::Section::RequestHead : LineScanner::Section::ResponseHead);
   body_.reserve(8);
 }
 
@@ -46,73 +266,97 @@ bool Parser::count_head(std::size_t n) {
 
 void Parser::next_message() {
   started_ = head_complete_ = message_complete_ = false;
-  in_value_ = false;
+  trailers_next_ = false;
+  method_pending_ = false;
+  saw_transfer_encoding_ = false;
   head_bytes_ = 0;
+  chunk_extension_bytes_ = 0;
   body_bytes_ = 0;
   content_length_ = -1;
   expect_no_body_ = false;
   body_.clear();
   field_.clear();
   value_.clear();
+  lines_.start(kind_ == Kind::Request ? LineScanner::Section::RequestHead : LineScanner::Section::ResponseHead);
   if (paused_) {
     llhttp_resume(&parser_);
     paused_ = false;
   }
 }
 
-// "TOKEN SP target SP HTTP/1.d CRLF": a request line whose method llhttp does not know.
-static bool looks_like_request_line(std::string_view b) {
-  auto eol = b.find("\r\n");
-  if (eol == std::string_view::npos) return false;
-  std::string_view line = b.substr(0, eol);
-  auto sp1 = line.find(' ');
-  auto sp2 = line.rfind(' ');
-  if (sp1 == std::string_view::npos || sp1 == 0 || sp2 == sp1) return false;
-  static constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
-  for (char c : line.substr(0, sp1)) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              kTchar.find(c) != std::string_view::npos;
-    if (!ok) return false;
-  }
-  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  std::string_view version = line.substr(sp2 + 1);
-  return !target.empty() && target.find(' ') == std::string_view::npos && version.size() == 8 &&
-         version.substr(0, 7) == "HTTP/1." && version[7] >= '0' && version[7] <= '9';
-}
-
 std::size_t Parser::execute(const char* data, std::size_t len) {
   body_.clear();
   if (error_ != ParseError::None || message_complete_ || len == 0) return 0;
-  exec_begin_ = data;
-  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
-  prev_last_ = data[len - 1];
-  if (err == HPE_OK) return len;
-  if (err == HPE_PAUSED) {
-    paused_ = true;
-    return static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - data);
-  }
-  if (err == HPE_PAUSED_UPGRADE) {
-    // A request with Upgrade / CONNECT: we do not tunnel.
-    error_ = ParseError::Unsupported;
-    error_reason_ = "upgrade not supported";
+  if (method_pending_) {
+    // llhttp has given up; only the request-line is still of interest.
+    lines_.scan(data, len);
+    settle_unknown_method();
     return len;
   }
-  if (error_ == ParseError::None && err == HPE_INVALID_METHOD && looks_like_request_line(std::string_view(data, len))) {
-    // A well-formed token llhttp does not know: RFC 9110 §9.1 answers 501, not 400.
-    error_ = ParseError::Unsupported;
-    error_reason_ = "method not implemented";
+  std::size_t off = 0;
+  for (;;) {
+    const char* at = data + off;
+    std::size_t n = len - off;
+    // llhttp gets only the bytes the scanner accepted, so it never acts on a
+    // line the scanner rejects, and an earlier error of its own still wins.
+    std::size_t feed = n;
+    if (lines_.scanning()) {
+      std::size_t accepted = lines_.scan(at, n);
+      if (lines_.failed()) feed = accepted;
+    }
+    llhttp_errno_t err = feed > 0 ? llhttp_execute(&parser_, at, feed) : HPE_OK;
+    if (err == HPE_OK) {
+      if (feed < n) fail(ParseError::Malformed, lines_.reason());
+      return len;
+    }
+    if (err == HPE_PAUSED) {
+      std::size_t used = static_cast<std::size_t>(llhttp_get_error_pos(&parser_) - data);
+      if (trailers_next_) {
+        // Paused by on_chunk_header at the last chunk: the trailer section starts here.
+        trailers_next_ = false;
+        llhttp_resume(&parser_);
+        lines_.start(LineScanner::Section::Trailers);
+        off = used;
+        if (off == len) return len;
+        continue;
+      }
+      paused_ = true;  // by on_message_complete
+      return used;
+    }
+    if (err == HPE_PAUSED_UPGRADE) {
+      // A request with Upgrade / CONNECT: we do not tunnel.
+      fail(ParseError::Unsupported, "upgrade not supported");
+      return len;
+    }
+    if (error_ == ParseError::None && err == HPE_INVALID_METHOD && kind_ == Kind::Request) {
+      method_pending_ = true;
+      settle_unknown_method();
+      return len;
+    }
+    if (error_ == ParseError::None) fail(ParseError::Malformed, llhttp_get_error_reason(&parser_));
     return len;
   }
-  if (error_ == ParseError::None) {
-    error_ = ParseError::Malformed;
-    error_reason_ = llhttp_get_error_reason(&parser_);
-  }
-  return len;
+}
+
+// llhttp knows a fixed list of methods. Any other token in a well-formed
+// request-line is a method we do not implement: 501 (RFC 9110 §9.1), not 400.
+// The scanner may need more bytes to see the whole line; the head limit bounds
+// the wait.
+void Parser::settle_unknown_method() {
+  if (lines_.start_line_bytes() > limits_.max_header_bytes)
+    fail(ParseError::HeaderTooLarge, "header too large");
+  else if (lines_.start_line_done())
+    fail(ParseError::Unsupported, "method not implemented");
+  else if (lines_.failed())
+    fail(ParseError::Malformed, lines_.reason());
+  else
+    return;
+  method_pending_ = false;
 }
 
 bool Parser::finish() {
   if (message_complete_) return true;
-  if (!started_) return false;
+  if (!started_ || error_ != ParseError::None) return false;
   llhttp_errno_t err = llhttp_finish(&parser_);
   return (err == HPE_OK || err == HPE_PAUSED) && message_complete_;
 }
@@ -156,37 +400,88 @@ int Parser::on_method(llhttp_t* p, const char* at, std::size_t n) {
   return 0;
 }
 
+// Span callbacks run once per execute() a span touches (with zero length at a
+// split), so per-field overhead is counted once, in on_header_value_complete.
 int Parser::on_header_field(llhttp_t* p, const char* at, std::size_t n) {
   Parser& s = self(p);
-  if (!s.count_head(n + 4)) return s.fail(ParseError::HeaderTooLarge, "header too large");
+  if (!s.count_head(n)) return s.fail(ParseError::HeaderTooLarge, "header too large");
   s.field_.append(at, n);
   return 0;
 }
 
+// An empty value arrives as one zero-length span that starts after the line's
+// LF; obs-fold never gets here (the scanner rejects it first).
 int Parser::on_header_value(llhttp_t* p, const char* at, std::size_t n) {
   Parser& s = self(p);
   if (!s.count_head(n)) return s.fail(ParseError::HeaderTooLarge, "header too large");
-  // llhttp accepts obs-fold and hands us the continuation as a new span that
-  // follows a line break; RFC 9112 §5.2 lets a server reject it, and a proxy must
-  // not pass ambiguous framing on, so we do.
-  char before = at > s.exec_begin_ ? at[-1] : s.prev_last_;
-  if (before == '\n') return s.fail(ParseError::Malformed, "obs-fold in field value");
   s.value_.append(at, n);
   return 0;
 }
 
 int Parser::on_header_value_complete(llhttp_t* p) {
   Parser& s = self(p);
+  if (!s.count_head(4)) return s.fail(ParseError::HeaderTooLarge, "header too large");  // ": " and CRLF
   // llhttp hands us the value without leading OWS; strip trailing OWS too (RFC 9110 §5.5).
   std::string_view v = trim_ows(s.value_);
   for (char c : v) {
     // Field values must not carry CR, LF or NUL (RFC 9110 §5.5).
     if (c == '\r' || c == '\n' || c == '\0') return s.fail(ParseError::Malformed, "invalid character in field value");
   }
-  HeaderMap& h = s.kind_ == Kind::Request ? s.request_.headers : s.response_.headers;
-  h.add(s.field_, v);
+  // After the head, these are trailer fields: checked and counted, not merged
+  // into the head (RFC 9110 §6.5.1), whose views the caller may hold.
+  if (!s.head_complete_) {
+    HeaderMap& h = s.kind_ == Kind::Request ? s.request_.headers : s.response_.headers;
+    h.add(s.field_, v);
+    if (iequals(s.field_, "transfer-encoding")) s.saw_transfer_encoding_ = true;
+  }
   s.field_.clear();
   s.value_.clear();
+  return 0;
+}
+
+// Transfer-Encoding (RFC 9112 §6.1, §6.3). The proxy de-chunks and re-frames
+// bodies, so a coding other than chunked cannot be relayed (it would be dropped
+// or mislabelled) and no body can be decoded twice.
+int Parser::check_framing(llhttp_t* p) {
+  if (!saw_transfer_encoding_) return 0;
+  const HeaderMap& h = kind_ == Kind::Request ? request_.headers : response_.headers;
+  bool has_te = false, chunked_last = false, other_coding = false;
+  int chunked_count = 0;
+  for (auto f : h) {
+    if (!iequals(f.name, "transfer-encoding")) continue;
+    has_te = true;
+    std::string_view rest = f.value;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      std::string_view coding = trim_ows(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (coding.empty()) continue;  // empty list elements are ignored (RFC 9110 §5.6.1)
+      chunked_last = iequals(coding, "chunked");
+      if (chunked_last)
+        ++chunked_count;
+      else
+        other_coding = true;
+    }
+  }
+  if (!has_te) return 0;
+  if (kind_ == Kind::Response) {
+    // Responses that end at their head (HEAD, 1xx, 204, 304) carry no coded body (§6.3 rule 1).
+    if (no_body_response(p->status_code)) return 0;
+  }
+  if (p->http_minor == 0) return fail(ParseError::Malformed, "Transfer-Encoding in an HTTP/1.0 message");
+  if (kind_ == Kind::Request) {
+    // §6.3 rule 4: without chunked last the request's length is unknown: 400.
+    if (!chunked_last) return fail(ParseError::Malformed, "chunked is not the final transfer coding");
+    // §6.1: a sender must not apply chunked more than once.
+    if (chunked_count > 1) return fail(ParseError::Malformed, "chunked applied more than once");
+    // §6.1 / RFC 9110 §15.6.2: a coding we do not implement is 501.
+    if (other_coding) return fail(ParseError::Unsupported, "transfer coding not implemented");
+  } else if (!chunked_last || chunked_count > 1 || other_coding) {
+    return fail(ParseError::Malformed, "transfer coding other than chunked");
+  }
+  // llhttp must have read the same single chunked (it does not, e.g., for a
+  // trailing HTAB); otherwise it would frame the body differently.
+  if (!(p->flags & F_CHUNKED)) return fail(ParseError::Malformed, "transfer coding not understood");
   return 0;
 }
 
@@ -199,6 +494,8 @@ int Parser::on_headers_complete(llhttp_t* p) {
     r.version_minor = p->http_minor;
     r.keep_alive = llhttp_should_keep_alive(p) != 0;
     if (p->http_major != 1) return s.fail(ParseError::Malformed, "unsupported HTTP version");
+    // Framing first: it decides where this message ends and the next begins.
+    if (s.check_framing(p) != 0) return -1;
     // Differing duplicate Content-Length values are a smuggling shape (RFC 9112 §6.3).
     if (r.headers.count("content-length") > 1) {
       std::optional<std::string_view> first;
@@ -218,13 +515,44 @@ int Parser::on_headers_complete(llhttp_t* p) {
     r.version_minor = p->http_minor;
     r.keep_alive = llhttp_should_keep_alive(p) != 0;
     if (p->http_major != 1) return s.fail(ParseError::Malformed, "unsupported HTTP version");
+    if (s.check_framing(p) != 0) return -1;
   }
   if (p->flags & F_CONTENT_LENGTH) {
     s.content_length_ = static_cast<int64_t>(p->content_length);
     if (static_cast<uint64_t>(s.content_length_) > s.limits_.max_body_size)
       return s.fail(ParseError::BodyTooLarge, "body too large");
   }
-  if (s.kind_ == Kind::Response && s.expect_no_body_) return 1;  // HEAD: no body follows
+  // RFC 9112 §6.3 rule 1: a response to HEAD, and any 1xx, 204 or 304, ends at
+  // its empty line whatever its Content-Length or Transfer-Encoding say; llhttp
+  // checks the status only when neither is present.
+  if (s.kind_ == Kind::Response && s.no_body_response(p->status_code)) return 1;
+  return 0;
+}
+
+int Parser::on_chunk_header(llhttp_t* p) {
+  // The last chunk (size 0): pause so that execute() knows where the trailer
+  // section starts. It happens once per chunked message.
+  if (p->content_length != 0) return 0;
+  self(p).trailers_next_ = true;
+  return HPE_PAUSED;
+}
+
+bool Parser::count_chunk_extension(std::size_t n) {
+  chunk_extension_bytes_ += n;
+  return chunk_extension_bytes_ <= limits_.max_chunk_extension_bytes;
+}
+
+// Name and value spans; the _complete callbacks below add one byte each for
+// the ';' or '=' before them, so every byte of ";a;b=c" counts, even ";;;".
+int Parser::on_chunk_extension(llhttp_t* p, const char*, std::size_t n) {
+  Parser& s = self(p);
+  if (!s.count_chunk_extension(n)) return s.fail(ParseError::Malformed, "chunk extensions too long");
+  return 0;
+}
+
+int Parser::on_chunk_extension_complete(llhttp_t* p) {
+  Parser& s = self(p);
+  if (!s.count_chunk_extension(1)) return s.fail(ParseError::Malformed, "chunk extensions too long");
   return 0;
 }
 
