@@ -285,7 +285,17 @@ awaitable<void> OriginFetch::failed(UpstreamError err) {
 }
 
 awaitable<void> OriginFetch::not_modified() {
-  auto f = cache::freshen(admission(), *plan_.stale, up_->parser.response());
+  // The stored response is a GET's; a HEAD revalidated it (RFC 9111 §4.3.5),
+  // so the gate judges the merged response as the GET it updates.
+  auto ctx = admission();
+  std::optional<http::RequestHead> as_get;
+  if (x_.req_.method != http::Method::Get) {
+    as_get.emplace(x_.req_);
+    as_get->method = http::Method::Get;
+    as_get->method_name = "GET";
+    ctx.request = &*as_get;
+  }
+  auto f = cache::freshen(ctx, *plan_.stale, up_->parser.response());
   release(up_->reusable());  // the 304 is not used past this point
   w_.metrics.upstream_duration.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at_).count());
   auto& out = x_.out_;
