@@ -11,9 +11,12 @@ other's entries, and asserts on:
   - exactly which requests reached the origin (`self.origin.requests(path)`),
     including their conditional fields.
 
-Waiting for an entry to go stale (real time is the subject there) polls the
-admin `GET /cache?path=` inspector until every variant's ttl is <= 0, with a
-deadline, instead of sleeping.
+Nothing sleeps for an entry to go stale: advance_until_stale() reads the
+entry's ttl from the admin `GET /cache?path=` inspector and moves cachalot's
+clock forward by exactly that much (`advance_clock`, test builds). The clock
+belongs to the class' one cachalot, so it stays moved for the tests that come
+after: a Date (or Expires, Last-Modified) that a test has the origin send is
+taken from `self.proxy.now()`, cachalot's clock, not from time.time().
 """
 
 from __future__ import annotations
@@ -155,11 +158,16 @@ class CacheTestCase(unittest.TestCase):
         on its own thread), so a test that inspects right after a miss waits here first."""
         return wait_until(lambda: self.inspect(path), timeout, 0.02, what=f"entry {path} stored")
 
-    def wait_stale(self, path: str, timeout: float = 5.0) -> None:
-        """Wait until `path` is stored, then until no variant is fresh (ttl <= 0, or gone)."""
-        self.wait_stored(path, timeout)
-        wait_until(lambda: all(v["ttl"] <= 0 for v in self.inspect(path)), timeout, 0.05,
-                   what=f"entry {path} stale")
+    def advance_until_stale(self, path: str, timeout: float = 5.0) -> None:
+        """Wait until `path` is stored, then move cachalot's clock forward by the ttl of
+        its freshest variant (the inspector's whole seconds, so exactly enough), and
+        check that no variant is fresh any more (ttl <= 0, or gone)."""
+        left = max(v["ttl"] for v in self.wait_stored(path, timeout))
+        if left > 0:
+            self.proxy.advance_clock(left)
+        variants = self.inspect(path)
+        self.assertTrue(all(v["ttl"] <= 0 for v in variants),
+                        f"entry {path} still fresh after moving the clock {left} s: {variants}")
 
     def origin_hits(self, path: str) -> list:
         return self.origin.requests(path)

@@ -4,6 +4,11 @@ with test_, so neither unittest discovery nor CTest's glob picks it up.
 
 Everything here is bounded: threads are joined with deadlines, every poll has
 a timeout, sockets have timeouts, and only loopback addresses are used.
+
+Nothing here sleeps for an entry to go stale: a test moves cachalot's clock
+past the entry's lifetime with `self.proxy.advance_clock(seconds)` (test
+builds, see README.md). Each ProxyCase test has its own cachalot, so the
+clock a test moves is its own.
 """
 
 from __future__ import annotations
@@ -104,17 +109,6 @@ def split_handler(full: Callable[[Request], Reply], revalidation: Callable[[Requ
     def handle(req: Request) -> Reply:
         return revalidation(req) if conditional(req) else full(req)
     return handle
-
-
-def sleep_until_stale(stored_at: float, lifetime: float) -> None:
-    """Real time is the subject here (an entry's max-age, whole seconds): sleep
-    until `lifetime` seconds after `stored_at`, the time.monotonic() at which the
-    storing response had arrived at the client (so after cachalot's
-    response_time). Nothing observable could be polled instead without making
-    requests that would themselves refresh the entry."""
-    left = stored_at + lifetime + 0.05 - time.monotonic()
-    if left > 0:
-        time.sleep(min(left, 10.0))
 
 
 class ProxyCase(unittest.TestCase):

@@ -2,14 +2,16 @@
 directives of §5.2.1 that change whether a stored response may be used.
 
 Lifetimes are checked through the `ttl=` of Cache-Status (lifetime − current age).
-Where real time is the subject, TTLs are 1 s and the test polls the admin
-inspector until the entry is stale instead of sleeping.
+Where time must pass, the test moves cachalot's clock (advance_clock, test
+builds) instead of sleeping: by an entry's ttl to make it stale, by a second to
+age it, or while the origin holds its answer for a response delay. Dates the
+origin sends are on cachalot's clock (self.proxy.now()), since the class shares
+one cachalot whose clock earlier tests may have moved.
 """
 
-import time
 import unittest
 
-from _cachetest import CacheTestCase, Reply, cache_status, http_date, wait_until
+from _cachetest import CacheTestCase, Gate, Reply, cache_status, http_date
 
 CC100 = [("Cache-Control", "max-age=100")]
 
@@ -52,7 +54,7 @@ class FreshnessLifetimeTest(CacheTestCase):
             self.assertTrue(ttl is not None and ttl <= 10, f"the second max-age was used: {r1.headers}")
 
     def test_max_age_beats_expires_rfc9111_4_2_1_rfc9111_5_3(self):
-        t = time.time()
+        t = self.proxy.now()
         cases = [http_date(t + 1000), http_date(t - 1000), "0"]
         for i, expires in enumerate(cases):
             with self.subTest(expires=expires):
@@ -63,7 +65,7 @@ class FreshnessLifetimeTest(CacheTestCase):
                 self.assertOriginCount(path, 1)
 
     def test_expires_minus_date_is_the_lifetime_without_max_age_rfc9111_4_2_1(self):
-        t = time.time()
+        t = self.proxy.now()
         self.origin.route(self.p, Reply(200, [("Date", http_date(t)), ("Expires", http_date(t + 300))], b"e"))
         self.assertStoredMiss(self.get(self.p), b"e", ttl=(298, 300))
         self.assertHit(self.get(self.p), b"e", ttl=(297, 300))
@@ -73,7 +75,7 @@ class FreshnessLifetimeTest(CacheTestCase):
         """Date 1000 s ago, Expires = Date + 300: the lifetime is 300 s and the apparent age
         (§4.2.3: receive time − Date) 1000 s, so the response is already stale on arrival
         and the next request must not be a hit."""
-        t = time.time() - 1000
+        t = self.proxy.now() - 1000
         self.origin.route(self.p, Reply(200, [("Date", http_date(t)), ("Expires", http_date(t + 300)),
                                               ("ETag", '"skew"')], b"skewed"))
         r1 = self.get(self.p)
@@ -87,7 +89,7 @@ class FreshnessLifetimeTest(CacheTestCase):
         for i, extra in enumerate([[], [("ETag", '"z"')]]):
             with self.subTest(validator=bool(extra)):
                 path = f"{self.p}/{i}"
-                self.origin.route(path, Reply(200, [("Date", http_date(time.time())), ("Expires", "0")] + extra,
+                self.origin.route(path, Reply(200, [("Date", http_date(self.proxy.now())), ("Expires", "0")] + extra,
                                               b"zero"))
                 for j in range(2):
                     r = self.get(path)
@@ -96,7 +98,7 @@ class FreshnessLifetimeTest(CacheTestCase):
                 self.assertOriginCount(path, 2)
 
     def test_expires_in_the_past_is_stale_at_once_rfc9111_4_2_1(self):
-        t = time.time()
+        t = self.proxy.now()
         self.origin.route(self.p, Reply(200, [("Date", http_date(t)), ("Expires", http_date(t - 60))], b"past"))
         for j in range(2):
             r = self.get(self.p)
@@ -106,7 +108,7 @@ class FreshnessLifetimeTest(CacheTestCase):
 
     # ---- §4.2.2 heuristics ------------------------------------------------
     def test_heuristic_lifetime_is_ten_percent_of_date_minus_last_modified_rfc9111_4_2_2(self):
-        t = time.time()
+        t = self.proxy.now()
         self.origin.route(self.p, Reply(200, [("Date", http_date(t)), ("Last-Modified", http_date(t - 1000))],
                                         b"heur"))
         self.assertStoredMiss(self.get(self.p), b"heur", ttl=(98, 100))
@@ -114,13 +116,13 @@ class FreshnessLifetimeTest(CacheTestCase):
         self.assertOriginCount(self.p, 1)
 
     def test_heuristic_lifetime_is_capped_by_heuristic_max_rfc9111_4_2_2(self):
-        t = time.time()
+        t = self.proxy.now()
         self.origin.route(self.p, Reply(200, [("Date", http_date(t)),
                                               ("Last-Modified", http_date(t - 30 * 86400))], b"old"))
         self.assertStoredMiss(self.get(self.p), b"old", ttl=(86398, 86400))
 
     def test_heuristics_are_not_used_when_freshness_is_explicit_rfc9111_4_2_2(self):
-        t = time.time()
+        t = self.proxy.now()
         lm = ("Last-Modified", http_date(t - 100000))     # heuristics would give 10000 s
         cases = [([("Cache-Control", "max-age=5")], (3, 5)),
                  ([("Expires", http_date(t + 20))], (18, 20))]
@@ -131,7 +133,7 @@ class FreshnessLifetimeTest(CacheTestCase):
                 self.assertStoredMiss(self.get(path), b"x", ttl=ttl)
 
     def test_no_explicit_freshness_and_no_last_modified_gives_no_reuse_rfc9111_4_2_2(self):
-        self.origin.route(self.p, Reply(200, [("Date", http_date(time.time()))], b"plain"))
+        self.origin.route(self.p, Reply(200, [("Date", http_date(self.proxy.now()))], b"plain"))
         for j in range(2):
             r = self.get(self.p)
             self.assertEqual((r.status, r.body), (200, b"plain"))
@@ -159,9 +161,19 @@ class FreshnessLifetimeTest(CacheTestCase):
 
     def test_response_delay_counts_toward_the_age_rfc9111_4_2_3(self):
         """corrected_age_value = age_value + response_delay: an origin that takes over a
-        second to answer (and sends no Date) leaves less than the full lifetime."""
-        self.origin.route(self.p, Reply(200, CC100, b"slow", delay_head=1.2))
-        r = self.get(self.p)
+        second to answer (and sends no Date) leaves less than the full lifetime. The
+        origin holds its answer while cachalot's clock moves 1.2 s."""
+        gate = Gate(10)
+        self.origin.route(self.p, Reply(200, CC100, b"slow", gate=gate))
+        try:
+            with self.proxy.client() as cl:
+                cl.request("GET", self.p)
+                self.origin.wait_for_requests(1, path=self.p)
+                self.proxy.advance_clock(1.2)
+                gate.open()
+                r = cl.read_response()
+        finally:
+            gate.open()
         self.assertStoredMiss(r, b"slow", ttl=(97, 99))
 
     def test_age_on_hits_grows_and_ttl_shrinks_with_time_rfc9111_4_2_3(self):
@@ -170,16 +182,11 @@ class FreshnessLifetimeTest(CacheTestCase):
         first = self.get(self.p)
         cs1 = self.assertHit(first, b"ticking")
         age1 = int(first.header("age"))
-        seen = {}
-
-        def older():
-            r = self.get(self.p)
-            seen["r"] = r
-            return int(r.header("age")) > age1
-        wait_until(older, timeout=4.0, interval=0.1, what="Age on a hit to grow")
-        later = seen["r"]
+        self.proxy.advance_clock(1)
+        later = self.get(self.p)
         cs2 = self.assertHit(later, b"ticking")
         age2 = int(later.header("age"))
+        self.assertGreater(age2, age1, "Age on a hit must grow")
         self.assertLess(cs2["ttl"], cs1["ttl"], "ttl must shrink as the entry ages")
         self.assertIn(age2 + cs2["ttl"], (99, 100, 101))
         self.assertOriginCount(self.p, 1)
@@ -203,11 +210,11 @@ class FreshnessLifetimeTest(CacheTestCase):
         self.assertHit(r2, b"undated")
         self.assertIsNotNone(r2.header("date"), f"cached response without Date: {r2.headers}")
 
-    # ---- real time: an entry goes stale -----------------------------------
+    # ---- time passes: an entry goes stale -----------------------------------
     def test_entry_is_fresh_until_its_age_reaches_the_lifetime_then_forwarded_rfc9111_4_2(self):
         self.origin.route(self.p, Reply(200, [("Cache-Control", "max-age=1")], b"short"))
         self.assertStoredMiss(self.get(self.p), b"short", ttl=(0, 1))
-        self.wait_stale(self.p)
+        self.advance_until_stale(self.p)
         r = self.get(self.p)
         self.assertEqual((r.status, r.body), (200, b"short"))
         self.assertCacheStatus(r, fwd=("stale", "uri-miss"), fwd_status=200, stored=True)
@@ -296,11 +303,11 @@ class RequestDirectivesTest(CacheTestCase):
         reqs = self.assertOriginCount(self.p, 2)
         self.assertEqual(reqs[1].header("if-none-match"), '"v1"')
 
-    # ---- stale entries: max-stale, only-if-cached (real time) ---------------
+    # ---- stale entries: max-stale, only-if-cached ---------------------------
     def test_max_stale_serves_a_stale_entry_without_contacting_the_origin_rfc9111_5_2_1_2(self):
         self._validating_origin(self.p, cc="max-age=1")
         self.assertStoredMiss(self.get(self.p), b"validated")
-        self.wait_stale(self.p)
+        self.advance_until_stale(self.p)
         for directive in ("max-stale=60", "max-stale"):
             r = self.get(self.p, [("Cache-Control", directive)])
             cs = self.assertHit(r, b"validated", msg=directive)

@@ -1,14 +1,15 @@
 """Validation of stale entries (issue #3): RFC 9111 §4.3, and the directives that
 forbid serving stale (§4.2.4, §5.2.2.2, §5.2.2.8, §5.2.2.10).
 
-Entries live 1 s (real time is the subject); each test polls the admin inspector
-until the entry is stale rather than sleeping. The cache has a 60 s
+Entries live 1 s; each test moves cachalot's clock forward by the entry's ttl
+(advance_until_stale: advance_clock, test builds) rather than sleeping. Dates the
+origin sends are on cachalot's clock (self.proxy.now()): earlier tests in the
+class have moved it. The cache has a 60 s
 stale_if_error grace, so a failing origin *would* get a stale answer for an
 ordinary entry (checked by a control test) and the must-revalidate tests show
 that the directive, not the configuration, keeps it from being served.
 """
 
-import time
 import unittest
 
 from _cachetest import CacheTestCase, Reply, cache_status, http_date
@@ -18,11 +19,11 @@ class ValidationTest(CacheTestCase):
     CONFIG = {"cache": {"stale_if_error": "60s"}}
 
     def _store(self, path, headers, body):
-        """Put a 1-second entry in the cache and wait until it is stale."""
+        """Put a 1-second entry in the cache and move the clock until it is stale."""
         self.origin.route(path, Reply(200, headers, body))
         r = self.get(path)
         self.assertStoredMiss(r, body, msg=path)
-        self.wait_stale(path)
+        self.advance_until_stale(path)
 
     # ---- conditional requests for stale entries, §4.3.1 -----------------------------
     def test_stale_entry_with_etag_is_revalidated_with_if_none_match_and_a_304_freshens_it_rfc9111_4_3_1(self):
@@ -51,7 +52,7 @@ class ValidationTest(CacheTestCase):
 
     def test_entry_freshened_by_a_304_without_date_is_still_served_with_a_date_rfc9110_6_6_1(self):
         self._store(self.p, [("Cache-Control", "max-age=1"), ("ETag", '"d1"'),
-                             ("Date", http_date(time.time()))], b"dated")
+                             ("Date", http_date(self.proxy.now()))], b"dated")
         self.origin.route(self.p, Reply(304, [("ETag", '"d1"'), ("Cache-Control", "max-age=100")]))
         r = self.get(self.p)
         self.assertEqual((r.status, r.body), (200, b"dated"))
@@ -62,7 +63,7 @@ class ValidationTest(CacheTestCase):
         self.assertIsNotNone(h.header("date"), f"freshened entry served without Date: {h.headers}")
 
     def test_stale_entry_with_last_modified_is_revalidated_with_if_modified_since_rfc9111_4_3_1(self):
-        lm = http_date(time.time() - 3600)
+        lm = http_date(self.proxy.now() - 3600)
         self._store(self.p, [("Cache-Control", "max-age=1"), ("Last-Modified", lm)], b"dated")
 
         def handler(req):
@@ -80,7 +81,7 @@ class ValidationTest(CacheTestCase):
         self.assertOriginCount(self.p, 2)
 
     def test_stale_entry_with_both_validators_sends_both_rfc9111_4_3_1(self):
-        lm = http_date(time.time() - 3600)
+        lm = http_date(self.proxy.now() - 3600)
         self._store(self.p, [("Cache-Control", "max-age=1"), ("ETag", '"b1"'), ("Last-Modified", lm)], b"both")
         self.origin.route(self.p, Reply(304, [("ETag", '"b1"'), ("Cache-Control", "max-age=100")]))
         r = self.get(self.p)
@@ -183,7 +184,7 @@ class ValidationTest(CacheTestCase):
             self.origin.route(path, Reply(200, [("Cache-Control", cc), ("ETag", '"mr"')], b"stale body"))
             self.assertStoredMiss(self.get(path), b"stale body", msg=name)
         for path in paths.values():
-            self.wait_stale(path)
+            self.advance_until_stale(path)
         for name, cc, ref in self.NEVER_STALE:
             with self.subTest(directive=name, rfc=ref):
                 path = paths[name]
@@ -205,7 +206,7 @@ class ValidationTest(CacheTestCase):
             self.origin.route(path, Reply(200, [("Cache-Control", cc), ("ETag", '"mr"')], b"stale body"))
             self.assertStoredMiss(self.get(path), b"stale body", msg=name)
         for path in paths.values():
-            self.wait_stale(path)
+            self.advance_until_stale(path)
         for name, cc, ref in self.NEVER_STALE:
             with self.subTest(directive=name, rfc=ref):
                 path = paths[name]
@@ -223,7 +224,7 @@ class ValidationTest(CacheTestCase):
             self.origin.route(path, Reply(200, [("Cache-Control", cc), ("ETag", '"ms"')], b"stale body"))
             self.assertStoredMiss(self.get(path), b"stale body", msg=name)
         for path in paths.values():
-            self.wait_stale(path)
+            self.advance_until_stale(path)
         for name, cc, ref in self.NEVER_STALE:
             with self.subTest(directive=name, rfc=ref):
                 path = paths[name]

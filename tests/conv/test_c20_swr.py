@@ -4,13 +4,15 @@ request per key at a time, whatever the client does meanwhile.
 
     origin o1 { expect GET /a; reply 200 cache-control:"max-age=1, stale-while-revalidate=30" etag:"e1" }
     client c1 { get /a; expect cache-status ~ fwd=uri-miss; stored }
-    (1 s passes)
+    clock advance 1s
     client c1..c50 { get /a; expect cache-status ~ hit; ttl=-N; detail=stale-while-revalidate, fast }
     origin o1 { expect GET /a if-none-match:"e1" (once); reply 304 after 2 s }
     client c1 { get /a; expect cache-status ~ hit; ttl=58 }
 
-Real time is the subject (max-age=1), so each test sleeps once for about a
-second until its entry is stale; everything else is polled with deadlines.
+Entries live 1 s (max-age=1): each test moves cachalot's clock forward by the
+lifetime (advance_clock, test builds) instead of sleeping until the entry is
+stale; everything else is polled with deadlines. Real time stays the subject
+where latency is: a stale hit must not wait for a slow (2 s) revalidation.
 
 REFRESH_CRASH (binary bug, issue #4): every background refresh crashes cachalot
 with SIGSEGV. In src/proxy/session.h `req_` is declared before `background_req_`,
@@ -22,12 +24,11 @@ marked with it pass on a build with that one change.
 
 import socket
 import struct
-import time
 import unittest
 
 from _revaltest import (BG_REFRESHES, FRESH_HIT, REQUESTS_TOTAL, STORED_MISS, SWR_HIT, UPSTREAM_ERRORS, Gate, ProxyCase,
                         Reply, admin_json, admin_request, cache_status, conditional, run_concurrently,
-                        sleep_until_stale, split_handler, timed_get, wait_until)
+                        split_handler, timed_get, wait_until)
 
 SWR = "max-age=1, stale-while-revalidate=30"
 FAST = 0.2  # "within milliseconds": a stale hit must not wait for the origin
@@ -41,15 +42,13 @@ class StaleWhileRevalidateTest(ProxyCase):
     CONFIG = {}
 
     # ---- helpers --------------------------------------------------------------
-    def prime(self, path: str, body: bytes = b"v1") -> float:
-        """Store `path` (one origin request) and return when the response arrived."""
+    def prime(self, path: str, body: bytes = b"v1") -> None:
+        """Store `path` (one origin request)."""
         r = self.proxy.get(path)
-        stored_at = time.monotonic()
         self.assertEqual(r.status, 200)
         self.assertEqual(r.body, body)
         self.assertRegex(cache_status(r), STORED_MISS)
         self.assertEqual(self.origin.request_count(path), 1)
-        return stored_at
 
     def assert_stale_hit(self, r, body: bytes = b"v1"):
         self.assertEqual(r.status, 200, r)
@@ -68,11 +67,11 @@ class StaleWhileRevalidateTest(ProxyCase):
             full(b"v1"),
             lambda req: Reply(304, [("Cache-Control", "max-age=60, stale-while-revalidate=30"), ("ETag", '"e1"')],
                               delay_head=2.0)))
-        stored_at = self.prime(path)
+        self.prime(path)
         m0 = self.proxy.metrics()
         bg0 = m0.get(BG_REFRESHES)
         stale0 = m0.get(REQUESTS_TOTAL, result="stale")
-        sleep_until_stale(stored_at, 1)
+        self.proxy.advance_clock(1)  # max-age=1: stale now
 
         r, took = timed_get(self.proxy, path)
         self.assert_stale_hit(r)
@@ -110,8 +109,8 @@ class StaleWhileRevalidateTest(ProxyCase):
         """RFC 9111 §4.3.3: a full response to a conditional request replaces the stored one."""
         path = "/swr/replaced"
         self.origin.route(path, split_handler(full(b"v1"), full(b"v2-new", etag='"e2"', cc="max-age=60")))
-        stored_at = self.prime(path)
-        sleep_until_stale(stored_at, 1)
+        self.prime(path)
+        self.proxy.advance_clock(1)  # max-age=1: stale now
         self.assert_stale_hit(self.proxy.get(path))
         reval = self.origin.wait_for_requests(2, path=path)[1]
         self.assertEqual(reval.header("if-none-match"), '"e1"')
@@ -131,8 +130,8 @@ class StaleWhileRevalidateTest(ProxyCase):
         """Store v1, let it go stale, start a refresh that fails with `failure`,
         and wait until over(metrics) says cachalot is done with that refresh."""
         self.origin.route(path, split_handler(full(b"v1"), lambda req: failure))
-        stored_at = self.prime(path)
-        sleep_until_stale(stored_at, 1)
+        self.prime(path)
+        self.proxy.advance_clock(1)  # max-age=1: stale now
         m0 = self.proxy.metrics()
         self.assert_stale_hit(self.proxy.get(path))
         self.assertEqual(self.origin.wait_for_requests(2, path=path)[1].header("if-none-match"), '"e1"')
@@ -193,8 +192,8 @@ class StaleWhileRevalidateTest(ProxyCase):
         self.origin.route(path, split_handler(
             full(b"v1"),
             lambda req: Reply(304, [("Cache-Control", "max-age=60"), ("ETag", '"e1"')], gate=gate)))
-        stored_at = self.prime(path)
-        sleep_until_stale(stored_at, 1)
+        self.prime(path)
+        self.proxy.advance_clock(1)  # max-age=1: stale now
         cl = self.proxy.client()
         try:
             cl.request("GET", path)
@@ -219,8 +218,8 @@ class StaleWhileRevalidateTest(ProxyCase):
         cc = "max-age=1, must-revalidate, stale-while-revalidate=30"
         self.origin.route(path, split_handler(full(b"v1", cc=cc),
                                               lambda req: Reply(304, [("ETag", '"e1"')], delay_head=0.3)))
-        stored_at = self.prime(path)
-        sleep_until_stale(stored_at, 1)
+        self.prime(path)
+        self.proxy.advance_clock(1)  # max-age=1: stale now
         r, took = timed_get(self.proxy, path)
         self.assertEqual((r.status, r.body), (200, b"v1"))
         self.assertRegex(cache_status(r), r"^cachalot; fwd=stale; fwd-status=304")
@@ -230,8 +229,8 @@ class StaleWhileRevalidateTest(ProxyCase):
         """RFC 9111 §5.2.1.4: no-cache in the request: no stored response without validation."""
         path = "/swr/request-no-cache"
         self.origin.route(path, split_handler(full(b"v1"), lambda req: Reply(304, [("ETag", '"e1"')])))
-        stored_at = self.prime(path)
-        sleep_until_stale(stored_at, 1)
+        self.prime(path)
+        self.proxy.advance_clock(1)  # max-age=1: stale now
         r = self.proxy.get(path, [("Cache-Control", "no-cache")])
         self.assertEqual((r.status, r.body), (200, b"v1"))
         self.assertNotRegex(cache_status(r), r"detail=stale-while-revalidate")
@@ -244,8 +243,8 @@ class StaleWhileRevalidateTest(ProxyCase):
         cc = "max-age=1, stale-while-revalidate=1"
         self.origin.route(path, split_handler(full(b"v1", cc=cc),
                                               lambda req: Reply(304, [("ETag", '"e1"')], delay_head=0.3)))
-        stored_at = self.prime(path)
-        sleep_until_stale(stored_at, 2)  # real time: stale by >= 1 s, past the window
+        self.prime(path)
+        self.proxy.advance_clock(2)  # stale by 1 s: past stale-while-revalidate=1
         r, took = timed_get(self.proxy, path)
         self.assertEqual((r.status, r.body), (200, b"v1"))
         self.assertRegex(cache_status(r), r"^cachalot; fwd=stale; fwd-status=304")

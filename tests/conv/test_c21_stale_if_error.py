@@ -5,20 +5,21 @@ inside its window; outside it, or when a directive forbids serving stale
 client gets the error (the origin's 5xx, or 502 / 504 when there is none).
 
     origin o1 { expect GET /a; reply 200 cache-control:"max-age=1, stale-if-error=60" etag:"e1" }
-    (1 s passes)
+    clock advance 1s
     origin o1 { expect GET /a if-none-match:"e1"; reply 503 }
     client c1 { get /a; expect 200 "v1"; cache-status ~ fwd=stale; fwd-status=503; ttl=-N; detail=stale-if-error }
 
-Real time is the subject (max-age=1): each test sleeps once until its entries
-are stale; upstream.timeouts.first_byte is 500 ms so that timeouts are short.
+Entries live 1 s (max-age=1): each test moves cachalot's clock forward by the
+lifetime (advance_clock, test builds) instead of sleeping until they are
+stale. Timeouts keep real time (a monotonic clock): upstream.timeouts.first_byte
+is 500 ms so that they are short.
 """
 
 import re
-import time
 import unittest
 
 from _revaltest import (REQUESTS_TOTAL, STORED_MISS, UPSTREAM_ERRORS, ProxyCase, Reply, cache_status, conditional,
-                        sleep_until_stale, timed_get, wait_until)
+                        timed_get, wait_until)
 
 FIRST_BYTE = 0.5
 
@@ -42,14 +43,13 @@ class StaleIfErrorTest(ProxyCase):
     CONFIG = {"upstream": {"timeouts": {"first_byte": f"{int(FIRST_BYTE * 1000)}ms"}}}
 
     def prime(self, paths: dict) -> None:
-        """Store {path: Cache-Control} (each with ETag "e1", body v1) and wait until stale (max-age=1)."""
+        """Store {path: Cache-Control} (each with ETag "e1", body v1) and move the clock until stale (max-age=1)."""
         for path, cc in paths.items():
             self.origin.route(path, Reply(200, [("Cache-Control", cc), ("ETag", '"e1"')], b"v1"))
             r = self.proxy.get(path)
             self.assertEqual((r.status, r.body), (200, b"v1"))
             self.assertRegex(cache_status(r), STORED_MISS)
-        stored_at = time.monotonic()
-        sleep_until_stale(stored_at, 1)
+        self.proxy.advance_clock(1)
 
     def fail_with(self, path: str, kind: str) -> None:
         self.origin.route(path, origin_reply(kind))
@@ -126,7 +126,7 @@ class StaleIfErrorTest(ProxyCase):
     def test_outside_the_stale_if_error_window_the_client_gets_502_504_or_the_origins_error(self):
         path = "/sie/expired-window"
         self.prime({path: "max-age=1, stale-if-error=1"})
-        time.sleep(1.0)  # real time: stale by >= 1 s, past stale-if-error=1
+        self.proxy.advance_clock(1)  # stale by 1 s: past stale-if-error=1
         self.assert_error(path, "reset")
         self.assert_error(path, "timeout")
         self.assert_error(path, "503")
@@ -188,7 +188,7 @@ class StaleIfErrorGraceTest(ProxyCase):
         self.origin.route(paths[1], Reply(200, [("Cache-Control", "max-age=1")], b"v1"))
         for p in paths:
             self.assertRegex(cache_status(self.proxy.get(p)), STORED_MISS)
-        sleep_until_stale(time.monotonic(), 1)
+        self.proxy.advance_clock(1)  # max-age=1: stale now
         for p, kind, fwd in ((paths[0], "503", "503"), (paths[1], "reset", "0")):
             with self.subTest(path=p):
                 self.origin.route(p, origin_reply(kind))
@@ -202,7 +202,7 @@ class StaleIfErrorGraceTest(ProxyCase):
         path = "/grace/must-revalidate"
         self.origin.route(path, Reply(200, [("Cache-Control", "max-age=1, must-revalidate"), ("ETag", '"g2"')], b"v1"))
         self.assertRegex(cache_status(self.proxy.get(path)), STORED_MISS)
-        sleep_until_stale(time.monotonic(), 1)
+        self.proxy.advance_clock(1)  # max-age=1: stale now
         self.origin.route(path, Reply(action="reset"))
         r = self.proxy.get(path)
         self.assertEqual(r.status, 502, r)

@@ -17,7 +17,7 @@ import unittest
 
 from _revaltest import (COALESCED_WAITS, COLLAPSED, FRESH_HIT, REQUESTS_TOTAL, REVALIDATED_304, STORED_MISS, Gate,
                         IncompleteResponse, ProxyCase, Reply, cache_status, conditional, run_concurrently,
-                        sleep_until_stale, wait_until)
+                        wait_until)
 
 ROUNDS = 30  # rounds of the leader-retry race (it loses in about 1 round in 4)
 BODY = hashlib.sha256(b"cachalot").hexdigest().encode() * 320  # 20 KiB, recognisable
@@ -76,7 +76,7 @@ class CoalescingTest(ProxyCase):
         path = "/co/stale"
         self.origin.route(path, Reply(200, [("Cache-Control", "max-age=1"), ("ETag", '"s1"')], b"v1"))
         self.assertRegex(cache_status(self.proxy.get(path)), STORED_MISS)
-        sleep_until_stale(time.monotonic(), 1)
+        self.proxy.advance_clock(1)  # max-age=1: stale now
         self.origin.route(path, Reply(304, [("Cache-Control", "max-age=60"), ("ETag", '"s1"')], delay_head=0.3))
         results = run_concurrently(30, lambda i: self.proxy.get(path, timeout=10))
         for r in results:
@@ -390,7 +390,7 @@ class CoalescingTest(ProxyCase):
         path = "/co/keep"
         self.origin.route(path, Reply(200, [("Cache-Control", "max-age=1"), ("ETag", '"k1"')], b"kept body"))
         self.assertRegex(cache_status(self.proxy.get(path)), STORED_MISS)
-        sleep_until_stale(time.monotonic(), 1)
+        self.proxy.advance_clock(1)  # max-age=1: stale now
         self.origin.route(path, Reply(304, [("Cache-Control", "max-age=60"), ("ETag", '"k1"')]))
         r = self.proxy.get(path)
         self.assertEqual((r.status, r.body), (200, b"kept body"))
@@ -464,7 +464,7 @@ class KeepZeroTest(ProxyCase):
         path = "/keep0"
         self.origin.route(path, Reply(200, [("Cache-Control", "max-age=1"), ("ETag", '"k1"')], b"v1"))
         self.assertRegex(cache_status(self.proxy.get(path)), STORED_MISS)
-        sleep_until_stale(time.monotonic(), 1)
+        self.proxy.advance_clock(1)  # max-age=1: stale now
         r = self.proxy.get(path)
         self.assertEqual(r.status, 200)
         req = self.origin.requests(path)[1]

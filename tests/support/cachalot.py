@@ -7,6 +7,7 @@
             r = cl.read_response()
         m = c.metrics()                      # Prometheus text, parsed
         c.advance_clock(61)                  # test builds: move cachalot's clock, no sleep
+        c.now()                              # time.time() on cachalot's clock (for Date fields)
         rc = c.stop()                        # SIGTERM, wait, exit code
 
 The binary is $CACHALOT_BIN; without it, <source>/build-conv/cachalot or
@@ -541,6 +542,7 @@ class Cachalot:
         self._log_file = None
         self._stdout_file = None
         self.returncode = None
+        self.clock_offset = 0.0  # seconds advance_clock() has moved this process' clock
         if start:
             self.start()
 
@@ -572,6 +574,7 @@ class Cachalot:
             self.write_config()
             self._log_file = open(self.log_path, "ab")
             self._stdout_file = open(self.stdout_path, "ab")
+            self.clock_offset = 0.0  # a new process starts on the real clock
             self.proc = subprocess.Popen([self.binary, "--config", self.config_path],
                                          stdin=subprocess.DEVNULL, stdout=self._stdout_file,
                                          stderr=self._log_file, env=self.env, start_new_session=True)
@@ -796,7 +799,16 @@ class Cachalot:
                 f"-DCACHALOT_TEST_CLOCK=ON, or set CACHALOT_TEST_CLOCK=OFF to skip the tests that move the clock")
         if r.status != 200:
             raise AssertionError(f"POST /test/clock answered {r.status}: {r.body[:200]!r}")
-        return int(json.loads(r.text)["offset_ms"])
+        offset_ms = int(json.loads(r.text)["offset_ms"])
+        self.clock_offset = offset_ms / 1000
+        return offset_ms
+
+    def now(self) -> float:
+        """The Unix time on cachalot's clock: real time plus what advance_clock()
+        added. A Date (or Expires, Last-Modified) a test has the origin send must
+        be on this clock; one on the real clock looks `clock_offset` seconds old
+        to cachalot (RFC 9111 §4.2.3: apparent_age = response_time - date_value)."""
+        return time.time() + self.clock_offset
 
     def metrics(self) -> Metrics:
         r = self.admin_get("/metrics")
