@@ -352,6 +352,29 @@ TEST_CASE("the key is released before followers wake: a woken follower's join le
   }
 }
 
+TEST_CASE("a follower that left is skipped: its callback holds only a weak reference", "[coalescer]") {
+  Coalescer c;
+  auto leader = c.join("k", kManyWaiters, kNow);
+  auto stays = c.join("k", kManyWaiters, kNow);
+  auto leaves = c.join("k", kManyWaiters, kNow);
+  Waker w;
+  int calls_after_leaving = 0;
+  auto gone = std::make_shared<int>(0);  // the leaving follower's state (its timer, in the proxy)
+  REQUIRE(leaves.fill->subscribe(State::Pending, 0, [weak = std::weak_ptr<int>(gone), &calls_after_leaving] {
+    if (auto alive = weak.lock()) ++*alive;
+    else ++calls_after_leaving;
+  }));
+  REQUIRE(stays.fill->subscribe(State::Pending, 0, w.fn()));
+  REQUIRE(stays.fill->subscribe(State::Pending, 0, Fill::Waker{}));  // an empty callback is skipped too
+  gone.reset();
+  leaves = {};  // the client went away
+  leader.permit.set_head(head());
+  CHECK(calls_after_leaving == 1);  // called, found nobody, did nothing
+  CHECK(w.count() == 1);
+  leader.permit.finish(State::Done, entry("x"));
+  CHECK(stays.fill->state() == State::Done);
+}
+
 TEST_CASE("subscribe returns false, and registers nothing, when the fill already moved", "[coalescer]") {
   Coalescer c;
   auto leader = c.join("k", kManyWaiters, kNow);
