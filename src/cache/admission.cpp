@@ -102,10 +102,13 @@ Freshened freshen(const AdmissionContext& ctx, const Entry& stored, const http::
     return f;
   }
   auto e = std::make_shared<Entry>(stored);
+  // Freshness from the merged response as received, before the fields a
+  // cache does not store are stripped, as admit() does: the 304's Age must
+  // count (§4.2.3; an upstream cache's 304 can be old), although Age itself
+  // is not stored.
+  e->freshness = compute_freshness(*ctx.request, merged, cc, ctx.request_time, ctx.response_time, *ctx.freshness);
   e->headers = stored_fields(merged.headers, f.verdict.strip_fields);
-  merged.headers = e->headers;
   e->cc = std::move(cc);
-  e->freshness = compute_freshness(*ctx.request, merged, e->cc, ctx.request_time, ctx.response_time, *ctx.freshness);
   e->stored_at = ctx.response_time;
   if (ctx.tag_fields) e->tags = parse_tags(e->headers, *ctx.tag_fields);
   e->route = ctx.route;
