@@ -107,10 +107,10 @@ Freshened freshen(const AdmissionContext& ctx, const Entry& stored, const http::
   // count (§4.2.3; an upstream cache's 304 can be old), although Age itself
   // is not stored.
   e->freshness = compute_freshness(*ctx.request, merged, cc, ctx.request_time, ctx.response_time, *ctx.freshness);
+  if (ctx.tag_fields) e->tags = parse_tags(merged.headers, *ctx.tag_fields);  // as admit(): before stripping
   e->headers = stored_fields(merged.headers, f.verdict.strip_fields);
   e->cc = std::move(cc);
   e->stored_at = ctx.response_time;
-  if (ctx.tag_fields) e->tags = parse_tags(e->headers, *ctx.tag_fields);
   e->route = ctx.route;
   e->route_generation = ctx.route_generation;
   finalize_entry(*e);

@@ -8,7 +8,11 @@ namespace cachalot::cache {
 
 bool InvalidationLog::may_match_key(const Rule& r, std::string_view key) noexcept {
   if (r.kind != Purge::Kind::Url && r.kind != Purge::Kind::Prefix) return true;
-  if (r.authority && key_authority(key) != *r.authority) return false;
+  if (r.authority) {
+    const bool https = key.substr(0, 8) == "https://";
+    const std::string& want = https && r.authority_https ? *r.authority_https : *r.authority;
+    if (key_authority(key) != want) return false;
+  }
   std::string_view path = key_path(key);
   return r.kind == Purge::Kind::Url ? path == r.path : path.substr(0, r.path.size()) == r.path;
 }
