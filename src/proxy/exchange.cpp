@@ -9,13 +9,14 @@
 #include "proxy/client_connection.h"
 #include "proxy/origin_fetch.h"
 #include "proxy/refresher.h"
+#include "proxy/wire.h"
 
 namespace cachalot::proxy {
 
 using asio::awaitable;
 
 Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, ClientConnection* conn,
-                   Outcome& out, ResponseBuffers& buffers)
+                   ForwardedRequest& fwd, Outcome& out, ResponseBuffers& buffers)
     : w_(w),
       app_(w.app),
       rt_(std::move(rt)),
@@ -23,10 +24,12 @@ Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHe
       conn_(conn),
       out_(out),
       buffers_(buffers),
-      responder_(conn, req, out, buffers, rt_->config().server.timeouts.send, w.app.draining()) {}
+      responder_(conn, req, out, buffers, rt_->config().server.timeouts.send, w.app.draining()),
+      fwd_(fwd),
+      key_(fwd.key()) {}
 
-Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, const ForwardedRequest& fwd,
-                   std::string key, Outcome& out, ResponseBuffers& buffers)
+Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, ForwardedRequest& fwd,
+                   Outcome& out, ResponseBuffers& buffers)
     : w_(w),
       app_(w.app),
       rt_(std::move(rt)),
@@ -36,8 +39,8 @@ Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHe
       buffers_(buffers),
       responder_(nullptr, req, out, buffers, rt_->config().server.timeouts.send, false),
       fwd_(fwd),
-      policy_(&rt_->policy_for(fwd_.path())),
-      key_(std::move(key)) {}
+      policy_(&rt_->policy_for(fwd.path())),
+      key_(fwd.key()) {}
 
 awaitable<void> Exchange::run() {
   const auto& cfg = rt_->config();
@@ -45,28 +48,24 @@ awaitable<void> Exchange::run() {
   opts.fallback_host = cfg.upstream.url.host;
   opts.trusted_proxies = &rt_->trusted_proxies();
   opts.drop_fields = &rt_->drop_request_fields();
-  if (auto e = fwd_.prepare(req_, conn_->scheme(), conn_->peer(), opts); e != http::TargetError::None) {
-    // RFC 9112 §3.2, RFC 9110 §4.2.4: a target or Host we would have to guess about.
-    w_.metrics.bad_requests.fetch_add(1, std::memory_order_relaxed);
-    out_.cache_status = "fwd=bypass; detail=bad-" + std::string(http::to_string(e));
-    co_await responder_.error(400, e == http::TargetError::Host ? "invalid Host" : "invalid request target", true);
-    co_return;
-  }
+  if (auto e = fwd_.prepare(req_, conn_->scheme(), conn_->peer(), opts); e != http::TargetError::None)
+    return bad_target(e);
   policy_ = &rt_->policy_for(fwd_.path());
   out_.route_id = policy_->metric_id;
-  key_ = fwd_.primary_key(req_, policy_->key);
-  if (req_.method == http::Method::Purge) {
-    co_await purge_method();
-    co_return;
-  }
+  fwd_.finish_key(req_, policy_->key);
+  if (req_.method == http::Method::Purge) return purge_method();
   auto& parser = conn_->parser();
   const bool cacheable = (req_.method == http::Method::Get || req_.method == http::Method::Head) && !policy_->bypass &&
                          !req_.headers.has("range") && parser.content_length() <= 0 && !parser.chunked() &&
                          !fwd_.asterisk();
-  if (cacheable)
-    co_await this->cacheable();
-  else
-    co_await pass();
+  return cacheable ? this->cacheable() : pass();
+}
+
+awaitable<void> Exchange::bad_target(http::TargetError e) {
+  // RFC 9112 §3.2, RFC 9110 §4.2.4: a target or Host we would have to guess about.
+  w_.metrics.bad_requests.fetch_add(1, std::memory_order_relaxed);
+  out_.cache_status = "fwd=bypass; detail=bad-" + std::string(http::to_string(e));
+  co_await responder_.error(400, e == http::TargetError::Host ? "invalid Host" : "invalid request target", true);
 }
 
 awaitable<void> Exchange::pass() {
@@ -116,9 +115,7 @@ void Exchange::maybe_refresh_ahead(const std::shared_ptr<const cache::Entry>& e,
   if (std::uniform_real_distribution<double>(0, 1)(rng) < p) start_refresh(e);
 }
 
-void Exchange::start_refresh(const std::shared_ptr<const cache::Entry>& e) {
-  Refresher::start(w_, rt_, req_, fwd_, key_, e);
-}
+void Exchange::start_refresh(const std::shared_ptr<const cache::Entry>& e) { Refresher::start(w_, rt_, req_, fwd_, e); }
 
 awaitable<void> Exchange::cacheable() {
   auto now = core::Clock::now();
@@ -137,8 +134,8 @@ awaitable<void> Exchange::cacheable() {
     auto ev = cache::evaluate(entry->freshness, rcc_, now);
     switch (ev.decision) {
       case cache::Decision::Hit: {
-        out_.cache_status.assign("hit; ttl=");
-        out_.cache_status.append(std::to_string(entry->freshness.ttl(now)));
+        out_.cache_status.assign(std::string_view("hit; ttl="));
+        wire::append_num(out_.cache_status, entry->freshness.ttl(now));
         maybe_refresh_ahead(entry, now);
         co_await responder_.entry(*entry, metrics::Result::Hit);
         co_return;

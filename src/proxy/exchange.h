@@ -44,13 +44,16 @@ struct FetchPlan {
 
 class Exchange {
  public:
-  // A client's request, parsed from `conn` (its body, if any, is still there).
+  // A client's request, parsed from `conn` (its body, if any, is still
+  // there). `fwd` and `buffers` belong to the connection and are reused.
   Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, ClientConnection* conn,
+           ForwardedRequest& fwd, Outcome& out, ResponseBuffers& buffers);
+  // A background revalidation: `req` and `fwd` are (copies of) the prepared
+  // request that found the entry stale, key included.
+  Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, ForwardedRequest& fwd,
            Outcome& out, ResponseBuffers& buffers);
-  // A background revalidation: `req` and `fwd` are the prepared request that found the entry stale.
-  Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, const ForwardedRequest& fwd,
-           std::string key, Outcome& out, ResponseBuffers& buffers);
 
+  // Not a coroutine: prepares the request and returns the step it leads to.
   asio::awaitable<void> run();
   asio::awaitable<void> revalidate(std::shared_ptr<const cache::Entry> stale, cache::FetchPermit permit);
 
@@ -58,6 +61,7 @@ class Exchange {
 
  private:
   friend class OriginFetch;
+  asio::awaitable<void> bad_target(http::TargetError e);
   asio::awaitable<void> cacheable();
   asio::awaitable<void> pass();
   asio::awaitable<void> purge_method();
@@ -78,9 +82,9 @@ class Exchange {
   Outcome& out_;
   ResponseBuffers& buffers_;
   Responder responder_;
-  ForwardedRequest fwd_;
+  ForwardedRequest& fwd_;
   const RoutePolicy* policy_ = nullptr;
-  std::string key_;
+  const std::string& key_;  // fwd_.key()
   cache::RequestCacheControl rcc_;
 };
 

@@ -20,17 +20,24 @@ bool Responder::connected() const noexcept { return conn_ && !conn_->gone(); }
 
 bool Responder::closing() const noexcept { return out_.close || !req_.keep_alive || draining_; }
 
+namespace {
+// What a write to nobody (a background refresh) or to a client that left returns.
+awaitable<bool> not_sent() { co_return false; }
+}  // namespace
+
+// Not coroutines: they hand back the connection's write, so a response costs
+// one coroutine frame for the write, not three. A failed write marks the
+// client gone (ClientConnection::gone()), which the session checks.
 template <class Buffers>
 awaitable<bool> Responder::send(const Buffers& b) {
-  if (!connected()) co_return false;
-  bool ok = co_await conn_->send(b, send_timeout_);
-  if (!ok) out_.close = true;
-  co_return ok;
+  if (!connected()) return not_sent();
+  return conn_->send(b, send_timeout_);
 }
 
 awaitable<bool> Responder::send(std::string_view s) {
-  std::array<asio::const_buffer, 1> b{asio::buffer(s)};
-  co_return co_await send(b);
+  if (!connected()) return not_sent();
+  buf_.one[0] = asio::buffer(s);
+  return conn_->send(buf_.one, send_timeout_);
 }
 
 void Responder::append_connection(std::string& out) {
@@ -67,12 +74,12 @@ awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, 
   auto& tail = buf_.tail;
   tail.clear();
   if (extra) extra->serialize(tail);
-  tail.append("Age: ");
+  tail.append(std::string_view("Age: "));
   wire::append_num(tail, e.freshness.current_age(now).count());
-  tail.append("\r\n");
+  tail.append(std::string_view("\r\n"));
   wire::append_cache_status(tail, out_.cache_status);
   append_connection(tail);
-  tail.append("\r\n");
+  tail.append(std::string_view("\r\n"));
   bufs[1] = asio::buffer(tail);
   if (!not_modified && req_.method != http::Method::Head) bufs[2] = asio::buffer(e.body);
   head_sent_ = true;

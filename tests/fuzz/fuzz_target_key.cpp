@@ -36,6 +36,15 @@
 #include "http/target.h"
 #include "proxy/forwarded_request.h"
 
+namespace {
+// The key as the proxy completes it: prepare(), then finish_key() once.
+std::string finished_key(cachalot::proxy::ForwardedRequest& f, const cachalot::http::RequestHead& r,
+                         const cachalot::cache::KeyOptions& o) {
+  f.finish_key(r, o);
+  return f.key();
+}
+}  // namespace
+
 using namespace cachalot;
 
 namespace {
@@ -168,7 +177,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   check(http::valid_host(fr.authority()));
   check(cache::normalized_authority(scheme, fr.authority()) == fr.authority());
 
-  const std::string key = fr.primary_key(req, opts);
+  const std::string key = finished_key(fr, req, opts);
   const std::string_view key_path = cache::key_path(key);
   check(clean_path(key_path));
   check(cache::key_authority(key) == fr.authority());
@@ -192,7 +201,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   // clients; for a trusted peer the key is the untrusted one plus entries.
   proxy::ForwardedRequest again;
   check(again.prepare(forwarded, scheme, kClient, fo) == http::TargetError::None);
-  const std::string rekeyed = again.primary_key(forwarded, opts);
+  const std::string rekeyed = finished_key(again, forwarded, opts);
   check(again.path() == fr.path());
   check(again.authority() == fr.authority());
   if (!fr.trusted_peer()) {

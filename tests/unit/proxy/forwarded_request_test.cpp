@@ -14,6 +14,15 @@
 #include "cache/key.h"
 #include "http/parser.h"
 
+namespace {
+// The key as the proxy completes it: prepare(), then finish_key() once.
+std::string finished_key(cachalot::proxy::ForwardedRequest& f, const cachalot::http::RequestHead& r,
+                         const cachalot::cache::KeyOptions& o) {
+  f.finish_key(r, o);
+  return f.key();
+}
+}  // namespace
+
 using namespace cachalot;
 using http::TargetError;
 using proxy::ForwardedRequest;
@@ -63,9 +72,9 @@ http::RequestHead request(std::string target, const Fields& fields, http::Method
   return r;
 }
 
-std::string serialize(const ForwardedRequest& fr, const http::RequestHead& req, const cache::KeyOptions& key = {}) {
+std::string serialize(ForwardedRequest& fr, const http::RequestHead& req, const cache::KeyOptions& key = {}) {
   std::string out;
-  fr.serialize_head(out, req, req.method_name, fr.primary_key(req, key), [](std::string_view) { return false; });
+  fr.serialize_head(out, req, req.method_name, finished_key(fr, req, key), [](std::string_view) { return false; });
   return out;
 }
 
@@ -99,7 +108,7 @@ RoundTrip round_trip(const Setup& s, std::string_view scheme, http::RequestHead 
   ForwardedRequest fr;
   out.error = fr.prepare(req, scheme, kClient, s.opts());
   if (out.error != TargetError::None) return out;
-  out.key = fr.primary_key(req, key);
+  out.key = finished_key(fr, req, key);
   out.path = std::string(fr.path());
   out.authority = fr.authority();
   out.head = serialize(fr, req, key);
@@ -108,7 +117,7 @@ RoundTrip round_trip(const Setup& s, std::string_view scheme, http::RequestHead 
   const TargetError e = again.prepare(forwarded, scheme, kClient, s.opts());
   INFO(out.head);
   REQUIRE(e == TargetError::None);
-  out.again = again.primary_key(forwarded, key);
+  out.again = finished_key(again, forwarded, key);
   CHECK(std::string(again.path()) == out.path);
   CHECK(again.authority() == out.authority);
   return out;
@@ -219,7 +228,7 @@ TEST_CASE("prepare normalises the authority it forwards and keys (RFC 9112 §3.2
       CHECK(fr.authority() == r.authority);
       CHECK(fr.scheme() == r.scheme);
       CHECK(req.target == r.forwarded_target);
-      const std::string key = fr.primary_key(req, {});
+      const std::string key = finished_key(fr, req, {});
       CHECK(cache::key_authority(key) == r.authority);
       CHECK(serialize(fr, req).find("\r\nHost: " + r.authority + "\r\n") != std::string::npos);
     }
@@ -392,7 +401,7 @@ TEST_CASE("path() is the normalised path, for route matching (RFC 3986 §5.2.4, 
       CHECK(fr.path() == r.want);
       CHECK(fr.asterisk() == (r.target == "*"));
       // The route sees the path that is keyed and forwarded.
-      const std::string key = fr.primary_key(req, {});
+      const std::string key = finished_key(fr, req, {});
       const std::string_view kp = cache::key_path(key);
       CHECK(kp.substr(0, kp.find('?')) == r.want);
     }
@@ -427,7 +436,7 @@ TEST_CASE("a trusted proxy's X-Forwarded-Host / -Proto / Forwarded reach the ori
       auto req = request("/a", r.fields);
       ForwardedRequest fr;
       REQUIRE(fr.prepare(req, "http", r.peer, s.opts()) == TargetError::None);
-      const std::string key = fr.primary_key(req, {});
+      const std::string key = finished_key(fr, req, {});
       CHECK(key == r.want);
       // The forwarded request line and Host never carry the key's field entries.
       const std::string head = serialize(fr, req);
@@ -441,7 +450,7 @@ TEST_CASE("a trusted proxy's X-Forwarded-Host / -Proto / Forwarded reach the ori
     ForwardedRequest fa, fb;
     REQUIRE(fa.prepare(a, "http", kProxy, s.opts()) == TargetError::None);
     REQUIRE(fb.prepare(b, "http", kClient, s.opts()) == TargetError::None);
-    CHECK(fa.primary_key(a, {}) != fb.primary_key(b, {}));
+    CHECK(finished_key(fa, a, {}) != finished_key(fb, b, {}));
   }
 }
 
