@@ -20,10 +20,10 @@ bool InvalidationLog::may_match_key(const Rule& r, std::string_view key) noexcep
 bool InvalidationLog::matches(const Rule& r, const Entry& e) noexcept {
   switch (r.kind) {
     case Purge::Kind::All: return true;
-    case Purge::Kind::Route: return e.route == r.path;
-    case Purge::Kind::Tag: return std::find(e.tags.begin(), e.tags.end(), r.path) != e.tags.end();
+    case Purge::Kind::Route: return e.route() == r.path;
+    case Purge::Kind::Tag: return e.has_tag(r.path);
     case Purge::Kind::Url:
-    case Purge::Kind::Prefix: return may_match_key(r, e.primary_key);
+    case Purge::Kind::Prefix: return may_match_key(r, e.primary_key());
   }
   return false;
 }

@@ -103,7 +103,7 @@ class App {
   // Applies an invalidation from the admin API (counted by kind).
   cache::PurgeOutcome purge(const cache::Purge& p);
   // The variants stored for a URL on `host` (or the first host that has any).
-  std::pair<std::string, std::vector<std::shared_ptr<const cache::Entry>>> inspect(
+  std::pair<std::string, std::vector<cache::EntryRef>> inspect(
       std::string_view target, const std::optional<std::string>& host) const;
 
   // Authorities (normalised host[:port]) that have stored entries: purges by path apply to each.

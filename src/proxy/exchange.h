@@ -38,7 +38,7 @@ struct FetchPlan {
   bool pass = false;                          // forward as is: request body, nothing stored
   bool may_store = false;                     // the request allows storing the response
   bool conditional = false;                   // revalidate `stale` with its validators
-  std::shared_ptr<const cache::Entry> stale;  // entry being revalidated / stale-if-error fallback
+  cache::EntryRef stale;  // entry being revalidated / stale-if-error fallback
   cache::FetchPermit permit;                  // the leader of a fill (empty otherwise)
 };
 
@@ -55,7 +55,7 @@ class Exchange {
 
   // Not a coroutine: prepares the request and returns the step it leads to.
   asio::awaitable<void> run();
-  asio::awaitable<void> revalidate(std::shared_ptr<const cache::Entry> stale, cache::FetchPermit permit);
+  asio::awaitable<void> revalidate(cache::EntryRef stale, cache::FetchPermit permit);
 
   const RoutePolicy& policy() const noexcept { return *policy_; }
 
@@ -68,11 +68,11 @@ class Exchange {
   asio::awaitable<void> fetch_coalesced(FetchPlan& plan);
   // The stored variant for this request, if any (`vary_miss`: the URL has
   // variants, none for this request).
-  std::shared_ptr<const cache::Entry> lookup(bool& vary_miss);
+  cache::EntryRef lookup(bool& vary_miss);
   // Dropped by a route purge or past every window: removed, not usable.
-  bool still_valid(const std::shared_ptr<const cache::Entry>& e, core::TimePoint now);
-  void maybe_refresh_ahead(const std::shared_ptr<const cache::Entry>& e, core::TimePoint now);
-  void start_refresh(const std::shared_ptr<const cache::Entry>& e);
+  bool still_valid(const cache::EntryRef& e, core::TimePoint now);
+  void maybe_refresh_ahead(const cache::EntryRef& e, core::TimePoint now);
+  void start_refresh(const cache::EntryRef& e);
 
   Worker& w_;
   App& app_;

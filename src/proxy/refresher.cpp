@@ -26,7 +26,7 @@ struct Refresh {
 }  // namespace
 
 void Refresher::start(Worker& w, const std::shared_ptr<const Runtime>& rt, const http::RequestHead& req,
-                      const ForwardedRequest& fwd, const std::shared_ptr<const cache::Entry>& stale) {
+                      const ForwardedRequest& fwd, const cache::EntryRef& stale) {
   const std::string& key = fwd.key();
   if (w.background_refreshes >= rt->config().cache.max_background_refreshes) return;
   // A stale entry is hit many times while its refresh runs: ask the shared

@@ -152,16 +152,16 @@ TEST_CASE("admit fills in the entry: key, route, status, freshness, times", "[ad
   Gate g;
   const auto a = cache::admit(g.ctx(-1, 0), response(203, {{"Cache-Control", "max-age=60"}, {"Age", "10"}}));
   REQUIRE(a.entry);
-  const cache::Entry& e = *a.entry;
+  const cache::EntryDraft& e = *a.entry;
   CHECK(e.primary_key == "http://example.com/a");
   CHECK(e.route == "api");
   CHECK(e.route_generation == 3);
   CHECK(e.status == 203);
-  CHECK(e.stored_at == at(0));
+  CHECK(cache::build_entry(e)->stored_at() == at(0));  // an entry is stored at its response time
   CHECK(e.cc.max_age == 60);
   CHECK(e.freshness.lifetime == core::Seconds(60));
   CHECK(e.freshness.current_age(at(0)) == core::Seconds(11));  // §4.2.3: Age 10 + 1 s response delay
-  CHECK(e.body.empty());  // the caller appends the body, then finalize_entry()
+  CHECK(e.body.empty());  // the caller appends the body, then build_entry()
   CHECK(e.vary_names.empty());
   CHECK(e.variant_key.empty());
 }
@@ -198,8 +198,9 @@ TEST_CASE("admit computes the variant key from the request it is given (RFC 9111
   const auto b = cache::admit(other.ctx(), response(200, resp));
   REQUIRE(b.entry);
   CHECK(b.entry->variant_key == "accept-encoding:4:gzip\nx-lang:!");
-  CHECK_FALSE(cache::matches_variant(*a.entry, other.req.headers));
-  CHECK(cache::matches_variant(*a.entry, g.req.headers));
+  const cache::EntryRef stored_a = cache::build_entry(*a.entry);
+  CHECK_FALSE(cache::matches_variant(*stored_a, other.req.headers));
+  CHECK(cache::matches_variant(*stored_a, g.req.headers));
 }
 
 TEST_CASE("admit parses tags: Surrogate-Key space-separated, Cache-Tag comma-separated, de-duplicated",
@@ -246,7 +247,7 @@ namespace {
 
 // The stored entry the 304s below refresh: fetched 100 s ago with max-age=60
 // (stale now), body "hello".
-std::shared_ptr<cache::Entry> stored_entry(const Gate& g) {
+cache::EntryRef stored_entry(const Gate& g) {
   auto a = cache::admit(g.ctx(-101, -100), response(200, {{"Date", D(-100)},
                                                          {"Cache-Control", "max-age=60"},
                                                          {"ETag", "\"v1\""},
@@ -256,8 +257,7 @@ std::shared_ptr<cache::Entry> stored_entry(const Gate& g) {
                                                          {"Surrogate-Key", "s1"}}));
   REQUIRE(a.entry);
   a.entry->body = "hello";
-  cache::finalize_entry(*a.entry);
-  return a.entry;
+  return cache::build_entry(*a.entry);
 }
 
 }  // namespace
@@ -343,23 +343,25 @@ TEST_CASE("freshen merges a 304 into the stored entry and re-admits the result (
       }
       REQUIRE(f.entry);
       const cache::Entry& e = *f.entry;
-      CHECK(all(e.headers) == all(f.response_fields));
-      for (const auto& [n, v] : r.present) CHECK(get(e.headers, n) == v);
-      for (const auto& n : r.absent) CHECK_FALSE(get(e.headers, n));
-      CHECK_FALSE(get(e.headers, "set-cookie"));
-      CHECK(e.head_block.find("\r\nSet-Cookie:") == std::string::npos);
-      CHECK(e.freshness.lifetime == core::Seconds(r.lifetime));
-      CHECK(e.freshness.current_age(at(0)) == core::Seconds(r.age));
-      CHECK(e.freshness.state(at(0)) == cache::FreshnessState::Fresh);
-      CHECK(e.tags == r.tags);
-      // The representation is the stored one; the entry is finalized and ready to publish.
-      CHECK(e.body == "hello");
-      CHECK(e.status == 200);
-      CHECK(e.primary_key == stored->primary_key);
-      CHECK(e.head_block.find("Content-Length: 5\r\n") != std::string::npos);
-      CHECK(e.etag == "\"v1\"");
-      CHECK(e.stored_at == at(0));
-      CHECK(e.drop_after > at(0));
+      const http::HeaderMap fields = e.fields();
+      CHECK(all(fields) == all(f.response_fields));
+      for (const auto& [n, v] : r.present) CHECK(get(fields, n) == v);
+      for (const auto& n : r.absent) CHECK_FALSE(get(fields, n));
+      CHECK_FALSE(get(fields, "set-cookie"));
+      CHECK(e.head_block().find("\r\nSet-Cookie:") == std::string_view::npos);
+      CHECK(e.freshness().lifetime == core::Seconds(r.lifetime));
+      CHECK(e.freshness().current_age(at(0)) == core::Seconds(r.age));
+      CHECK(e.current_age(at(0)) == core::Seconds(r.age));
+      CHECK(e.freshness().state(at(0)) == cache::FreshnessState::Fresh);
+      CHECK(e.tags() == r.tags);
+      // The representation is the stored one; the entry is built and ready to publish.
+      CHECK(e.body() == "hello");
+      CHECK(e.status() == 200);
+      CHECK(e.primary_key() == stored->primary_key());
+      CHECK(e.head_block().find("Content-Length: 5\r\n") != std::string_view::npos);
+      CHECK(e.etag() == "\"v1\"");
+      CHECK(e.stored_at() == at(0));
+      CHECK(e.drop_after() > at(0));
     }
   }
 }
@@ -367,41 +369,43 @@ TEST_CASE("freshen merges a 304 into the stored entry and re-admits the result (
 TEST_CASE("freshen leaves the stored entry untouched (entries never change once published)", "[admission]") {
   Gate g;
   const auto stored = stored_entry(g);
-  const std::string head_before = stored->head_block;
+  const std::string head_before(stored->head_block());
   const auto f = cache::freshen(g.ctx(0, 0), *stored,
                                 response(304, {{"Date", D(0)}, {"Cache-Control", "max-age=120"}, {"X-Foo", "new"}}));
   REQUIRE(f.entry);
   CHECK(f.entry != stored);
-  CHECK(stored->head_block == head_before);
-  CHECK(get(stored->headers, "x-foo") == "old");
-  CHECK(stored->freshness.lifetime == core::Seconds(60));
-  CHECK(f.entry->head_block.find("X-Foo: new\r\n") != std::string::npos);
+  CHECK(stored->head_block() == head_before);
+  CHECK(get(stored->fields(), "x-foo") == "old");
+  CHECK(stored->freshness().lifetime == core::Seconds(60));
+  CHECK(f.entry->head_block().find("X-Foo: new\r\n") != std::string_view::npos);
 }
 
 TEST_CASE("freshen adds a Date when neither the stored response nor the 304 has one", "[admission]") {
   Gate g;
-  auto stored = stored_entry(g);
-  stored->headers.remove("date");
-  cache::finalize_entry(*stored);
+  cache::EntryDraft without_date = cache::draft_of(*stored_entry(g));
+  REQUIRE(without_date.headers.remove("date") == 1);
+  const auto stored = cache::build_entry(without_date);
+  REQUIRE_FALSE(stored->date());
   const auto f = cache::freshen(g.ctx(0, 0), *stored, response(304, {{"ETag", "\"v1\""}}));
   REQUIRE(f.entry);
-  CHECK(get(f.entry->headers, "date") == D(0));
-  CHECK(f.entry->headers.count("date") == 1);
-  CHECK(f.entry->date == kT);
+  CHECK(get(f.entry->fields(), "date") == D(0));
+  CHECK(f.entry->fields().count("date") == 1);
+  CHECK(f.entry->date() == kT);
 }
 
 TEST_CASE("freshen keeps the variant and takes the route from the context", "[admission]") {
   Gate g(Fields{{"Accept-Encoding", "gzip"}});
   auto a = cache::admit(g.ctx(-101, -100), response(200, {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Encoding"}}));
   REQUIRE(a.entry);
-  cache::finalize_entry(*a.entry);
+  const auto stored = cache::build_entry(*a.entry);
   auto ctx = g.ctx(0, 0);
   ctx.route = "web";
   ctx.route_generation = 9;
-  const auto f = cache::freshen(ctx, *a.entry, response(304, {{"Date", D(0)}}));
+  const auto f = cache::freshen(ctx, *stored, response(304, {{"Date", D(0)}}));
   REQUIRE(f.entry);
-  CHECK(f.entry->variant_key == a.entry->variant_key);
-  CHECK(f.entry->vary_names == a.entry->vary_names);
-  CHECK(f.entry->route == "web");
-  CHECK(f.entry->route_generation == 9);
+  CHECK(f.entry->variant_key() == stored->variant_key());
+  CHECK(f.entry->vary_names() == stored->vary_names());
+  CHECK(f.entry->vary() == "accept-encoding");
+  CHECK(f.entry->route() == "web");
+  CHECK(f.entry->route_generation() == 9);
 }

@@ -37,17 +37,17 @@ std::shared_ptr<const Fill::Head> head(int64_t content_length = -1) {
   auto h = std::make_shared<Fill::Head>();
   h->head_block = "HTTP/1.1 200 OK\r\nContent-Type: text/plain";
   h->content_length = content_length;
-  h->proto = std::make_shared<cache::Entry>();
+  h->proto = cache::build_entry(cache::EntryDraft{});
   return h;
 }
 
 std::shared_ptr<const std::string> chunk(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
 
-std::shared_ptr<const cache::Entry> entry(std::string body) {
-  auto e = std::make_shared<cache::Entry>();
-  e->primary_key = "http://example.com/a";
-  e->body = std::move(body);
-  return e;
+cache::EntryRef entry(std::string body) {
+  cache::EntryDraft d;
+  d.primary_key = "http://example.com/a";
+  d.body = std::move(body);
+  return cache::build_entry(d);
 }
 
 std::string joined(const Fill::View& v) {

@@ -25,12 +25,12 @@ http::HeaderMap fields(const Fields& f) {
 }
 
 // A variant stored for a request with these fields under this Vary.
-cache::Entry stored_for(std::vector<std::string> vary_names, const Fields& request) {
-  cache::Entry e;
-  e.primary_key = "http://example.com/a";
-  e.vary_names = std::move(vary_names);
-  e.variant_key = cache::variant_key(e.vary_names, fields(request));
-  return e;
+cache::EntryRef stored_for(std::vector<std::string> vary_names, const Fields& request) {
+  cache::EntryDraft d;
+  d.primary_key = "http://example.com/a";
+  d.vary_names = std::move(vary_names);
+  d.variant_key = cache::variant_key(d.vary_names, fields(request));
+  return cache::build_entry(d);
 }
 
 }  // namespace
@@ -65,28 +65,27 @@ TEST_CASE("matches_variant: the request's normalised Vary values must equal the 
   };
   for (const Row& r : rows) {
     DYNAMIC_SECTION(r.name) {
-      const cache::Entry e = stored_for(r.vary, r.stored_request);
-      CHECK(cache::matches_variant(e, fields(r.request)) == r.want);
+      const cache::EntryRef e = stored_for(r.vary, r.stored_request);
+      REQUIRE(e);
+      CHECK(cache::matches_variant(*e, fields(r.request)) == r.want);
     }
   }
 }
 
 namespace {
 
-// Stored at kT with lifetime 100 s, validators kept an hour.
-cache::Entry fresh_entry() {
-  cache::Entry e;
-  e.primary_key = "http://example.com/a";
-  e.status = 200;
-  e.headers.add("ETag", "\"v1\"");
-  e.body = "hello";
-  e.freshness.request_time = at(0);
-  e.freshness.response_time = at(0);
-  e.freshness.lifetime = core::Seconds(100);
-  e.freshness.keep = core::Seconds(3600);
-  e.stored_at = at(0);
-  cache::finalize_entry(e);
-  return e;
+// Stored at kT (its response time) with lifetime 100 s, validators kept an hour.
+cache::EntryDraft fresh_draft() {
+  cache::EntryDraft d;
+  d.primary_key = "http://example.com/a";
+  d.status = 200;
+  d.headers.add("ETag", "\"v1\"");
+  d.body = "hello";
+  d.freshness.request_time = at(0);
+  d.freshness.response_time = at(0);
+  d.freshness.lifetime = core::Seconds(100);
+  d.freshness.keep = core::Seconds(3600);
+  return d;
 }
 
 }  // namespace
@@ -110,32 +109,35 @@ TEST_CASE("mark_stale gives a copy whose lifetime ends at its current age (a sof
   };
   for (const Row& r : rows) {
     DYNAMIC_SECTION(r.name) {
-      cache::Entry e = fresh_entry();
-      e.freshness.corrected_initial_age = core::Seconds(r.initial_age);
-      e.freshness.stale_while_revalidate = core::Seconds(r.swr);
-      cache::finalize_entry(e);
-      const cache::Entry before = e;
-      const auto stale = cache::mark_stale(e, at(r.now));
+      cache::EntryDraft d = fresh_draft();
+      d.freshness.corrected_initial_age = core::Seconds(r.initial_age);
+      d.freshness.stale_while_revalidate = core::Seconds(r.swr);
+      const cache::EntryRef e = cache::build_entry(d);
+      const cache::Freshness before = e->freshness();
+      const std::string head_before(e->head_block());
+      const auto stale = cache::mark_stale(*e, at(r.now));
       REQUIRE(stale);
-      CHECK(stale.get() != &e);
-      CHECK(stale->freshness.lifetime == core::Seconds(r.want_lifetime));
-      CHECK(stale->freshness.state(at(r.now)) == r.want_state);
-      CHECK(stale->drop_after == cache::drop_after(stale->freshness));
+      CHECK(stale.get() != e.get());
+      CHECK(stale->freshness().lifetime == core::Seconds(r.want_lifetime));
+      CHECK(stale->freshness().state(at(r.now)) == r.want_state);
+      CHECK(stale->drop_after() == cache::drop_after(stale->freshness()));
       // The rest is the same entry; the original is untouched (published entries never change).
-      CHECK(stale->body == e.body);
-      CHECK(stale->etag == "\"v1\"");
-      CHECK(stale->head_block == e.head_block);
-      CHECK(e.freshness.lifetime == before.freshness.lifetime);
+      CHECK(stale->body() == e->body());
+      CHECK(stale->etag() == "\"v1\"");
+      CHECK(stale->head_block() == e->head_block());
+      CHECK(e->freshness().lifetime == before.lifetime);
+      CHECK(e->head_block() == head_before);
       // The next request revalidates it (or serves it stale while refreshing).
-      const auto eval = cache::evaluate(stale->freshness, {}, at(r.now));
+      const auto eval = cache::evaluate(stale->freshness(), {}, at(r.now));
       CHECK(eval.decision != cache::Decision::Hit);
     }
   }
   SECTION("within a second: the age is in whole seconds, and the copy is stale at once") {
-    const cache::Entry e = fresh_entry();
+    const cache::EntryRef e = cache::build_entry(fresh_draft());
     const auto now = at(10) + std::chrono::milliseconds(700);
-    const auto stale = cache::mark_stale(e, now);
-    CHECK(stale->freshness.lifetime == core::Seconds(10));
-    CHECK(stale->freshness.state(now) != cache::FreshnessState::Fresh);
+    const auto stale = cache::mark_stale(*e, now);
+    REQUIRE(stale);
+    CHECK(stale->freshness().lifetime == core::Seconds(10));
+    CHECK(stale->freshness().state(now) != cache::FreshnessState::Fresh);
   }
 }

@@ -24,12 +24,12 @@ using Verdict = cache::InvalidationLog::Verdict;
 
 namespace {
 
-cache::Entry entry(std::string key, std::vector<std::string> tags = {}, std::string route = "") {
-  cache::Entry e;
-  e.primary_key = std::move(key);
-  e.tags = std::move(tags);
-  e.route = std::move(route);
-  return e;
+cache::EntryRef entry(std::string key, std::vector<std::string> tags = {}, std::string route = "") {
+  cache::EntryDraft d;
+  d.primary_key = std::move(key);
+  d.tags = std::move(tags);
+  d.route = std::move(route);
+  return cache::build_entry(d);
 }
 
 // A rule (Rule has no default for `authority` and `path`, so rows build it here).
@@ -61,7 +61,7 @@ struct StringMaker<Verdict> {
 
 TEST_CASE("a fill that entered before an invalidation is voided by it; one that entered after is not",
           "[invalidation_log]") {
-  const cache::Entry a = entry("http://example.com/a");
+  const cache::EntryRef a = entry("http://example.com/a");
   struct Row {
     const char* name;
     std::vector<Rule> before;  // recorded before the fill entered (while another fill is in flight)
@@ -88,8 +88,8 @@ TEST_CASE("a fill that entered before an invalidation is voided by it; one that 
       auto ticket = log.enter();
       CHECK(ticket.start() == r.before.size());
       for (const Rule& x : r.after) log.record(x);
-      CHECK(log.check(ticket, a) == r.want);
-      CHECK(log.publish(ticket, a, [](Verdict) {}) == r.want);
+      CHECK(log.check(ticket, *a) == r.want);
+      CHECK(log.publish(ticket, *a, [](Verdict) {}) == r.want);
     }
   }
 }
@@ -98,7 +98,7 @@ TEST_CASE("which entries each rule kind matches", "[invalidation_log]") {
   struct Row {
     const char* name;
     Rule rule;
-    cache::Entry e;
+    cache::EntryRef e;
     bool want;
   };
   const std::string k = "http://example.com/a/b?x=1";
@@ -145,7 +145,7 @@ TEST_CASE("which entries each rule kind matches", "[invalidation_log]") {
   };
   for (const Row& r : rows) {
     DYNAMIC_SECTION(r.name) {
-      CHECK(InvalidationLog::matches(r.rule, r.e) == r.want);
+      CHECK(InvalidationLog::matches(r.rule, *r.e) == r.want);
       // The same answer through the log, hard and soft.
       for (bool soft : {false, true}) {
         InvalidationLog log;
@@ -154,7 +154,7 @@ TEST_CASE("which entries each rule kind matches", "[invalidation_log]") {
         x.soft = soft;
         log.record(x);
         const Verdict want = !r.want ? Verdict::Publish : soft ? Verdict::Stale : Verdict::Drop;
-        CHECK(log.check(ticket, r.e) == want);
+        CHECK(log.check(ticket, *r.e) == want);
       }
     }
   }
@@ -209,7 +209,7 @@ TEST_CASE("rules are kept only while a fill that started before them is in fligh
     CHECK(log.fills_in_flight() == 0);
     // ...and a fill entering afterwards is not affected by them.
     auto t = log.enter();
-    CHECK(log.check(t, entry("http://h/a")) == Verdict::Publish);
+    CHECK(log.check(t, *entry("http://h/a")) == Verdict::Publish);
   }
   SECTION("the last fill leaving drops every rule") {
     auto t = log.enter();
@@ -237,8 +237,8 @@ TEST_CASE("rules are kept only while a fill that started before them is in fligh
     oldest = InvalidationLog::Ticket();  // move-assigning leaves
     CHECK(log.fills_in_flight() == 1);
     CHECK(log.rules_kept() == 1);
-    CHECK(log.check(middle, entry("http://h/b")) == Verdict::Drop);
-    CHECK(log.check(middle, entry("http://h/a")) == Verdict::Publish);
+    CHECK(log.check(middle, *entry("http://h/b")) == Verdict::Drop);
+    CHECK(log.check(middle, *entry("http://h/a")) == Verdict::Publish);
     middle.leave();
     CHECK(log.rules_kept() == 0);
   }
@@ -248,7 +248,7 @@ TEST_CASE("rules are kept only while a fill that started before them is in fligh
     log.record(url("/a"));
     a.leave();
     CHECK(log.rules_kept() == 1);
-    CHECK(log.check(b, entry("http://h/a")) == Verdict::Drop);
+    CHECK(log.check(b, *entry("http://h/a")) == Verdict::Drop);
     b.leave();
     CHECK(log.rules_kept() == 0);
   }
@@ -261,7 +261,7 @@ TEST_CASE("rules are kept only while a fill that started before them is in fligh
     CHECK(log.fills_in_flight() == 1);
     a.leave();  // the moved-from ticket does nothing
     CHECK(log.rules_kept() == 1);
-    CHECK(log.check(moved, entry("http://h/a")) == Verdict::Drop);
+    CHECK(log.check(moved, *entry("http://h/a")) == Verdict::Drop);
     moved.leave();
     CHECK(log.fills_in_flight() == 0);
     CHECK(log.rules_kept() == 0);
@@ -288,7 +288,7 @@ TEST_CASE("publish() runs the callback, under the log's lock, only when the verd
       for (const Rule& x : r.after) log.record(x);
       int calls = 0;
       Verdict seen = Verdict::Drop;
-      const Verdict v = log.publish(t, entry("http://h/a"), [&](Verdict pv) {
+      const Verdict v = log.publish(t, *entry("http://h/a"), [&](Verdict pv) {
         ++calls;
         seen = pv;
       });
@@ -325,7 +325,7 @@ TEST_CASE("a publish either sees an invalidation or happens before it (TSan)", "
       auto ticket = log.enter();
       for (unsigned spin = rng() % 64; spin > 0; --spin) std::this_thread::yield();
       const auto e = entry("http://h/" + std::to_string(i));
-      const Verdict v = log.publish(ticket, e, [&](Verdict) {
+      const Verdict v = log.publish(ticket, *e, [&](Verdict) {
         std::lock_guard lk(mu);
         published.insert({ticket.start(), id * kPublishes + i});
         check_locked();
