@@ -78,18 +78,18 @@ tree_pids() {
 }
 
 # stop_server PID: SIGTERM the process, wait up to 5 s, then SIGKILL it and any
-# descendant still alive.
+# descendant still alive. A paused tree is resumed first so it can exit cleanly.
 stop_server() {
-  local pid=$1 tree
+  local pid=$1 tree p
   [[ -n "$pid" ]] || return 0
   kill -0 "$pid" 2>/dev/null || return 0
   tree=$(tree_pids "$pid")
+  for p in $tree; do kill -CONT "$p" 2>/dev/null; done
   kill -TERM "$pid" 2>/dev/null
   for _ in $(seq 100); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
-  local p
   for p in $tree; do
     kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
   done
@@ -170,13 +170,21 @@ ratio() {
 # Compare two numbers: le A B -> exit 0 if A <= B (floating point).
 num_le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
 
-# run_wrk CPU URL CONNECTIONS DURATION OUTFILE: one bounded wrk run; sets
-# W_RPS W_P50_US W_P99_US W_REQS W_ERRS (W_ERRS counts socket errors and
-# non-2xx/3xx responses) and W_CPU_TICKS (wrk's own CPU time). Returns 1 if
-# wrk failed or did no requests.
+# run_wrk CPU URL CONNECTIONS DURATION OUTFILE [SCRIPT ARGS...]: one bounded
+# wrk run (with a Lua script and its arguments if given); sets W_RPS W_P50_US
+# W_P99_US W_REQS W_ERRS (W_ERRS counts socket errors and non-2xx/3xx
+# responses), W_SECS (wall time of the run) and W_CPU_TICKS (wrk's own CPU
+# time). Returns 1 if wrk failed or did no requests.
 run_wrk() {
   local cpu=$1 url=$2 conns=$3 duration=$4 out=$5 cpu_s
-  W_RPS="" W_P50_US="" W_P99_US="" W_REQS="" W_ERRS="" W_CPU_TICKS=0
+  shift 5
+  local script=() script_args=()
+  if (($#)); then
+    script=(-s "$1")
+    shift
+    script_args=("$@")
+  fi
+  W_RPS="" W_P50_US="" W_P99_US="" W_REQS="" W_ERRS="" W_CPU_TICKS=0 W_SECS=""
   # The wrapper reports wrk's user+system time from getrusage(RUSAGE_CHILDREN).
   if ! cpu_s=$(python3 -c '
 import resource, subprocess, sys
@@ -184,7 +192,7 @@ with open(sys.argv[1], "w") as out:
     rc = subprocess.run(sys.argv[2:], stdout=out, stderr=subprocess.STDOUT).returncode
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(ru.ru_utime + ru.ru_stime)
-sys.exit(rc)' "$out" taskset -c "$cpu" wrk -t1 -c"$conns" -d"$duration" --timeout 5s --latency "$url"); then
+sys.exit(rc)' "$out" taskset -c "$cpu" wrk -t1 -c"$conns" -d"$duration" --timeout 5s --latency "${script[@]}" "$url" "${script_args[@]}"); then
     log "  wrk failed:"
     sed 's/^/    | /' "$out" >&2
     return 1
@@ -194,6 +202,8 @@ sys.exit(rc)' "$out" taskset -c "$cpu" wrk -t1 -c"$conns" -d"$duration" --timeou
   W_P50_US=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
   W_P99_US=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
   W_REQS=$(awk '/requests in/ {print $1}' "$out")
+  W_SECS=$(awk '/requests in/ {v = $4; sub(/,$/, "", v); print v}' "$out")
+  W_SECS=$(to_us "$W_SECS" | awk '{ printf "%.2f", $1 / 1e6 }')
   W_ERRS=$(awk '
     /Socket errors:/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 }
     /Non-2xx or 3xx responses:/ { e += $5 }
@@ -259,4 +269,94 @@ warm() {
   done
   log "  warning: $url is not served from cache (X-Origin-Requests keeps changing: $seq)"
   return 1
+}
+
+# ---------------------------------------------------------------- added for rounds and memory
+
+# pause_tree / resume_tree PID: SIGSTOP / SIGCONT a process and its descendants,
+# so that peers waiting for their turn in a round use no CPU at all.
+pause_tree() {
+  local p
+  for p in $(tree_pids "$1"); do kill -STOP "$p" 2>/dev/null; done
+}
+resume_tree() {
+  local p
+  for p in $(tree_pids "$1"); do kill -CONT "$p" 2>/dev/null; done
+}
+
+# pin_tree PID CPU NAME: set the affinity of every thread of the process tree to
+# CPU (taskset -a), then check it. Servers that set their own thread affinity
+# at start (Traffic Server binds its ET_NET threads with hwloc) are brought
+# back to the CPU they were started on. Returns 1 (after saying so) if any
+# thread is still allowed elsewhere.
+pin_tree() {
+  local pid=$1 cpu=$2 name=$3 p f bad=0
+  for p in $(tree_pids "$pid"); do
+    taskset -a -p -c "$cpu" "$p" >/dev/null 2>&1
+    for f in /proc/"$p"/task/*/status; do
+      [[ -r "$f" ]] || continue
+      if [[ "$(awk '/^Cpus_allowed_list:/ {print $2}' "$f" 2>/dev/null)" != "$cpu" ]]; then
+        bad=1
+      fi
+    done
+  done
+  ((bad)) && { log "  warning: some threads of $name are not pinned to CPU $cpu"; return 1; }
+  return 0
+}
+
+# Proportional set size of a process tree, KiB: shared memory (nginx's keys
+# zone, HAProxy's cache) counted once rather than once per process.
+pss_kib() {
+  local total=0 p r
+  for p in $(tree_pids "$1"); do
+    r=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null)
+    total=$((total + ${r:-0}))
+  done
+  echo "$total"
+}
+
+# Peak resident set size (VmHWM) of a process tree, KiB.
+hwm_kib() {
+  local total=0 p r
+  for p in $(tree_pids "$1"); do
+    r=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+    total=$((total + ${r:-0}))
+  done
+  echo "$total"
+}
+
+# median V...: the middle value (the mean of the two middle ones for an even
+# count); "-" if none.
+median() {
+  printf '%s\n' "$@" | awk '$1 != "" && $1 != "-" { v[n++] = $1 + 0 }
+    END { if (n == 0) { print "-"; exit }
+      for (i = 1; i < n; i++) for (j = i; j > 0 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+      m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+      print m }'
+}
+
+# spread V...: (max - min) / median as a percentage, e.g. "12%"; "-" if fewer than 2 values.
+spread() {
+  local m
+  m=$(median "$@")
+  printf '%s\n' "$@" | awk -v m="$m" '$1 != "" && $1 != "-" { v = $1 + 0; if (n == 0 || v < lo) lo = v; if (n == 0 || v > hi) hi = v; n++ }
+    END { if (n < 2 || m == "-" || m + 0 == 0) print "-"; else printf "%.0f%%\n", 100 * (hi - lo) / m }'
+}
+
+# 73456 -> "73.5k"; 1234567 -> "1.23M".
+fmt_k() {
+  awk -v v="$1" 'BEGIN {
+    if (v == "" || v == "-") print "-";
+    else if (v >= 1e6) printf "%.2fM\n", v / 1e6;
+    else if (v >= 1e4) printf "%.1fk\n", v / 1e3;
+    else if (v >= 1e3) printf "%.2fk\n", v / 1e3;
+    else printf "%d\n", v + 0.5 }'
+}
+
+# cachalot_metric ADMIN_PORT NAME [LABELS]: one sample from cachalot's /metrics
+# (labels as written there, e.g. 'result="hit",class="2xx"'); "" on failure.
+cachalot_metric() {
+  local sel=$2
+  [[ -n "${3:-}" ]] && sel="$2{$3}"
+  curl -s --max-time 10 "http://127.0.0.1:$1/metrics" | awk -v s="$sel" '$1 == s { printf "%.0f\n", $2; exit }'
 }
