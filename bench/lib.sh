@@ -10,6 +10,9 @@ BENCH_TMP=""
 BENCH_SHM=""
 KEEP_TMP=0
 CLK_TCK=$(getconf CLK_TCK)
+# The system interpreter when there is one: a pyenv shim first in PATH costs
+# over a second per call on a busy machine.
+PYTHON=$(command -v /usr/bin/python3 || command -v python3 || echo python3)
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: error: $*"; exit 1; }
@@ -18,7 +21,7 @@ die() { log "run.sh: error: $*"; exit 1; }
 pick_port() {
   local port
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     if [[ "$USED_PORTS" != *" $port "* ]]; then
       USED_PORTS+="$port "
       echo "$port"
@@ -68,13 +71,12 @@ check_alive() {
   return 1
 }
 
-# PID followed by all its descendants (nginx workers, the varnish child).
+# PID followed by all its descendants (nginx workers, the varnish child), from
+# one ps listing.
 tree_pids() {
-  local pid=$1 child
-  echo "$pid"
-  for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
-    tree_pids "$child"
-  done
+  ps -e -o pid=,ppid= 2>/dev/null | awk -v root="$1" '
+    { kids[$2] = kids[$2] " " $1 }
+    END { n = 1; q[1] = root; for (i = 1; i <= n; i++) { print q[i]; m = split(kids[q[i]], k, " "); for (j = 1; j <= m; j++) q[++n] = k[j] } }'
 }
 
 # stop_server PID: SIGTERM the process, wait up to 5 s, then SIGKILL it and any
@@ -110,11 +112,12 @@ bench_cleanup() {
 
 # utime+stime clock ticks of a process tree (all threads included).
 cpu_ticks() {
-  local total=0 p t
+  local total=0 p line f
   for p in $(tree_pids "$1"); do
+    read -r line 2>/dev/null <"/proc/$p/stat" || continue
     # Fields after the ")" of comm: state is 1st, utime 12th, stime 13th.
-    t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
-    total=$((total + ${t:-0}))
+    read -r -a f <<<"${line##*) }"
+    total=$((total + f[11] + f[12]))
   done
   echo "$total"
 }
@@ -185,29 +188,37 @@ run_wrk() {
     script_args=("$@")
   fi
   W_RPS="" W_P50_US="" W_P99_US="" W_REQS="" W_ERRS="" W_CPU_TICKS=0 W_SECS=""
-  # The wrapper reports wrk's user+system time from getrusage(RUSAGE_CHILDREN).
-  if ! cpu_s=$(python3 -c '
-import resource, subprocess, sys
-with open(sys.argv[1], "w") as out:
-    rc = subprocess.run(sys.argv[2:], stdout=out, stderr=subprocess.STDOUT).returncode
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(ru.ru_utime + ru.ru_stime)
-sys.exit(rc)' "$out" taskset -c "$cpu" wrk -t1 -c"$conns" -d"$duration" --timeout 5s --latency "${script[@]}" "$url" "${script_args[@]}"); then
+  # wrk's user+system time: the subshell's children times (the second line
+  # of the `times` builtin, "0m1.234s 0m0.567s") after wrk exits.
+  if ! cpu_s=$(
+    taskset -c "$cpu" wrk -t1 -c"$conns" -d"$duration" --timeout 5s --latency "${script[@]}" "$url" "${script_args[@]}" >"$out" 2>&1
+    rc=$?
+    times >"$out.times"  # not in a pipe: a forked builtin would report its own (empty) children
+    awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$out.times"
+    exit $rc
+  ); then
     log "  wrk failed:"
     sed 's/^/    | /' "$out" >&2
     return 1
   fi
-  W_CPU_TICKS=$(awk -v s="$cpu_s" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", s * hz }')
-  W_RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
-  W_P50_US=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
-  W_P99_US=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
-  W_REQS=$(awk '/requests in/ {print $1}' "$out")
-  W_SECS=$(awk '/requests in/ {v = $4; sub(/,$/, "", v); print v}' "$out")
-  W_SECS=$(to_us "$W_SECS" | awk '{ printf "%.2f", $1 / 1e6 }')
-  W_ERRS=$(awk '
+  # One pass over wrk's report (the W_* globals are read by run.sh): req/s, p50, p99 (in us), requests, the run's
+  # wall time (s), errors (socket errors and non-2xx/3xx responses).
+  # shellcheck disable=SC2034
+  read -r W_RPS W_P50_US W_P99_US W_REQS W_SECS W_ERRS W_CPU_TICKS < <(awk -v cpu="$cpu_s" -v hz="$CLK_TCK" '
+    function us(v) {
+      if (v ~ /us$/) { sub(/us$/, "", v); return v + 0 }
+      if (v ~ /ms$/) { sub(/ms$/, "", v); return v * 1000 }
+      if (v ~ /m$/) { sub(/m$/, "", v); return v * 60000000 }
+      if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000000 }
+      return "nan" }
+    /^Requests\/sec:/ { rps = sprintf("%.0f", $2) }
+    $1 == "50%" { p50 = us($2) }
+    $1 == "99%" { p99 = us($2) }
+    /requests in/ { reqs = $1; d = $4; sub(/,$/, "", d); secs = sprintf("%.2f", us(d) / 1e6) }
     /Socket errors:/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 }
     /Non-2xx or 3xx responses:/ { e += $5 }
-    END { print e + 0 }' "$out")
+    END { printf "%s %s %s %s %s %d %.0f\n", (rps == "" ? "-" : rps), (p50 == "" ? "nan" : p50), (p99 == "" ? "nan" : p99),
+            (reqs == "" ? 0 : reqs), (secs == "" ? 0 : secs), e, cpu * hz }' "$out")
   if [[ -z "$W_REQS" || "$W_REQS" == 0 ]]; then
     log "  wrk did no requests against $url:"
     sed 's/^/    | /' "$out" >&2

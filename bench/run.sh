@@ -19,6 +19,12 @@
 # with its files in one mktemp -d directory (caches on tmpfs under /dev/shm).
 # Every wrk run is bounded by -d; walks over distinct URLs stop early when done.
 set -uo pipefail
+# The whole script is one brace group, read in full before it runs: editing
+# this file while a run is in progress does not change what that run does.
+# (shellcheck takes the functions before the group's final exit, called as
+# "case_$c", for unreachable code.)
+# shellcheck disable=SC2317
+{
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -365,7 +371,7 @@ start_nginx_return() {
   RETURN_ETAG=$(awk 'tolower($1) == "etag:" {print $2}' <<<"$head")
   RETURN_LAST_MODIFIED=$(sed -n 's/^[Ll]ast-[Mm]odified: //p' <<<"$head")
   # The body has no single quote, backslash, '|' or '&'; its final newline is written as \n.
-  RETURN_BODY=$(python3 -c 'import sys; b = open(sys.argv[1]).read(); assert not set("\x27\\|&") & set(b); print(b.replace("\n", "\\\\n"), end="")' "$BENCH_TMP/body-1k") ||
+  RETURN_BODY=$("$PYTHON" -c 'import sys; b = open(sys.argv[1]).read(); assert not set("\x27\\|&") & set(b); print(b.replace("\n", "\\\\n"), end="")' "$BENCH_TMP/body-1k") ||
     { log "  nginx-return: cannot build the body"; return 1; }
   start_nginx nginx-return.conf.in nginx-return
 }
@@ -651,6 +657,7 @@ aggregate() {
   OREQ[$key]=$oreq
   RSS[$key]=$rss
   NOISE[$key]="$noise%"
+  # shellcheck disable=SC2034  # read through val's nameref
   SPREAD[$key]="$(spread "${rps[@]}")/$(spread "${cpu[@]}")"
   ROUNDS_OK[$key]=$ok
 }
@@ -924,7 +931,7 @@ mem_sample() { # PEER
 
 # "OBJECTS BLOCKS" from HAProxy's "show cache" (one line per object, "(N blocks)").
 haproxy_cache_usage() {
-  python3 - "${DIR_OF[haproxy]}/haproxy.sock" <<'PY' 2>/dev/null
+  "$PYTHON" - "${DIR_OF[haproxy]}/haproxy.sock" <<'PY' 2>/dev/null
 import re, socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(30)
@@ -973,14 +980,14 @@ object_count() { # PEER
 
 # fill PEER PATH KEY PREFIX COUNT AFTER_URL_PATH: walk COUNT distinct URLs once
 # each through PEER (bench/walk.lua), bounded by --fill-time. Sets F_RPS,
-# F_SECS, F_REQS, F_ERRS, F_COMPLETE (1 if all COUNT were requested).
+# F_SECS, F_ERRS, F_COMPLETE (1 if all COUNT were answered).
 fill() {
   local peer=$1 path=$2 key=$3 prefix=$4 count=$5 after=$6 c=$FIRST_CONNS
   local out=$BENCH_TMP/fill-$peer-$prefix.txt
-  F_RPS="" F_SECS="" F_REQS=0 F_ERRS="" F_COMPLETE=0
+  F_RPS="" F_SECS="" F_ERRS="" F_COMPLETE=0
   run_wrk "$LOAD_CPU" "http://127.0.0.1:${PORT_OF[$peer]}/" "$c" "$FILL_TIME" "$out" \
     "$HERE/walk.lua" "$path" "$key" "$prefix" "$count" "$after" $((4 * c)) || return 1
-  F_RPS=$W_RPS F_SECS=$W_SECS F_REQS=$W_REQS F_ERRS=$W_ERRS
+  F_RPS=$W_RPS F_SECS=$W_SECS F_ERRS=$W_ERRS
   ((W_REQS >= count)) && F_COMPLETE=1
   ((F_COMPLETE)) || log "  $peer: the walk of $count URLs stopped after $W_REQS requests (--fill-time $FILL_TIME)"
   return 0
@@ -989,7 +996,8 @@ fill() {
 # ---------------------------------------------------------------- case: memory
 
 MEMORY_PEERS=(cachalot haproxy ats varnish nginx-cache)
-declare -A MEM_BPO
+declare -A MEM_BPO MEM_RSS_BPO
+MEM_CACHE_BPO=""
 
 case_memory() {
   local n=$MEMORY_OBJECTS peer c=$FIRST_CONNS
@@ -1068,6 +1076,7 @@ case_memory() {
     bpo=$(awk -v p="${growth_pss[$peer]}" -v f="${growth_files[$peer]}" -v n="${objects[$peer]}" 'BEGIN { if (n > 0) printf "%.0f", (p + f) * 1024 / n; else print "-" }')
     over=$(awk -v b="$bpo" -v h="$head_bytes" 'BEGIN { if (b == "-") print "-"; else printf "%.0f", b - h - 1 }')
     MEM_BPO[$peer]=$bpo
+    MEM_RSS_BPO[$peer]=$(awk -v k="${growth_rss[$peer]}" -v n="${objects[$peer]}" 'BEGIN { if (n > 0) printf "%.0f", k * 1024 / n; else print "-" }')
     printf '%-12s %9s %9s %7s %10s %10s %10s %10s %10s%s\n' "$peer" "${objects[$peer]}" "${fill_rps[$peer]}" "${fill_errs[$peer]}" \
       "$(awk -v k="${growth_rss[$peer]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
       "$(awk -v k="${growth_pss[$peer]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
@@ -1080,6 +1089,7 @@ case_memory() {
     rss_bpo=$(awk -v k="${growth_rss[cachalot]}" -v n="$n_c" 'BEGIN { printf "%.0f", k * 1024 / n }')
     cb_bpo=$(awk -v b="${cache_bytes[cachalot]:-0}" -v n="$n_c" 'BEGIN { printf "%.0f", b / n }')
     c_over=$(awk -v b="$rss_bpo" -v h="$head_bytes" 'BEGIN { printf "%.0f", b - h - 1 }')
+    MEM_CACHE_BPO=$cb_bpo
     echo "   cachalot: RSS growth $rss_bpo B/object, cachalot_cache_bytes $cb_bpo B/object (one entry's charge: ${charge[cachalot]:-?} B), overhead $c_over B/object beyond the $head_bytes B head and 1 B body"
     target_le "$c_over" 1 200 "memory: cachalot overhead <= 200 B/object beyond head and body"
     local cb_kib
@@ -1146,6 +1156,7 @@ case_million() {
   MIL[evicted_flood]=$(cachalot_metric "$admin" cachalot_cache_evicted_objects)
   stop_peer cachalot
 
+  # shellcheck disable=SC2016  # an awk program
   local mib='{ printf "%.1f", $1 / 1024 }'
   echo
   echo "== million (issue #10): $n distinct objects of 100 B (GET /bench/100?m=f-N) into cachalot, max_memory ${budget_mb}MiB, $FIRST_CONNS connections"
@@ -1210,7 +1221,8 @@ cell() {
 summary() {
   local cols=(cachalot haproxy ats varnish nginx-cache nginx-pass nginx-return direct)
   local out=() row c size g p
-  out+=("| case | $(IFS='|'; echo "${cols[*]}" | sed 's/|/ | /g') |")
+  local header="${cols[*]}"
+  out+=("| case | ${header// / | } |")
   out+=("|---$(printf '|---%.0s' "${cols[@]}")|")
   mdrow() { # LABEL CELL...
     local label=$1
@@ -1254,12 +1266,20 @@ summary() {
   if want_case memory; then
     local mem=()
     for p in cachalot haproxy ats varnish nginx-cache; do
-      if [[ -n "${MEM_BPO[$p]:-}" ]]; then mem+=("${MEM_BPO[$p]} B"); else mem+=("–"); fi
+      if [[ -n "${MEM_BPO[$p]:-}" ]]; then
+        if [[ "$p" == cachalot ]]; then
+          mem+=("${MEM_BPO[$p]} B (RSS ${MEM_RSS_BPO[$p]} B, cache_bytes ${MEM_CACHE_BPO:-?} B)")
+        else
+          mem+=("${MEM_BPO[$p]} B")
+        fi
+      else
+        mem+=("–")
+      fi
     done
-    mdrow "memory per 1 B object ($MEMORY_OBJECTS objects)" "${mem[@]}" – – –
+    mdrow "memory per 1 B object, $(fmt_k "$MEMORY_OBJECTS") objects: (PSS growth + store) / objects" "${mem[@]}" – – –
   fi
   if want_case million && [[ -n "${MIL[objects]:-}" ]]; then
-    mdrow "million 100 B objects, 512 MiB" "${MIL[objects]} stored, RSS $(awk -v k="${MIL[rss_fill]}" 'BEGIN { printf "%.0f", k / 1024 }') MiB, 2nd pass ${MIL[hit_rate]}% hits, flood peak $(awk -v k="${MIL[hwm_flood]}" 'BEGIN { printf "%.0f", k / 1024 }') MiB" – – – – – – –
+    mdrow "$(fmt_k "$MILLION_OBJECTS") objects of 100 B, max_memory 512 MiB" "${MIL[objects]} stored$( ((MIL[fill_complete])) || echo " (fill INCOMPLETE)"), RSS $(awk -v k="${MIL[rss_fill]}" 'BEGIN { printf "%.0f", k / 1024 }') MiB, 2nd pass ${MIL[hit_rate]}% hits, flood peak $(awk -v k="${MIL[hwm_flood]}" 'BEGIN { printf "%.0f", k / 1024 }') MiB" – – – – – – –
   fi
   if want_case instructions && [[ -n "${INSTR[hit]:-}${INSTR[pass]:-}${INSTR[miss]:-}" ]]; then
     mdrow "instructions/request (callgrind): hit · pass · miss" "${INSTR[hit]:-?} · ${INSTR[pass]:-?} · ${INSTR[miss]:-?}" – – – – – – –
@@ -1290,3 +1310,5 @@ for c in $ALL_CASES; do
   "case_$c"
 done
 summary
+exit 0
+}
