@@ -50,7 +50,8 @@ usage: bench/run.sh [options]
   --memory-objects N  objects for "memory" (default 300000, 1-byte bodies)
   --million-objects N objects for "million" (default 1000000, 100-byte bodies, 512MiB budget)
   --flood-size S      body size of the "million" flood objects (default 4k)
-  --fill-time D       upper bound for one fill or pass in "memory"/"million" (default 300s)
+  --fill-time D       upper bound of each cache's fill in "memory" and of the whole
+                      "million" case (fill, second pass, flood; default 600s)
   --markdown FILE     also write the summary table (printed at the end) to FILE
   --build-dir DIR     build tree with cachalot and demo/cachalot-origin
                       (default build-release; configured Release if absent)
@@ -81,7 +82,7 @@ WAIT_IDLE=0
 MEMORY_OBJECTS=300000
 MILLION_OBJECTS=1000000
 FLOOD_SIZE=4k
-FILL_TIME=300s
+FILL_TIME=600s
 MARKDOWN_FILE=""
 PROXY_CPU=0    # the proxy under test
 LOAD_CPU=1     # wrk
@@ -150,6 +151,7 @@ IFS=, read -r -a HIT_RUNS <<<"$HIT_ARG"
 FIRST_CONNS=${CONNS_ARG%%,*}
 FIRST_CONNS=${FIRST_CONNS:-50}
 DURATION_S=$(duration_seconds "$DURATION")
+FILL_S=$(duration_seconds "$FILL_TIME")
 case "$FLOOD_SIZE" in
   *[kK]) FLOOD_BYTES=$((${FLOOD_SIZE%[kK]} * 1024)) ;;
   *) FLOOD_BYTES=$FLOOD_SIZE ;;
@@ -284,7 +286,7 @@ VERSIONS=""
 ((HAVE_HAPROXY)) && VERSIONS+="$(version_of haproxy) "
 ((HAVE_ATS)) && VERSIONS+="$(version_of ats) "
 HEADER_LINES=(
-  "# cachalot bench: $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); cases: ${CASE_LIST[*]}"
+  "# cachalot bench: $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); cases: ${CASE_LIST[*]}"
   "# $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs; proxy on CPU $PROXY_CPU, wrk and origin on CPU $LOAD_CPU/$ORIGIN_CPU"
   "# wrk -t1 --latency, ${DURATION} per run (warm-up ${WARMUP}), ${ROUNDS} interleaved rounds, median shown; one worker/thread per proxy where configurable"
   "# machine busy before start: $(machine_busy_pct 1)% (other sessions); the noise column is the same per run"
@@ -539,8 +541,9 @@ check_200() {
 
 # ---------------------------------------------------------------- measuring
 
-declare -A RPS P50 P99 ERRS OREQ CPUREQ RSS NOISE SPREAD ROUNDS_OK LASTRUN WARM_FAILED
+declare -A RPS P50 P99 ERRS OREQ CPUREQ RSS NOISE SPREAD ROUNDS_OK LASTRUN LASTREQS WARM_FAILED
 RUN_SEQ=0
+MAX_NOISE=""  # the largest noise of any wrk-measured run, percent
 
 # measure KEY PID URL CONNS OPORT [WALK_PATH WALK_KEY]: warm-up run, then a
 # measured run sampling the origin's request counter, the server's CPU time
@@ -573,6 +576,7 @@ measure() {
   o1=$(origin_requests "$oport")
   ((pid == ORIGIN_PID)) && g1=$g0
   RPS[$key]=$W_RPS
+  LASTREQS[$key]=$W_REQS
   P50[$key]=$W_P50_US
   P99[$key]=$W_P99_US
   ERRS[$key]=$W_ERRS
@@ -582,6 +586,7 @@ measure() {
   NOISE[$key]=$(awk -v a="$s0" -v b="$s1" -v ours=$((c1 - c0 + g1 - g0 + W_CPU_TICKS)) 'BEGIN {
     split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; o = y[1] - x[1] - ours;
     printf "%.0f%%", ((t > 0 && o > 0) ? 100 * o / t : 0) }')
+  ((${NOISE[$key]%\%} > ${MAX_NOISE:-0})) || [[ -z "$MAX_NOISE" ]] && MAX_NOISE=${NOISE[$key]%\%}
   log "  $key: ${W_RPS} req/s, p50 $(fmt_us "$W_P50_US"), p99 $(fmt_us "$W_P99_US"), cpu/req ${CPUREQ[$key]}us, noise ${NOISE[$key]}"
 }
 
@@ -646,7 +651,7 @@ aggregate() {
     rps+=("${RPS[$k]}") p50+=("${P50[$k]}") p99+=("${P99[$k]}") cpu+=("${CPUREQ[$k]}")
     errs=$((errs + ERRS[$k])) oreq=$((oreq + OREQ[$k])) rss=${RSS[$k]}
     ((${NOISE[$k]%\%} > noise)) && noise=${NOISE[$k]%\%}
-    LASTRUN[$key]=${LASTRUN[$k]}
+    LASTRUN[$key]=${LASTRUN[$k]} LASTREQS[$key]=${LASTREQS[$k]}
   done
   ((ok)) || return 0
   RPS[$key]=$(median "${rps[@]}" | awk '{printf "%.0f", $1}')
@@ -836,17 +841,21 @@ case_miss() {
   done
   rot_run miss
 
-  # Did the storing peers store? The first URL of each one's last run, asked
-  # again, must not reach the origin.
+  # Did the storing peers store? A URL from the end of each one's last run
+  # (2 x connections before the last answered one: issued and answered, and
+  # the least likely to be evicted since), asked again, must not reach the
+  # origin.
   declare -A stored=()
-  local k o0 o1
+  local k o0 o1 i
   for row in "${MISS_ROWS[@]}"; do
     label=${row%%:*} peer=${row#*:}
     k="miss|$g|$label"
     [[ -n "${LASTRUN[$k]:-}" && -n "${PID_OF[$peer]:-}" ]] || continue
     [[ "$label" == *-pass ]] && continue
+    i=$((${LASTREQS[$k]:-0} - 2 * c))
+    ((i >= 1)) || i=1
     o0=$(origin_requests)
-    curl -s --max-time 10 -o /dev/null "http://127.0.0.1:${PORT_OF[$peer]}/bench/1k?miss=${LASTRUN[$k]}-1"
+    curl -s --max-time 10 -o /dev/null "http://127.0.0.1:${PORT_OF[$peer]}/bench/1k?miss=${LASTRUN[$k]}-$i"
     o1=$(origin_requests)
     if ((o1 == o0)); then stored[$label]="stored"; else stored[$label]="NOT STORED"; fi
   done
@@ -859,7 +868,7 @@ case_miss() {
   echo
   echo "== miss (issue #10): GET /bench/1k?miss=<new each request>, $c connections, $DURATION x $ROUNDS rounds"
   echo "   *-pass: forwarded, never stored (cachalot: a bypass route); the others store every response (caches of ${CACHE_MB} MiB, evicting once full)"
-  echo "   stored: the first URL of the last run, asked again, did not reach the origin$objects"
+  echo "   stored: a URL from the end of the last run, asked again, did not reach the origin$objects"
   print_header "cpu/req vs nginx-pass, stored?"
   for row in "${MISS_ROWS[@]}"; do
     label=${row%%:*} peer=${row#*:}
@@ -978,18 +987,20 @@ object_count() { # PEER
   esac
 }
 
-# fill PEER PATH KEY PREFIX COUNT AFTER_URL_PATH: walk COUNT distinct URLs once
-# each through PEER (bench/walk.lua), bounded by --fill-time. Sets F_RPS,
-# F_SECS, F_ERRS, F_COMPLETE (1 if all COUNT were answered).
-fill() {
-  local peer=$1 path=$2 key=$3 prefix=$4 count=$5 after=$6 c=$FIRST_CONNS
+# fill PEER PATH KEY PREFIX COUNT AFTER_URL_PATH [SECONDS]: walk COUNT distinct
+# URLs once each through PEER (bench/walk.lua), bounded by --fill-time (or
+# SECONDS). Sets F_RPS, F_SECS, F_ERRS, F_WALKED (walked URLs answered) and
+# F_COMPLETE (1 if all COUNT were answered).
+fill() { # ... [SECONDS]: bounded by SECONDS instead of --fill-time
+  local peer=$1 path=$2 key=$3 prefix=$4 count=$5 after=$6 limit=${7:-$FILL_S}s c=$FIRST_CONNS
   local out=$BENCH_TMP/fill-$peer-$prefix.txt
-  F_RPS="" F_SECS="" F_ERRS="" F_COMPLETE=0
-  run_wrk "$LOAD_CPU" "http://127.0.0.1:${PORT_OF[$peer]}/" "$c" "$FILL_TIME" "$out" \
+  F_RPS="" F_SECS="" F_ERRS="" F_COMPLETE=0 F_WALKED=0
+  run_wrk "$LOAD_CPU" "http://127.0.0.1:${PORT_OF[$peer]}/" "$c" "$limit" "$out" \
     "$HERE/walk.lua" "$path" "$key" "$prefix" "$count" "$after" $((4 * c)) || return 1
   F_RPS=$W_RPS F_SECS=$W_SECS F_ERRS=$W_ERRS
+  F_WALKED=$((W_REQS < count ? W_REQS : count))
   ((W_REQS >= count)) && F_COMPLETE=1
-  ((F_COMPLETE)) || log "  $peer: the walk of $count URLs stopped after $W_REQS requests (--fill-time $FILL_TIME)"
+  ((F_COMPLETE)) || log "  $peer: the walk of $count URLs stopped after $W_REQS answers (time limit $limit)"
   return 0
 }
 
@@ -1068,7 +1079,7 @@ case_memory() {
   echo "   B/object = (PSS growth of the process tree (shared memory counted once) + store) / objects; store: tmpfs cache"
   echo "   files (nginx: a file per object, 4 KiB pages; ATS: its cache file) or HAProxy's 1 kB blocks in its cache area"
   echo "   (allocated and touched at start, so its PSS does not grow)"
-  printf '%-12s %9s %9s %7s %10s %10s %10s %10s %10s\n' name objects 'fill/s' errors 'rss+ MiB' 'pss+ MiB' 'store MiB' 'B/object' 'over/obj'
+  printf '%-12s %9s %9s %7s %10s %8s %10s %10s %10s %10s\n' name objects 'fill/s' errors 'rss+ MiB' 'rss/obj' 'pss+ MiB' 'store MiB' 'B/object' 'over/obj'
   local bpo over
   for peer in "${MEMORY_PEERS[@]}"; do
     peer_available "$peer" || continue
@@ -1077,8 +1088,8 @@ case_memory() {
     over=$(awk -v b="$bpo" -v h="$head_bytes" 'BEGIN { if (b == "-") print "-"; else printf "%.0f", b - h - 1 }')
     MEM_BPO[$peer]=$bpo
     MEM_RSS_BPO[$peer]=$(awk -v k="${growth_rss[$peer]}" -v n="${objects[$peer]}" 'BEGIN { if (n > 0) printf "%.0f", k * 1024 / n; else print "-" }')
-    printf '%-12s %9s %9s %7s %10s %10s %10s %10s %10s%s\n' "$peer" "${objects[$peer]}" "${fill_rps[$peer]}" "${fill_errs[$peer]}" \
-      "$(awk -v k="${growth_rss[$peer]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
+    printf '%-12s %9s %9s %7s %10s %8s %10s %10s %10s %10s%s\n' "$peer" "${objects[$peer]}" "${fill_rps[$peer]}" "${fill_errs[$peer]}" \
+      "$(awk -v k="${growth_rss[$peer]}" 'BEGIN { printf "%.1f", k / 1024 }')" "${MEM_RSS_BPO[$peer]}" \
       "$(awk -v k="${growth_pss[$peer]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
       "$(awk -v k="${growth_files[$peer]}" 'BEGIN { printf "%.1f", k / 1024 }')" "$bpo" "$over" \
       "$( ((complete[$peer])) || echo "  (fill incomplete)")"
@@ -1115,11 +1126,17 @@ case_million() {
   check_200 "$base$warm_url" || { stop_peer cachalot; return; }
   warm "$base$warm_url"
 
+  # --fill-time bounds the whole case: each walk gets what is left of it.
+  local deadline=$((SECONDS + FILL_S)) left
+  MIL[fill_complete]=0 MIL[pass_complete]=0 MIL[flood_complete]=0
+  MIL[pass_origin]=- MIL[pass_misses]=- MIL[hit_rate]=- MIL[pass_rps]=- MIL[pass_errs]=-
+  MIL[flood_rps]=- MIL[flood_errs]=- MIL[rss_flood]=0 MIL[hwm_flood]=0 MIL[objects_flood]=- MIL[bytes_flood]=0 MIL[evicted_flood]=-
+
   # 1. The fill.
   local o0 o1 h0 h1
   o0=$(origin_requests)
-  log "  million: fill ..."
-  fill cachalot /bench/100 m f "$n" "$warm_url" || { check_alive "$pid" cachalot; stop_peer cachalot; return; }
+  log "  million: fill (up to ${FILL_S}s for the whole case) ..."
+  fill cachalot /bench/100 m f "$n" "$warm_url" "$FILL_S" || { check_alive "$pid" cachalot; stop_peer cachalot; return; }
   MIL[fill_rps]=$F_RPS MIL[fill_secs]=$F_SECS MIL[fill_errs]=$F_ERRS MIL[fill_complete]=$F_COMPLETE
   sleep 1
   o1=$(origin_requests)
@@ -1131,29 +1148,40 @@ case_million() {
   MIL[hwm_fill]=$(hwm_kib "$pid")
 
   # 2. A second pass over the same URLs: every one should be a hit.
-  o0=$(origin_requests)
-  h0=$(cachalot_metric "$admin" cachalot_requests_total 'result="miss",class="2xx"')
-  log "  million: second pass ..."
-  fill cachalot /bench/100 m f "$n" "$warm_url" || { check_alive "$pid" cachalot; stop_peer cachalot; return; }
-  MIL[pass_rps]=$F_RPS MIL[pass_errs]=$F_ERRS MIL[pass_complete]=$F_COMPLETE
-  o1=$(origin_requests)
-  h1=$(cachalot_metric "$admin" cachalot_requests_total 'result="miss",class="2xx"')
-  MIL[pass_origin]=$((o1 - o0))
-  MIL[pass_misses]=$((h1 - h0))
-  MIL[hit_rate]=$(awk -v m="${MIL[pass_origin]}" -v n="$n" 'BEGIN { printf "%.2f", 100 * (n - m) / n }')
+  left=$((deadline - SECONDS))
+  if ((left >= 5)); then
+    o0=$(origin_requests)
+    h0=$(cachalot_metric "$admin" cachalot_requests_total 'result="miss",class="2xx"')
+    log "  million: second pass (${left}s left) ..."
+    fill cachalot /bench/100 m f "$n" "$warm_url" "$left" || { check_alive "$pid" cachalot; stop_peer cachalot; return; }
+    MIL[pass_rps]=$F_RPS MIL[pass_errs]=$F_ERRS MIL[pass_complete]=$F_COMPLETE
+    o1=$(origin_requests)
+    h1=$(cachalot_metric "$admin" cachalot_requests_total 'result="miss",class="2xx"')
+    MIL[pass_origin]=$((o1 - o0))
+    MIL[pass_misses]=$((h1 - h0))
+    # Over the walked URLs answered (all n unless the time ran out).
+    MIL[hit_rate]=$(awk -v m="${MIL[pass_origin]}" -v n="$F_WALKED" 'BEGIN { if (n > 0) printf "%.2f", 100 * (n - m) / n; else print "-" }')
+  else
+    log "  million: no time left for the second pass (--fill-time $FILL_TIME)"
+  fi
 
   # 3. A flood of new objects, 3x the budget in body bytes alone.
   local flood=$((3 * budget_mb * 1024 * 1024 / FLOOD_BYTES))
   MIL[flood_n]=$flood
-  log "  million: flood of $flood new ${FLOOD_SIZE} objects ..."
-  fill cachalot "/bench/$FLOOD_SIZE" fl x "$flood" "$warm_url" || { check_alive "$pid" cachalot; stop_peer cachalot; return; }
-  MIL[flood_rps]=$F_RPS MIL[flood_errs]=$F_ERRS MIL[flood_complete]=$F_COMPLETE
-  sleep 1
-  MIL[rss_flood]=$(rss_kib "$pid")
-  MIL[hwm_flood]=$(hwm_kib "$pid")
-  MIL[objects_flood]=$(cachalot_metric "$admin" cachalot_cache_objects)
-  MIL[bytes_flood]=$(cachalot_metric "$admin" cachalot_cache_bytes)
-  MIL[evicted_flood]=$(cachalot_metric "$admin" cachalot_cache_evicted_objects)
+  left=$((deadline - SECONDS))
+  if ((left >= 5)); then
+    log "  million: flood of $flood new ${FLOOD_SIZE} objects (${left}s left) ..."
+    fill cachalot "/bench/$FLOOD_SIZE" fl x "$flood" "$warm_url" "$left" || { check_alive "$pid" cachalot; stop_peer cachalot; return; }
+    MIL[flood_rps]=$F_RPS MIL[flood_errs]=$F_ERRS MIL[flood_complete]=$F_COMPLETE
+    sleep 1
+    MIL[rss_flood]=$(rss_kib "$pid")
+    MIL[hwm_flood]=$(hwm_kib "$pid")
+    MIL[objects_flood]=$(cachalot_metric "$admin" cachalot_cache_objects)
+    MIL[bytes_flood]=$(cachalot_metric "$admin" cachalot_cache_bytes)
+    MIL[evicted_flood]=$(cachalot_metric "$admin" cachalot_cache_evicted_objects)
+  else
+    log "  million: no time left for the flood (--fill-time $FILL_TIME)"
+  fi
   stop_peer cachalot
 
   # shellcheck disable=SC2016  # an awk program
@@ -1170,10 +1198,18 @@ case_million() {
   verdict $? "million: all $n objects fit in ${budget_mb}MiB (cachalot_cache_objects ${MIL[objects]})"
   ((MIL[rss_fill] <= bound_kib))
   verdict $? "million: RSS after the fill <= budget + 64 MiB ($(echo "${MIL[rss_fill]}" | awk "$mib") MiB)"
-  [[ "${MIL[pass_origin]}" == 0 && "${MIL[pass_misses]}" == 0 && "${MIL[pass_complete]}" == 1 ]]
-  verdict $? "million: second pass hit rate 100% (${MIL[hit_rate]}%)"
-  ((MIL[rss_flood] <= bound_kib && MIL[hwm_flood] <= bound_kib))
-  verdict $? "million: RSS during and after a 3x-budget flood <= budget + 64 MiB (peak $(echo "${MIL[hwm_flood]}" | awk "$mib") MiB)"
+  if [[ "${MIL[pass_rps]}" == - ]]; then
+    verdict skip "million: second pass hit rate 100% (not run: --fill-time)"
+  else
+    [[ "${MIL[pass_origin]}" == 0 && "${MIL[pass_misses]}" == 0 && "${MIL[pass_complete]}" == 1 ]]
+    verdict $? "million: second pass hit rate 100% (${MIL[hit_rate]}%$( ((MIL[pass_complete])) || echo ", pass INCOMPLETE"))"
+  fi
+  if [[ "${MIL[flood_rps]}" == - ]]; then
+    verdict skip "million: RSS during and after a 3x-budget flood <= budget + 64 MiB (not run: --fill-time)"
+  else
+    ((MIL[rss_flood] <= bound_kib && MIL[hwm_flood] <= bound_kib && MIL[flood_complete]))
+    verdict $? "million: RSS during and after a 3x-budget flood <= budget + 64 MiB (peak $(echo "${MIL[hwm_flood]}" | awk "$mib") MiB$( ((MIL[flood_complete])) || echo ", flood INCOMPLETE"))"
+  fi
 }
 
 # ---------------------------------------------------------------- case: instructions
@@ -1279,34 +1315,38 @@ summary() {
     mdrow "memory per 1 B object, $(fmt_k "$MEMORY_OBJECTS") objects: (PSS growth + store) / objects" "${mem[@]}" – – –
   fi
   if want_case million && [[ -n "${MIL[objects]:-}" ]]; then
-    mdrow "$(fmt_k "$MILLION_OBJECTS") objects of 100 B, max_memory 512 MiB" "${MIL[objects]} stored$( ((MIL[fill_complete])) || echo " (fill INCOMPLETE)"), RSS $(awk -v k="${MIL[rss_fill]}" 'BEGIN { printf "%.0f", k / 1024 }') MiB, 2nd pass ${MIL[hit_rate]}% hits, flood peak $(awk -v k="${MIL[hwm_flood]}" 'BEGIN { printf "%.0f", k / 1024 }') MiB" – – – – – – –
+    local m pass flood
+    m="${MIL[objects]} stored$( ((MIL[fill_complete])) || echo " (fill INCOMPLETE)"), RSS $(awk -v k="${MIL[rss_fill]}" 'BEGIN { printf "%.0f", k / 1024 }') MiB"
+    pass="2nd pass ${MIL[hit_rate]}% hits$( ((MIL[pass_complete])) || echo " (INCOMPLETE)")"
+    [[ "${MIL[pass_rps]}" == - ]] && pass="no 2nd pass (--fill-time)"
+    flood="flood peak RSS $(awk -v k="${MIL[hwm_flood]}" 'BEGIN { printf "%.0f", k / 1024 }') MiB$( ((MIL[flood_complete])) || echo " (INCOMPLETE)")"
+    [[ "${MIL[flood_rps]}" == - ]] && flood="no flood (--fill-time)"
+    mdrow "$(fmt_k "$MILLION_OBJECTS") objects of 100 B, max_memory 512 MiB (bound: RSS 576 MiB)" "$m, $pass, $flood" – – – – – – –
   fi
   if want_case instructions && [[ -n "${INSTR[hit]:-}${INSTR[pass]:-}${INSTR[miss]:-}" ]]; then
     mdrow "instructions/request (callgrind): hit · pass · miss" "${INSTR[hit]:-?} · ${INSTR[pass]:-?} · ${INSTR[miss]:-?}" – – – – – – –
   fi
 
+  local t md=()
+  while read -r t; do md+=("_${t#\# }_  "); done < <(printf '%s\n' "${HEADER_LINES[0]}" "${HEADER_LINES[1]}" "${HEADER_LINES[4]}")
+  local noise_note=""
+  [[ -n "$MAX_NOISE" ]] && noise_note="; other processes used up to ${MAX_NOISE}% of the machine's CPU during a run"
+  md+=("_median of $ROUNDS interleaved rounds of $DURATION; cells: req/s · CPU µs per request${noise_note}; whole run $((SECONDS / 60)) min_")
+  md+=("" "${out[@]}" "")
+  for t in "${TARGET_LINES[@]}"; do md+=("- $t"); done
   echo
-  echo "== summary (markdown; median of $ROUNDS rounds of $DURATION; cells: req/s · cpu/req)"
+  echo "== summary (markdown)"
   echo
-  printf '%s\n' "${HEADER_LINES[@]:0:2}" | sed 's/^# /_/; s/$/_  /'
-  echo
-  printf '%s\n' "${out[@]}"
-  echo
-  local t
-  for t in "${TARGET_LINES[@]}"; do echo "- $t"; done
-  if [[ -n "$MARKDOWN_FILE" ]]; then
-    {
-      printf '%s\n' "${out[@]}"
-      echo
-      for t in "${TARGET_LINES[@]}"; do echo "- $t"; done
-    } >"$MARKDOWN_FILE"
-  fi
+  printf '%s\n' "${md[@]}"
+  [[ -n "$MARKDOWN_FILE" ]] && printf '%s\n' "${md[@]}" >"$MARKDOWN_FILE"
+  return 0
 }
 
 # ---------------------------------------------------------------- main
 
 for c in $ALL_CASES; do
   want_case "$c" || continue
+  log "[$(date -u +%H:%M:%S), $((SECONDS / 60))m$((SECONDS % 60))s into the run]"
   "case_$c"
 done
 summary
