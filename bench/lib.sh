@@ -79,29 +79,42 @@ tree_pids() {
     END { n = 1; q[1] = root; for (i = 1; i <= n; i++) { print q[i]; m = split(kids[q[i]], k, " "); for (j = 1; j <= m; j++) q[++n] = k[j] } }'
 }
 
-# stop_server PID: SIGTERM the process, wait up to 5 s, then SIGKILL it and any
-# descendant still alive. A paused tree is resumed first so it can exit cleanly.
-stop_server() {
-  local pid=$1 tree p
-  [[ -n "$pid" ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  tree=$(tree_pids "$pid")
-  for p in $tree; do kill -CONT "$p" 2>/dev/null; done
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  for p in $tree; do
-    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-  done
-  wait "$pid" 2>/dev/null
-  return 0
+# running PID: the process exists and is not a zombie (exited, not yet reaped).
+running() {
+  local line
+  read -r line 2>/dev/null <"/proc/$1/stat" || return 1
+  line=${line##*) }
+  [[ "${line:0:1}" != Z ]]
 }
 
+# stop_servers PID...: SIGTERM each process, wait up to 5 s for all of them,
+# then SIGKILL any of them or their descendants still alive. Paused trees are
+# resumed first so they can exit cleanly.
+stop_servers() {
+  local pid p tree=() all=() alive
+  for pid in "$@"; do
+    if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then continue; fi
+    mapfile -t tree < <(tree_pids "$pid")
+    all+=("${tree[@]}")
+    for p in "${tree[@]}"; do kill -CONT "$p" 2>/dev/null; done
+    kill -TERM "$pid" 2>/dev/null
+  done
+  for _ in $(seq 100); do
+    alive=0
+    for pid in "$@"; do [[ -n "$pid" ]] && running "$pid" && alive=1; done
+    ((alive)) || break
+    sleep 0.05
+  done
+  for p in "${all[@]}"; do
+    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+  done
+  for pid in "$@"; do [[ -n "$pid" ]] && wait "$pid" 2>/dev/null; done
+  return 0
+}
+stop_server() { stop_servers "$1"; }
+
 bench_cleanup() {
-  local pid
-  for pid in "${STARTED_PIDS[@]}"; do stop_server "$pid"; done
+  stop_servers "${STARTED_PIDS[@]}"
   if ((KEEP_TMP)); then
     [[ -n "$BENCH_TMP" ]] && log "run.sh: kept $BENCH_TMP"
   else

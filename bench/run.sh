@@ -515,8 +515,12 @@ stop_peer() {
 }
 
 stop_all_peers() {
-  local name
-  for name in "${!PID_OF[@]}"; do stop_peer "$name"; done
+  local name pids=()
+  for name in "${!PID_OF[@]}"; do pids+=("${PID_OF[$name]}"); done
+  ((${#pids[@]})) && stop_servers "${pids[@]}"
+  for name in "${!PID_OF[@]}"; do
+    unset "PID_OF[$name]" "PORT_OF[$name]" "ADMIN_OF[$name]" "DIR_OF[$name]" "CACHE_DIR_OF[$name]"
+  done
 }
 
 peer_available() { # NAME: is this peer's software here and wanted?
