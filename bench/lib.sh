@@ -189,8 +189,9 @@ num_le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
 # run_wrk CPU URL CONNECTIONS DURATION OUTFILE [SCRIPT ARGS...]: one bounded
 # wrk run (with a Lua script and its arguments if given); sets W_RPS W_P50_US
 # W_P99_US W_REQS W_ERRS (W_ERRS counts socket errors and non-2xx/3xx
-# responses), W_SECS (wall time of the run) and W_CPU_TICKS (wrk's own CPU
-# time). Returns 1 if wrk failed or did no requests.
+# responses), W_SECS (wall time of the run), W_CPU_TICKS (wrk's own CPU
+# time) and W_EXIT (wrk's exit status). Returns 1 if wrk failed or did no
+# requests.
 run_wrk() {
   local cpu=$1 url=$2 conns=$3 duration=$4 out=$5 cpu_s
   shift 5
@@ -200,17 +201,19 @@ run_wrk() {
     shift
     script_args=("$@")
   fi
-  W_RPS="" W_P50_US="" W_P99_US="" W_REQS="" W_ERRS="" W_CPU_TICKS=0 W_SECS=""
+  W_RPS="" W_P50_US="" W_P99_US="" W_REQS="" W_ERRS="" W_CPU_TICKS=0 W_SECS="" W_EXIT=0
   # wrk's user+system time: the subshell's children times (the second line
   # of the `times` builtin, "0m1.234s 0m0.567s") after wrk exits.
   if ! cpu_s=$(
     taskset -c "$cpu" wrk -t1 -c"$conns" -d"$duration" --timeout 5s --latency "${script[@]}" "$url" "${script_args[@]}" >"$out" 2>&1
     rc=$?
     times >"$out.times"  # not in a pipe: a forked builtin would report its own (empty) children
+    echo "$rc" >>"$out.times"
     awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$out.times"
     exit $rc
   ); then
-    log "  wrk failed:"
+    W_EXIT=$(awk 'NR == 3' "$out.times")
+    log "  wrk failed (exit status ${W_EXIT:-?}$( [[ -s "$out" ]] || echo ", no output"))$( [[ -s "$out" ]] && echo :)"
     sed 's/^/    | /' "$out" >&2
     return 1
   fi

@@ -993,14 +993,21 @@ object_count() { # PEER
 
 # fill PEER PATH KEY PREFIX COUNT AFTER_URL_PATH [SECONDS]: walk COUNT distinct
 # URLs once each through PEER (bench/walk.lua), bounded by --fill-time (or
-# SECONDS). Sets F_RPS, F_SECS, F_ERRS, F_WALKED (walked URLs answered) and
-# F_COMPLETE (1 if all COUNT were answered).
+# SECONDS). Sets F_RPS, F_SECS, F_ERRS, F_WALKED (walked URLs answered),
+# F_COMPLETE (1 if all COUNT were answered) and F_NOTE ("wrk failed ..." when
+# wrk failed but the peer is alive). Returns 1 if the peer died.
 fill() { # ... [SECONDS]: bounded by SECONDS instead of --fill-time
   local peer=$1 path=$2 key=$3 prefix=$4 count=$5 after=$6 limit=${7:-$FILL_S}s c=$FIRST_CONNS
   local out=$BENCH_TMP/fill-$peer-$prefix.txt
-  F_RPS="" F_SECS="" F_ERRS="" F_COMPLETE=0 F_WALKED=0
-  run_wrk "$LOAD_CPU" "http://127.0.0.1:${PORT_OF[$peer]}/" "$c" "$limit" "$out" \
-    "$HERE/walk.lua" "$path" "$key" "$prefix" "$count" "$after" $((4 * c)) || return 1
+  F_RPS="-" F_SECS="-" F_ERRS="-" F_COMPLETE=0 F_WALKED=0 F_NOTE=""
+  if ! run_wrk "$LOAD_CPU" "http://127.0.0.1:${PORT_OF[$peer]}/" "$c" "$limit" "$out" \
+    "$HERE/walk.lua" "$path" "$key" "$prefix" "$count" "$after" $((4 * c)); then
+    # The peer may still have stored what it was sent: the caller counts
+    # objects from the peer and says the walk failed.
+    check_alive "${PID_OF[$peer]}" "$peer" || return 1
+    F_NOTE="wrk failed, exit status ${W_EXIT:-?}"
+    return 0
+  fi
   F_RPS=$W_RPS F_SECS=$W_SECS F_ERRS=$W_ERRS
   F_WALKED=$((W_REQS < count ? W_REQS : count))
   ((W_REQS >= count)) && F_COMPLETE=1
@@ -1029,7 +1036,7 @@ case_memory() {
   # file of 6 KiB per object plus 256 MiB on tmpfs (it uses ~4 KiB per small object).
   NGINX_KEYS_ZONE=256m
   ATS_STATS=1
-  declare -A growth_rss growth_pss growth_files objects fill_rps fill_errs complete cache_bytes charge
+  declare -A growth_rss growth_pss growth_files objects fill_rps fill_errs complete note cache_bytes charge
   for peer in "${MEMORY_PEERS[@]}"; do
     peer_available "$peer" || continue
     case "$peer" in
@@ -1061,7 +1068,7 @@ case_memory() {
       objects[$peer]=$((o1 - o0))  # no count from the cache: objects fetched
       log "  $peer: no object count; using the origin's count of fetches"
     fi
-    fill_rps[$peer]=$F_RPS fill_errs[$peer]=$F_ERRS complete[$peer]=$F_COMPLETE
+    fill_rps[$peer]=$F_RPS fill_errs[$peer]=$F_ERRS complete[$peer]=$F_COMPLETE note[$peer]=$F_NOTE
     growth_pss[$peer]=$((m1[0] - m0[0]))
     growth_rss[$peer]=$((m1[1] - m0[1]))
     growth_files[$peer]=$((m1[2] - m0[2]))
@@ -1096,7 +1103,7 @@ case_memory() {
       "$(awk -v k="${growth_rss[$peer]}" 'BEGIN { printf "%.1f", k / 1024 }')" "${MEM_RSS_BPO[$peer]}" \
       "$(awk -v k="${growth_pss[$peer]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
       "$(awk -v k="${growth_files[$peer]}" 'BEGIN { printf "%.1f", k / 1024 }')" "$bpo" "$over" \
-      "$( ((complete[$peer])) || echo "  (fill incomplete)")"
+      "$( ((complete[$peer])) || echo "  (fill incomplete${note[$peer]:+: ${note[$peer]}})")"
   done
   echo "   over/obj: B/object minus the origin head ($head_bytes B) and the body (1 B): what the cache adds per object"
   if [[ -n "${objects[cachalot]:-}" ]] && ((objects[cachalot] > 0)); then
@@ -1130,7 +1137,8 @@ case_million() {
   check_200 "$base$warm_url" || { stop_peer cachalot; return; }
   warm "$base$warm_url"
 
-  # --fill-time bounds the whole case: each walk gets what is left of it.
+  # --fill-time bounds the whole case: the second pass gets at most half of
+  # what the fill leaves, the flood the rest.
   local deadline=$((SECONDS + FILL_S)) left
   MIL[fill_complete]=0 MIL[pass_complete]=0 MIL[flood_complete]=0
   MIL[pass_origin]=- MIL[pass_misses]=- MIL[hit_rate]=- MIL[pass_rps]=- MIL[pass_errs]=-
@@ -1141,7 +1149,7 @@ case_million() {
   o0=$(origin_requests)
   log "  million: fill (up to ${FILL_S}s for the whole case) ..."
   fill cachalot /bench/100 m f "$n" "$warm_url" "$FILL_S" || { check_alive "$pid" cachalot; stop_peer cachalot; return; }
-  MIL[fill_rps]=$F_RPS MIL[fill_secs]=$F_SECS MIL[fill_errs]=$F_ERRS MIL[fill_complete]=$F_COMPLETE
+  MIL[fill_rps]=$F_RPS MIL[fill_secs]=$F_SECS MIL[fill_errs]=$F_ERRS MIL[fill_complete]=$F_COMPLETE MIL[fill_note]=$F_NOTE
   sleep 1
   o1=$(origin_requests)
   MIL[fill_origin]=$((o1 - o0))
@@ -1152,19 +1160,20 @@ case_million() {
   MIL[hwm_fill]=$(hwm_kib "$pid")
 
   # 2. A second pass over the same URLs: every one should be a hit.
-  left=$((deadline - SECONDS))
+  left=$(((deadline - SECONDS) / 2))
   if ((left >= 5)); then
     o0=$(origin_requests)
     h0=$(cachalot_metric "$admin" cachalot_requests_total 'result="miss",class="2xx"')
     log "  million: second pass (${left}s left) ..."
     fill cachalot /bench/100 m f "$n" "$warm_url" "$left" || { check_alive "$pid" cachalot; stop_peer cachalot; return; }
-    MIL[pass_rps]=$F_RPS MIL[pass_errs]=$F_ERRS MIL[pass_complete]=$F_COMPLETE
+    MIL[pass_rps]=$F_RPS MIL[pass_errs]=$F_ERRS MIL[pass_complete]=$F_COMPLETE MIL[pass_note]=$F_NOTE
     o1=$(origin_requests)
     h1=$(cachalot_metric "$admin" cachalot_requests_total 'result="miss",class="2xx"')
     MIL[pass_origin]=$((o1 - o0))
     MIL[pass_misses]=$((h1 - h0))
-    # Over the walked URLs answered (all n unless the time ran out).
-    MIL[hit_rate]=$(awk -v m="${MIL[pass_origin]}" -v n="$F_WALKED" 'BEGIN { if (n > 0) printf "%.2f", 100 * (n - m) / n; else print "-" }')
+    # Over the walked URLs answered (all n unless the time ran out; requests
+    # in flight when a walk is cut short reach the origin but are not counted).
+    MIL[hit_rate]=$(awk -v m="${MIL[pass_origin]}" -v n="$F_WALKED" 'BEGIN { if (m > n) n = m; if (n > 0) printf "%.2f", 100 * (n - m) / n; else print "-" }')
   else
     log "  million: no time left for the second pass (--fill-time $FILL_TIME)"
   fi
@@ -1176,7 +1185,7 @@ case_million() {
   if ((left >= 5)); then
     log "  million: flood of $flood new ${FLOOD_SIZE} objects (${left}s left) ..."
     fill cachalot "/bench/$FLOOD_SIZE" fl x "$flood" "$warm_url" "$left" || { check_alive "$pid" cachalot; stop_peer cachalot; return; }
-    MIL[flood_rps]=$F_RPS MIL[flood_errs]=$F_ERRS MIL[flood_complete]=$F_COMPLETE
+    MIL[flood_rps]=$F_RPS MIL[flood_errs]=$F_ERRS MIL[flood_complete]=$F_COMPLETE MIL[flood_note]=$F_NOTE
     sleep 1
     MIL[rss_flood]=$(rss_kib "$pid")
     MIL[hwm_flood]=$(hwm_kib "$pid")
@@ -1192,12 +1201,20 @@ case_million() {
   local mib='{ printf "%.1f", $1 / 1024 }'
   echo
   echo "== million (issue #10): $n distinct objects of 100 B (GET /bench/100?m=f-N) into cachalot, max_memory ${budget_mb}MiB, $FIRST_CONNS connections"
-  echo "   fill:        $(fmt_k "${MIL[fill_rps]}") req/s, ${MIL[fill_secs]} s, errors ${MIL[fill_errs]}, origin fetches ${MIL[fill_origin]}$( ((MIL[fill_complete])) || echo ", INCOMPLETE (--fill-time)")"
+  echo "   fill:        $(fmt_k "${MIL[fill_rps]}") req/s, ${MIL[fill_secs]} s, errors ${MIL[fill_errs]}, origin fetches ${MIL[fill_origin]}$( ((MIL[fill_complete])) || echo ", INCOMPLETE (${MIL[fill_note]:---fill-time})")"
   echo "               cachalot_cache_objects ${MIL[objects]} (1 warm object + $n walked), cache_bytes $(awk -v b="${MIL[bytes]}" 'BEGIN { printf "%.1f", b / 1048576 }') MiB, evicted ${MIL[evicted]}"
   echo "               RSS $(echo "${MIL[rss_fill]}" | awk "$mib") MiB, peak $(echo "${MIL[hwm_fill]}" | awk "$mib") MiB (bound: budget + 64 MiB = $((budget_mb + 64)) MiB)"
-  echo "   second pass: $(fmt_k "${MIL[pass_rps]}") req/s, origin fetches ${MIL[pass_origin]}, cachalot misses ${MIL[pass_misses]}, hit rate ${MIL[hit_rate]}%, errors ${MIL[pass_errs]}"
-  echo "   flood:       $flood new ${FLOOD_SIZE} objects ($(awk -v n="$flood" -v b="$FLOOD_BYTES" 'BEGIN { printf "%.0f", n * b / 1048576 }') MiB of bodies = 3 x budget), $(fmt_k "${MIL[flood_rps]}") req/s, errors ${MIL[flood_errs]}$( ((MIL[flood_complete])) || echo ", INCOMPLETE (--fill-time)")"
-  echo "               objects ${MIL[objects_flood]}, cache_bytes $(awk -v b="${MIL[bytes_flood]}" 'BEGIN { printf "%.1f", b / 1048576 }') MiB, evicted ${MIL[evicted_flood]}, RSS $(echo "${MIL[rss_flood]}" | awk "$mib") MiB, peak $(echo "${MIL[hwm_flood]}" | awk "$mib") MiB"
+  if [[ "${MIL[pass_rps]}" == - ]]; then
+    echo "   second pass: not run (no time left of --fill-time $FILL_TIME)"
+  else
+    echo "   second pass: $(fmt_k "${MIL[pass_rps]}") req/s, origin fetches ${MIL[pass_origin]}, cachalot misses ${MIL[pass_misses]}, hit rate ${MIL[hit_rate]}%, errors ${MIL[pass_errs]}$( ((MIL[pass_complete])) || echo ", INCOMPLETE (${MIL[pass_note]:---fill-time})")"
+  fi
+  if [[ "${MIL[flood_rps]}" == - ]]; then
+    echo "   flood:       not run (no time left of --fill-time $FILL_TIME)"
+  else
+    echo "   flood:       $flood new ${FLOOD_SIZE} objects ($(awk -v n="$flood" -v b="$FLOOD_BYTES" 'BEGIN { printf "%.0f", n * b / 1048576 }') MiB of bodies = 3 x budget), $(fmt_k "${MIL[flood_rps]}") req/s, errors ${MIL[flood_errs]}$( ((MIL[flood_complete])) || echo ", INCOMPLETE (${MIL[flood_note]:---fill-time})")"
+    echo "               objects ${MIL[objects_flood]}, cache_bytes $(awk -v b="${MIL[bytes_flood]}" 'BEGIN { printf "%.1f", b / 1048576 }') MiB, evicted ${MIL[evicted_flood]}, RSS $(echo "${MIL[rss_flood]}" | awk "$mib") MiB, peak $(echo "${MIL[hwm_flood]}" | awk "$mib") MiB"
+  fi
   [[ "${MIL[objects]}" -ge $((n + 1)) && "${MIL[fill_complete]}" == 1 ]]
   verdict $? "million: all $n objects fit in ${budget_mb}MiB (cachalot_cache_objects ${MIL[objects]})"
   ((MIL[rss_fill] <= bound_kib))
