@@ -289,7 +289,7 @@ HEADER_LINES=(
   "# cachalot bench: $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); cases: ${CASE_LIST[*]}"
   "# $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs; proxy on CPU $PROXY_CPU, wrk and origin on CPU $LOAD_CPU/$ORIGIN_CPU"
   "# wrk -t1 --latency, ${DURATION} per run (warm-up ${WARMUP}), ${ROUNDS} interleaved rounds, median shown; one worker/thread per proxy where configurable"
-  "# machine busy before start: $(machine_busy_pct 1)% (other sessions); the noise column is the same per run"
+  "# machine busy before start: $(machine_busy_pct 1)% (other sessions; the noise column gives the same per run)"
   "# ${VERSIONS:-no peers}"
 )
 printf '%s\n' "${HEADER_LINES[@]}"
