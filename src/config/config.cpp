@@ -37,8 +37,17 @@ constexpr std::array kLogLevels = {Named<LogLevel>{"trace", LogLevel::Trace}, Na
                                    Named<LogLevel>{"error", LogLevel::Error}};
 constexpr std::array kAccessLogFormats = {Named<AccessLogFormat>{"text", AccessLogFormat::Text},
                                           Named<AccessLogFormat>{"json", AccessLogFormat::Json}};
+// "store_without" says what "strip" does; both stay accepted. to_string() gives the first name.
 constexpr std::array kSetCookiePolicies = {Named<SetCookiePolicy>{"no_store", SetCookiePolicy::NoStore},
-                                           Named<SetCookiePolicy>{"strip", SetCookiePolicy::Strip}};
+                                           Named<SetCookiePolicy>{"strip", SetCookiePolicy::Strip},
+                                           Named<SetCookiePolicy>{"store_without", SetCookiePolicy::Strip}};
+
+// ASCII case-insensitive equality (field names, content codings).
+bool iequals_ascii(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
 
 template <class E, size_t N>
 std::string_view name_of(const std::array<Named<E>, N>& table, E value) {
@@ -208,6 +217,22 @@ Reader list(std::vector<T>& out, std::string what, Parser<T> parse) {
   };
 }
 
+// A list like list(), whose items must also differ ignoring ASCII case (field
+// names, content codings): a repeated one is an error at its position.
+Reader unique_list(std::vector<std::string>& out, std::string what, Parser<std::string> parse) {
+  return [&out, inner = list(out, std::move(what), std::move(parse))](Loader& l, const Node& n,
+                                                                       const std::string& key) {
+    inner(l, n, key);
+    if (!n.IsSequence()) return;
+    for (size_t i = 0; i < out.size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if (!out[i].empty() && iequals_ascii(out[i], out[j])) {
+          l.error(n[i], fmt::format("{}[{}]", key, i), fmt::format("'{}' is already listed ({}[{}])", out[i], key, j));
+          break;
+        }
+  };
+}
+
 // --- Scalar parsers ---------------------------------------------------------
 
 Parser<std::string> any_string() {
@@ -326,6 +351,34 @@ Parser<std::string> droppable_field_name() {
         why = fmt::format("{} may not be dropped: the request is framed and routed by it", s);
         return std::nullopt;
       }
+    }
+    return name;
+  };
+}
+
+// A cache.targeted_cache_control entry (RFC 9213 §2): a field name other than
+// Cache-Control, which is what a targeted field stands in for.
+Parser<std::string> targeted_field_name() {
+  return [token = field_name()](const std::string& s, std::string& why) -> std::optional<std::string> {
+    auto name = token(s, why);
+    if (!name) return std::nullopt;
+    if (iequals_ascii(s, "cache-control")) {
+      why = "Cache-Control is the fallback a targeted field replaces, not a targeted field (RFC 9213 §2.2)";
+      return std::nullopt;
+    }
+    return name;
+  };
+}
+
+// A cache.accept_encoding entry: a content coding (RFC 9110 §8.4.1, a token),
+// not "*" or "identity" (every request may have those).
+Parser<std::string> content_coding() {
+  return [token = field_name()](const std::string& s, std::string& why) -> std::optional<std::string> {
+    auto name = token(s, why);
+    if (!name) return std::nullopt;
+    if (s == "*" || iequals_ascii(s, "identity")) {
+      why = fmt::format("'{}' is not a content coding the origin applies", s);
+      return std::nullopt;
     }
     return name;
   };
@@ -531,7 +584,13 @@ Fields config_fields(Config& c) {
                     {"heuristic_max", duration(k.heuristic_max)},
                     {"keep", duration(k.keep)},
                     {"stale_if_error", duration(k.stale_if_error)},
+                    {"stale_on_disconnect", duration(k.stale_on_disconnect)},
                     {"tag_headers", list(k.tag_headers, "a field name", field_name())},
+                    {"targeted_cache_control",
+                     unique_list(k.targeted_cache_control, "a field name", targeted_field_name())},
+                    {"drop_targeted_cache_control",
+                     unique_list(k.drop_targeted_cache_control, "a field name", field_name())},
+                    {"accept_encoding", unique_list(k.accept_encoding, "a content coding", content_coding())},
                     {"coalesce", section({
                                      {"enabled", boolean(k.coalesce.enabled)},
                                      {"max_waiters", count(k.coalesce.max_waiters, 0, 1'000'000)},
@@ -563,6 +622,18 @@ void check_config(Loader& l, const Config& c) {
     l.error_at_key(l.written("cache.max_object_size") ? "cache.max_object_size" : "cache.max_memory",
                    fmt::format("cache.max_object_size ({}) must not exceed cache.max_memory ({})",
                                format_size(k.max_object_size), format_size(k.max_memory)));
+
+  // RFC 9213 §2.2: a targeted field not on the target list "MUST be passed through".
+  for (size_t i = 0; i < k.drop_targeted_cache_control.size(); ++i) {
+    const std::string& name = k.drop_targeted_cache_control[i];
+    const bool listed = std::any_of(k.targeted_cache_control.begin(), k.targeted_cache_control.end(),
+                                    [&](const std::string& t) { return iequals_ascii(t, name); });
+    if (!listed)
+      l.error_at_key(fmt::format("cache.drop_targeted_cache_control[{}]", i),
+                     fmt::format("{} is not in cache.targeted_cache_control: a targeted field this cache does not "
+                                 "use is always forwarded (RFC 9213 §2.2)",
+                                 name));
+  }
 
   std::vector<std::pair<const ListenerConfig*, std::string>> listeners;
   for (size_t i = 0; i < c.server.listen.size(); ++i)

@@ -110,7 +110,23 @@ struct CacheConfig {
   Duration heuristic_max = 24h;         // cap on heuristic freshness
   Duration keep = 1h;                   // an expired entry with validators is kept this long to revalidate
   Duration stale_if_error = 0s;         // serve stale on origin errors this long even without the directive
+  // RFC 9111 §4.2.4: when the origin cannot be reached at all (refused, reset
+  // or closed without answering; not an HTTP error status), a stale entry is
+  // served this long past its lifetime, unless must-revalidate,
+  // proxy-revalidate, s-maxage or no-cache forbid it. Entries are kept that long.
+  Duration stale_on_disconnect = 10s;
   std::vector<std::string> tag_headers = {"Surrogate-Key", "Cache-Tag"};  // response fields holding purge tags
+  // RFC 9213 target list, most applicable first: the first of these response
+  // fields present with a valid value decides storing and freshness instead
+  // of Cache-Control and Expires. Tokens, unique, never Cache-Control; [] = off.
+  std::vector<std::string> targeted_cache_control = {"CDN-Cache-Control"};
+  // Fields of targeted_cache_control removed from responses to clients
+  // (RFC 9213 §3: when nothing downstream uses them); all others are forwarded.
+  std::vector<std::string> drop_targeted_cache_control;
+  // The content codings the origin uses: a request's Accept-Encoding is
+  // forwarded (and keyed) reduced to those it accepts. Tokens, unique, not
+  // "*" or "identity"; [] = forwarded as sent.
+  std::vector<std::string> accept_encoding;
   CoalesceConfig coalesce;
   uint32_t max_background_refreshes = 64;  // per worker
   bool operator==(const CacheConfig&) const = default;
@@ -145,7 +161,10 @@ struct LogConfig {
 // What a route does with a response that carries Set-Cookie.
 enum class SetCookiePolicy {
   NoStore,  // do not store it (the response is still served)
-  Strip,    // store it without the Set-Cookie fields; the client that caused the fetch still gets them
+  // "store_without" (alias "strip", the older name): store it without the
+  // Set-Cookie fields; the client that caused the fetch (or the revalidation)
+  // still gets them, nobody served from the entry does.
+  Strip,
 };
 
 struct RouteKey {

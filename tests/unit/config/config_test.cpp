@@ -60,6 +60,10 @@ TEST_CASE("the reference file loads with the defaults of Config{}", "[config]") 
   CHECK(config->cache.heuristic_max == 24h);
   CHECK(config->cache.tag_headers == std::vector<std::string>{"Surrogate-Key", "Cache-Tag"});
   CHECK(config->cache.coalesce.hit_for_miss == 10s);
+  CHECK(config->cache.stale_on_disconnect == 10s);
+  CHECK(config->cache.targeted_cache_control == std::vector<std::string>{"CDN-Cache-Control"});
+  CHECK(config->cache.drop_targeted_cache_control.empty());
+  CHECK(config->cache.accept_encoding.empty());
   REQUIRE(config->admin.listen);
   CHECK(config->admin.listen->port == 9901);
   CHECK(config->admin.token.empty());
@@ -251,7 +255,25 @@ TEST_CASE("each kind of bad input is one error with its line, column and key", "
       {"unknown route key", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    bypas: true\n",
        5, 5, "routes[0].bypas", "did you mean 'bypass'?"},
       {"set_cookie value", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    set_cookie: keep\n",
-       5, 17, "routes[0].set_cookie", "expected one of no_store, strip"},
+       5, 17, "routes[0].set_cookie", "expected one of no_store, strip, store_without"},
+      {"RFC 9213 §2.2: Cache-Control is no targeted field",
+       "cache:\n  targeted_cache_control: [CDN-Cache-Control, cache-control]\n" UPSTREAM, 2, 47,
+       "cache.targeted_cache_control[1]", "Cache-Control is the fallback a targeted field replaces"},
+      {"a targeted field that is not a token", "cache:\n  targeted_cache_control: [\"CDN Cache\"]\n" UPSTREAM, 2, 28,
+       "cache.targeted_cache_control[0]", "expected a field name, got 'CDN Cache'"},
+      {"a targeted field listed twice", "cache:\n  targeted_cache_control: [A-CC, CDN-Cache-Control, a-cc]\n" UPSTREAM,
+       2, 53, "cache.targeted_cache_control[2]", "'a-cc' is already listed (cache.targeted_cache_control[0])"},
+      {"RFC 9213 §2.2: a field off the target list is always forwarded",
+       "cache:\n  drop_targeted_cache_control: [Cachalot-Cache-Control]\n" UPSTREAM, 2, 3,
+       "cache.drop_targeted_cache_control[0]", "Cachalot-Cache-Control is not in cache.targeted_cache_control"},
+      {"accept_encoding: '*' is no content coding", "cache:\n  accept_encoding: [gzip, \"*\"]\n" UPSTREAM, 2, 27,
+       "cache.accept_encoding[1]", "'*' is not a content coding the origin applies"},
+      {"accept_encoding: identity is no content coding", "cache:\n  accept_encoding: [Identity]\n" UPSTREAM, 2, 21,
+       "cache.accept_encoding[0]", "'Identity' is not a content coding"},
+      {"accept_encoding: a coding listed twice", "cache:\n  accept_encoding: [br, gzip, GZIP]\n" UPSTREAM, 2, 31,
+       "cache.accept_encoding[2]", "'GZIP' is already listed (cache.accept_encoding[1])"},
+      {"stale_on_disconnect is a duration", "cache:\n  stale_on_disconnect: soon\n" UPSTREAM, 2, 24,
+       "cache.stale_on_disconnect", "expected a duration"},
       {"min_ttl above max_ttl", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    min_ttl: 1h\n    max_ttl: 5m\n",
        6, 5, "routes[0].max_ttl", "max_ttl (5m) is below min_ttl (1h)"},
       {"bad key header", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    key: { headers: [\"X Foo\"] }\n",
@@ -411,6 +433,40 @@ upstream:
   // An empty list replaces the default list: nothing is dropped.
   auto none = expect_config(load_config_string("server:\n  drop_request_fields: []\n" UPSTREAM, "none.yaml"));
   CHECK(none->server.drop_request_fields.empty());
+}
+
+TEST_CASE("standards keys are read as written (RFC 9213, RFC 9111 §4.2.4, RFC 9110 §12.5.3)", "[config]") {
+  auto config = expect_config(load_config_string(R"(
+cache:
+  stale_on_disconnect: 30s
+  targeted_cache_control: [Cachalot-Cache-Control, CDN-Cache-Control]
+  drop_targeted_cache_control: [cachalot-cache-control]
+  accept_encoding: [br, gzip]
+upstream:
+  url: http://origin
+routes:
+  - name: a
+    prefix: /a
+    set_cookie: store_without
+  - name: b
+    prefix: /b
+    set_cookie: strip
+)",
+                                                 "standards.yaml"));
+  CHECK(config->cache.stale_on_disconnect == 30s);
+  CHECK(config->cache.targeted_cache_control ==
+        std::vector<std::string>{"Cachalot-Cache-Control", "CDN-Cache-Control"});
+  CHECK(config->cache.drop_targeted_cache_control == std::vector<std::string>{"cachalot-cache-control"});
+  CHECK(config->cache.accept_encoding == std::vector<std::string>{"br", "gzip"});
+  // store_without is what strip always did: one policy, two names.
+  CHECK(config->routes.at(0).set_cookie == SetCookiePolicy::Strip);
+  CHECK(config->routes.at(1).set_cookie == SetCookiePolicy::Strip);
+
+  // An empty target list turns RFC 9213 off; 0s turns the disconnect grace off.
+  auto off = expect_config(
+      load_config_string("cache:\n  targeted_cache_control: []\n  stale_on_disconnect: 0s\n" UPSTREAM, "off.yaml"));
+  CHECK(off->cache.targeted_cache_control.empty());
+  CHECK(off->cache.stale_on_disconnect == 0s);
 }
 
 TEST_CASE("a loopback admin listener needs no token; any other address does", "[config]") {
