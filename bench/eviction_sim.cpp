@@ -56,7 +56,8 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
-using cachalot::cache::Entry;
+using cachalot::cache::EntryDraft;
+using cachalot::cache::EntryRef;
 using cachalot::cache::EvictionPolicy;
 using cachalot::cache::Store;
 using cachalot::cache::StoreOptions;
@@ -69,14 +70,14 @@ constexpr uint32_t kScanEvery = 100'000;
 constexpr uint32_t kScanLength = kCapacity;
 constexpr std::size_t kBody = 256;
 
-std::shared_ptr<const Entry> make_entry(char kind, uint32_t i) {
+EntryRef make_entry(char kind, uint32_t i) {
   char key[64];
   std::snprintf(key, sizeof key, "http://sim.test:80/%c/%08u", kind, i);  // equal lengths, equal charges
-  auto e = std::make_shared<Entry>();
-  e->primary_key = key;
-  e->body.assign(kBody, 'b');
-  e->head_block = "HTTP/1.1 200 OK\r\ncontent-type: text/plain";
-  return e;
+  EntryDraft d;
+  d.primary_key = key;
+  d.body.assign(kBody, 'b');
+  d.headers.add("content-type", "text/plain");
+  return cachalot::cache::build_entry(d);
 }
 
 // Ranks 0..n-1 with P(rank k) proportional to 1 / (k+1)^alpha, by inverse CDF.
@@ -159,7 +160,7 @@ struct Result {
   double instructions_per_request;
 };
 
-Result run(const std::vector<uint32_t>& trace, const std::vector<std::shared_ptr<const Entry>>& entries,
+Result run(const std::vector<uint32_t>& trace, const std::vector<EntryRef>& entries,
            EvictionPolicy policy, unsigned shards, uint64_t max_bytes) {
   Store store(StoreOptions{max_bytes, shards, 1, policy});
   uint64_t hits = 0;
@@ -167,8 +168,8 @@ Result run(const std::vector<uint32_t>& trace, const std::vector<std::shared_ptr
   instructions.start();
   const auto start = Clock::now();
   for (uint32_t id : trace) {
-    const std::shared_ptr<const Entry>& e = entries[id];
-    if (store.find_variant(e->primary_key, ""))
+    const EntryRef& e = entries[id];
+    if (store.find_variant(e->primary_key(), ""))
       ++hits;
     else
       store.publish(e);
@@ -189,15 +190,15 @@ std::string per_op(double v) {
 //   valgrind --tool=callgrind --toggle-collect='*hit_loop*' eviction_sim --hit-path sieve
 // (Ir / 1,000,000 = instructions per find; this machine has no hardware counters.)
 [[gnu::noinline]] uint64_t hit_loop(const Store& store, const std::vector<uint32_t>& picks,
-                                    const std::vector<std::shared_ptr<const Entry>>& entries) {
+                                    const std::vector<EntryRef>& entries) {
   uint64_t found = 0;
-  for (uint32_t p : picks) found += store.find_variant(entries[p]->primary_key, "") != nullptr;
+  for (uint32_t p : picks) found += store.find_variant(entries[p]->primary_key(), "") != nullptr;
   return found;
 }
 
 // The hit path alone: every key resident (twice the room, as shards fill
 // unevenly), so nothing is evicted or published.
-void hit_path(const std::vector<std::shared_ptr<const Entry>>& entries, uint64_t max_bytes,
+void hit_path(const std::vector<EntryRef>& entries, uint64_t max_bytes,
               std::string_view only_policy) {
   for (EvictionPolicy policy : {EvictionPolicy::Sieve, EvictionPolicy::Lru}) {
     if (!only_policy.empty() && only_policy != to_string(policy)) continue;
@@ -228,7 +229,7 @@ int main(int argc, char** argv) {
   const bool only_hit_path = argc > 1 && std::string_view(argv[1]) == "--hit-path";
   const std::string_view only_policy = only_hit_path && argc > 2 ? argv[2] : "";
   const auto t0 = Clock::now();
-  std::vector<std::shared_ptr<const Entry>> entries;
+  std::vector<EntryRef> entries;
   const uint32_t one_shot = only_hit_path ? 0 : kRequests / kScanEvery * kScanLength + kScanLength;
   entries.reserve(kKeys + one_shot);
   for (uint32_t i = 0; i < kKeys; ++i) entries.push_back(make_entry('k', i));

@@ -41,7 +41,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$TMP"
+  [[ -n "${KEEP:-}" ]] && echo "kept $TMP" >&2 || rm -rf "$TMP"
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -116,7 +116,7 @@ kill "$CPID" 2>/dev/null || true
 wait "$CPID" 2>/dev/null || true
 total=0
 for f in "$TMP"/callgrind.out*; do
-  n=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
+  n=$(awk '/^totals:/ {n = $2} END {print n + 0}' "$f")
   total=$((total + ${n:-0}))
 done
 echo "cachalot $CASE $SIZE: $((total / served)) instructions/request ($served requests)"

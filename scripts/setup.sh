@@ -19,7 +19,7 @@ packages=(
   catch2 python3 openssl curl dpkg-dev file systemd shellcheck
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(wrk nginx-light varnish util-linux)
+  packages+=(wrk nginx-light varnish haproxy trafficserver util-linux valgrind)
 fi
 
 missing=()
@@ -37,7 +37,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # Debian starts nginx/varnish services on install; we only want the binaries.
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-for svc in nginx varnish; do
+for svc in nginx varnish haproxy trafficserver; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi

@@ -121,19 +121,21 @@ Reply inspect(const Control& app, const config::Config& cfg, std::string_view qu
   std::string body = "{\"key\":" + json_string(redact_primary_key(found.key, hidden)) + ",\"variants\":[";
   for (std::size_t i = 0; i < vs.size(); ++i) {
     const auto& e = *vs[i];
+    const auto f = e.freshness();
     if (i) body += ",";
-    body += "{\"variant\":" + json_string(redact_field_entries(e.variant_key, hidden)) +
-            ",\"status\":" + std::to_string(e.status) +
-            ",\"age\":" + std::to_string(e.freshness.current_age(now).count()) +
-            ",\"ttl\":" + std::to_string(e.freshness.ttl(now)) +
-            ",\"lifetime\":" + std::to_string(e.freshness.lifetime.count()) +
-            ",\"heuristic\":" + (e.freshness.heuristic ? "true" : "false") +
-            ",\"stale_while_revalidate\":" + std::to_string(e.freshness.stale_while_revalidate.count()) +
-            ",\"stale_if_error\":" + std::to_string(e.freshness.stale_if_error.count()) +
-            ",\"etag\":" + json_string(e.etag) + ",\"last_modified\":" + json_string(e.last_modified) +
-            ",\"size\":" + std::to_string(e.body.size()) + ",\"charge\":" + std::to_string(e.charge()) +
-            ",\"route\":" + json_string(e.route) + ",\"tags\":[";
-    for (std::size_t t = 0; t < e.tags.size(); ++t) body += (t ? "," : "") + json_string(e.tags[t]);
+    body += "{\"variant\":" + json_string(redact_field_entries(e.variant_key(), hidden)) +
+            ",\"status\":" + std::to_string(e.status()) +
+            ",\"age\":" + std::to_string(f.current_age(now).count()) +
+            ",\"ttl\":" + std::to_string(f.ttl(now)) +
+            ",\"lifetime\":" + std::to_string(f.lifetime.count()) +
+            ",\"heuristic\":" + (f.heuristic ? "true" : "false") +
+            ",\"stale_while_revalidate\":" + std::to_string(f.stale_while_revalidate.count()) +
+            ",\"stale_if_error\":" + std::to_string(f.stale_if_error.count()) +
+            ",\"etag\":" + json_string(e.etag()) + ",\"last_modified\":" + json_string(e.last_modified()) +
+            ",\"size\":" + std::to_string(e.body().size()) + ",\"charge\":" + std::to_string(e.charge()) +
+            ",\"route\":" + json_string(e.route()) + ",\"tags\":[";
+    const auto tags = e.tags();
+    for (std::size_t t = 0; t < tags.size(); ++t) body += (t ? "," : "") + json_string(tags[t]);
     body += "]}";
   }
   body += "]}\n";

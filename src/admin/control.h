@@ -20,7 +20,7 @@ namespace cachalot::admin {
 
 struct Inspection {
   std::string key;  // the primary key the path maps to (for the first host that has it)
-  std::vector<std::shared_ptr<const cache::Entry>> variants;
+  std::vector<cache::EntryRef> variants;
 };
 
 class Control {

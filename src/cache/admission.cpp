@@ -63,7 +63,7 @@ Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp) {
   auto cc = parse_response_cache_control(resp.headers.get_combined("cache-control"));
   a.verdict = storable(*ctx.request, *ctx.request_cc, resp, cc, *ctx.storable);
   if (!a.verdict.store) return a;
-  auto e = std::make_shared<Entry>();
+  auto e = std::make_unique<EntryDraft>();
   e->primary_key = ctx.primary_key;
   auto vary = parse_vary(resp.headers);
   e->vary_names = vary.names;
@@ -73,7 +73,6 @@ Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp) {
   ensure_date(e->headers, ctx.response_time);
   e->cc = std::move(cc);
   e->freshness = compute_freshness(*ctx.request, resp, e->cc, ctx.request_time, ctx.response_time, *ctx.freshness);
-  e->stored_at = ctx.response_time;
   if (ctx.tag_fields) e->tags = parse_tags(resp.headers, *ctx.tag_fields);
   e->route = ctx.route;
   e->route_generation = ctx.route_generation;
@@ -91,8 +90,8 @@ Freshened freshen(const AdmissionContext& ctx, const Entry& stored, const http::
       update.add(field.name, field.value);
   }
   http::ResponseHead merged;
-  merged.status = stored.status;
-  merged.headers = merge_304(stored.headers, update);
+  merged.status = stored.status();
+  merged.headers = merge_304(stored.fields(), update);
   ensure_date(merged.headers, ctx.response_time);
   auto cc = parse_response_cache_control(merged.headers.get_combined("cache-control"));
   // §4.3.4: the 304's directives now govern; the merged response is admitted like any other.
@@ -101,18 +100,24 @@ Freshened freshen(const AdmissionContext& ctx, const Entry& stored, const http::
     f.response_fields = std::move(merged.headers);
     return f;
   }
-  auto e = std::make_shared<Entry>(stored);
-  e->headers = stored_fields(merged.headers, f.verdict.strip_fields);
-  merged.headers = e->headers;
-  e->cc = std::move(cc);
-  e->freshness = compute_freshness(*ctx.request, merged, e->cc, ctx.request_time, ctx.response_time, *ctx.freshness);
-  e->stored_at = ctx.response_time;
-  if (ctx.tag_fields) e->tags = parse_tags(e->headers, *ctx.tag_fields);
-  e->route = ctx.route;
-  e->route_generation = ctx.route_generation;
-  finalize_entry(*e);
-  f.response_fields = e->headers;
-  f.entry = std::move(e);
+  EntryDraft e;
+  e.primary_key = stored.primary_key();
+  e.variant_key = stored.variant_key();
+  e.vary_names = stored.vary_names();
+  e.status = stored.status();
+  e.body = stored.body();
+  // Freshness from the merged response as received, before the fields a
+  // cache does not store are stripped, as admit() does: the 304's Age must
+  // count (§4.2.3; an upstream cache's 304 can be old), although Age itself
+  // is not stored.
+  e.freshness = compute_freshness(*ctx.request, merged, cc, ctx.request_time, ctx.response_time, *ctx.freshness);
+  if (ctx.tag_fields) e.tags = parse_tags(merged.headers, *ctx.tag_fields);  // as admit(): before stripping
+  e.headers = stored_fields(merged.headers, f.verdict.strip_fields);
+  e.cc = std::move(cc);
+  e.route = ctx.route;
+  e.route_generation = ctx.route_generation;
+  f.response_fields = e.headers;
+  f.entry = build_entry(e);
   return f;
 }
 

@@ -9,7 +9,7 @@
 //    response's fields minus hop-by-hop fields, Content-Length, Age,
 //    Proxy-Authenticate(-Info) (RFC 9111 §3.1) and every field the verdict
 //    names (no-cache="f", private="f", Set-Cookie under set_cookie: strip).
-//    The body is appended by the caller, then finalize_entry().
+//    The body is appended by the caller, then build_entry().
 //  - freshen(): a 304 to our conditional request (§4.3.3, §4.3.4). The 304's
 //    fields update the stored ones (merge_304), except Set-Cookie, which
 //    belongs to the client that caused the revalidation: it goes to that
@@ -50,13 +50,13 @@ struct AdmissionContext {
 
 struct Admitted {
   StoreVerdict verdict;
-  std::shared_ptr<Entry> entry;  // set iff verdict.store; body empty, not finalized
+  std::unique_ptr<EntryDraft> entry;  // set iff verdict.store; body empty, packed by build_entry() when complete
 };
 Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp);
 
 struct Freshened {
-  StoreVerdict verdict;          // storable() of the merged response
-  std::shared_ptr<Entry> entry;  // the updated entry, finalized; null when no longer storable
+  StoreVerdict verdict;  // storable() of the merged response
+  EntryRef entry;        // the updated entry; null when no longer storable
   // The merged response as the revalidating client gets it: the entry's
   // fields when stored, else every merged field.
   http::HeaderMap response_fields;

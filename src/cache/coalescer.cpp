@@ -70,7 +70,7 @@ void Fill::append(std::shared_ptr<const std::string> chunk) {
   call_all(w);
 }
 
-bool Fill::finish(State final_state, std::shared_ptr<const Entry> entry) {
+bool Fill::finish(State final_state, EntryRef entry) {
   std::vector<Waker> w;
   {
     std::lock_guard lk(mu_);
@@ -115,7 +115,7 @@ void FetchPermit::append(std::shared_ptr<const std::string> chunk) {
   if (fill_ && !finished_) fill_->append(std::move(chunk));
 }
 
-void FetchPermit::finish(Fill::State state, std::shared_ptr<const Entry> entry) {
+void FetchPermit::finish(Fill::State state, EntryRef entry) {
   if (!fill_ || finished_) return;
   finished_ = true;
   if (coalescer_) coalescer_->release(*fill_);

@@ -57,14 +57,14 @@ class Fill {
   struct Head {
     std::string head_block;   // status line and fields for a follower, framing chunked unless content_length >= 0
     int64_t content_length = -1;
-    std::shared_ptr<const Entry> proto;  // status, fields, freshness, vary and validators; empty body
+    EntryRef proto;  // status, fields, freshness, vary and validators; empty body
   };
 
   struct View {
     State state;
     std::shared_ptr<const Head> head;
     std::vector<std::shared_ptr<const std::string>> chunks;  // chunks [from, ...)
-    std::shared_ptr<const Entry> entry;
+    EntryRef entry;
   };
 
   explicit Fill(std::string key) : key_(std::move(key)) {}
@@ -90,7 +90,7 @@ class Fill {
   // Keeps the first terminal state; Uncacheable after Streaming becomes Failed
   // (followers already streaming cannot fetch for themselves). False if the
   // fill had already ended.
-  bool finish(State final_state, std::shared_ptr<const Entry> entry);
+  bool finish(State final_state, EntryRef entry);
   bool add_follower(std::size_t max);
   void take_wakers(std::vector<Waker>& out);
 
@@ -99,7 +99,7 @@ class Fill {
   State state_ = State::Pending;
   std::shared_ptr<const Head> head_;
   std::vector<std::shared_ptr<const std::string>> chunks_;
-  std::shared_ptr<const Entry> entry_;
+  EntryRef entry_;
   std::vector<Waker> wakers_;
   std::size_t followers_ = 0;
 };
@@ -123,7 +123,7 @@ class FetchPermit {
   void append(std::shared_ptr<const std::string> chunk);
   // Releases the key first (new requests stop joining), then ends the fill and
   // wakes its followers. Only the first call has an effect.
-  void finish(Fill::State state, std::shared_ptr<const Entry> entry = nullptr);
+  void finish(Fill::State state, EntryRef entry = nullptr);
 
  private:
   friend class Coalescer;

@@ -1,60 +1,122 @@
 #include "cache/entry.h"
 
+#include <new>
+
 #include "cache/store.h"
 
 namespace cachalot::cache {
 
+// ---------------------------------------------------------------- EntryRef
+
+EntryRef::EntryRef(const EntryRef& o) noexcept : p_(o.p_) {
+  if (p_) p_->refs_.fetch_add(1, std::memory_order_relaxed);
+}
+
+EntryRef& EntryRef::operator=(const EntryRef& o) noexcept {
+  EntryRef(o).swap(*this);
+  return *this;
+}
+
+EntryRef& EntryRef::operator=(EntryRef&& o) noexcept {
+  EntryRef(std::move(o)).swap(*this);
+  return *this;
+}
+
+EntryRef::~EntryRef() {
+  if (p_) p_->release_ref();
+}
+
+void Entry::release_ref() const noexcept {
+  // The last reference frees the block: acquire so every write made by other
+  // owners happens before it (the usual shared_ptr ordering).
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  const_cast<Entry*>(this)->~Entry();
+  ::operator delete(const_cast<Entry*>(this));
+}
+
+// ---------------------------------------------------------------- metadata
+
+Freshness Entry::freshness() const noexcept {
+  Freshness f;
+  f.request_time = core::TimePoint(core::Duration(request_time_ms_));
+  f.response_time = core::TimePoint(core::Duration(response_time_ms_));
+  f.corrected_initial_age = core::Seconds(corrected_initial_age_);
+  f.lifetime = core::Seconds(lifetime_);
+  f.stale_while_revalidate = core::Seconds(swr_);
+  f.stale_if_error = core::Seconds(sie_);
+  f.keep = core::Seconds(keep_);
+  f.stale_on_disconnect = core::Seconds(sod_);
+  f.heuristic = (freshness_flags_ & 1) != 0;
+  f.no_cache = (freshness_flags_ & 2) != 0;
+  f.must_revalidate = (freshness_flags_ & 4) != 0;
+  return f;
+}
+
+std::optional<int64_t> Entry::date() const noexcept {
+  if (!(flags_ & kHasDate)) return std::nullopt;
+  return date_;
+}
+
+core::TimePoint Entry::stored_at() const noexcept { return core::TimePoint(core::Duration(response_time_ms_)); }
+
+core::TimePoint Entry::drop_after() const noexcept { return cache::drop_after(freshness()); }
+
 namespace {
-
-using store_memory::malloc_chunk;
-
-// libstdc++ keeps up to 15 chars inside the std::string object (already in
-// sizeof(Entry)); beyond that, one heap block of capacity() + 1.
-constexpr std::size_t kInlineStringCapacity = 15;
-
-std::size_t heap_bytes(const std::string& s) noexcept {
-  return s.capacity() > kInlineStringCapacity ? malloc_chunk(s.capacity() + 1) : 0;
+std::vector<std::string> split_lines(std::string_view s) {
+  std::vector<std::string> out;
+  while (!s.empty()) {
+    std::size_t nl = s.find('\n');
+    out.emplace_back(s.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    s.remove_prefix(nl + 1);
+  }
+  return out;
 }
-
-// A heap copy of a string of this length (as the store's key map and tag
-// index make: capacity == size).
-std::size_t copy_bytes(std::size_t len) noexcept {
-  return len > kInlineStringCapacity ? malloc_chunk(len + 1) : 0;
-}
-
-std::size_t heap_bytes(const std::vector<std::string>& v) noexcept {
-  std::size_t n = malloc_chunk(v.capacity() * sizeof(std::string));
-  for (const std::string& s : v) n += heap_bytes(s);
-  return n;
-}
-
-// make_shared puts the control block (vtable pointer, use and weak counts)
-// and the Entry in one allocation.
-constexpr std::size_t kSharedControlBlock = 16;
-
-// HeaderMap::byte_size() counts its two buffers' capacities, not the malloc
-// headers and rounding of those two blocks.
-constexpr std::size_t kHeaderMapBlocks = 2;
-constexpr std::size_t kPerBlockSlack = 24;  // 8-byte header + up to 15 bytes of rounding, rounded up
-
 }  // namespace
 
-// What this entry costs while stored: everything it owns, as glibc malloc
-// really allocates it, plus what the Store spends on it (store_memory in
-// store.h derives each figure). Uses capacities, not sizes: a body built by
-// appending may hold up to 2x its size until shrunk. Over-estimates rather
-// than under-estimates, so that the budget bounds the resident memory.
-std::size_t Entry::charge() const noexcept {
-  std::size_t n = malloc_chunk(sizeof(Entry) + kSharedControlBlock);
-  n += heap_bytes(primary_key) + heap_bytes(variant_key) + heap_bytes(head_block) + heap_bytes(body);
-  n += heap_bytes(etag) + heap_bytes(last_modified) + heap_bytes(route);
-  n += headers.byte_size() + kHeaderMapBlocks * kPerBlockSlack;
-  n += heap_bytes(vary_names) + heap_bytes(tags);
-  n += heap_bytes(cc.no_cache_fields) + heap_bytes(cc.private_fields);
+std::vector<std::string> Entry::vary_names() const { return split_lines(vary()); }
+std::vector<std::string> Entry::tags() const { return split_lines(tag_list()); }
 
-  n += store_memory::kPerEntry + copy_bytes(primary_key.size());  // the key map holds its own copy
-  for (const std::string& tag : tags)
-    n += store_memory::kTagMemberBytes + store_memory::kTagHeadBytes + copy_bytes(tag.size());
+bool Entry::has_tag(std::string_view tag) const noexcept {
+  std::string_view s = tag_list();
+  while (!s.empty()) {
+    std::size_t nl = s.find('\n');
+    if (s.substr(0, nl) == tag) return true;
+    if (nl == std::string_view::npos) break;
+    s.remove_prefix(nl + 1);
+  }
+  return false;
+}
+
+http::HeaderMap Entry::fields() const {
+  http::HeaderMap h;
+  std::string_view s = fields_block();
+  while (!s.empty()) {
+    std::size_t eol = s.find("\r\n");
+    std::string_view line = s.substr(0, eol);
+    std::size_t colon = line.find(':');
+    if (colon != std::string_view::npos) h.add(line.substr(0, colon), http::trim_ows(line.substr(colon + 1)));
+    if (eol == std::string_view::npos) break;
+    s.remove_prefix(eol + 2);
+  }
+  return h;
+}
+
+// What this entry costs while stored: its one block as glibc malloc really
+// allocates it, plus the Store's bookkeeping for it (store_memory in store.h).
+std::size_t Entry::charge() const noexcept {
+  std::size_t n = store_memory::malloc_chunk(alloc_size_) + store_memory::kPerEntry;
+  // A tagged entry is also in the shard's tag index: a set member, and the
+  // tag's own node and string (charged to every tagged entry: an over-estimate
+  // when entries share a tag).
+  std::string_view tags = tag_list();
+  while (!tags.empty()) {
+    const std::size_t nl = tags.find('\n');
+    const std::size_t len = std::min(nl, tags.size());
+    n += store_memory::kTagMemberBytes + store_memory::kTagHeadBytes + (len > 15 ? store_memory::malloc_chunk(len + 1) : 0);
+    if (nl == std::string_view::npos) break;
+    tags.remove_prefix(nl + 1);
+  }
   return n;
 }
 

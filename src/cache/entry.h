@@ -1,15 +1,36 @@
-// Entry: one stored response (one variant of one primary key).
+// Entry: one stored response (one variant of one primary key), in ONE
+// allocation.
 //
-// Invariants: an Entry never changes once published to the Store (it is held
-// as shared_ptr<const Entry>); a 304 publishes a merged copy. `head_block` is
-// the serialized status line and stored fields, ready for a gathered write;
-// the serving code appends Age, Date, Cache-Status and Connection per request.
+// Layout of the allocation:
+//   [Entry: fixed metadata, ~100 bytes]
+//   [primary key][variant key][vary names][tags][route name][head block][body]
+// The head block is the serialised status line and stored fields, then
+// "Via" and "Content-Length" ("HTTP/1.1 200 OK\r\n...Content-Length: 5\r\n",
+// no final CRLF), ready for a gathered write; the serving code appends Age,
+// Cache-Status and Connection per request. No parsed HeaderMap is kept: the
+// rare paths that need fields (304 merges, inspection, a client's 304)
+// parse them back from the head (fields()). Validators are offsets into the
+// head; Vary names and tags are '\n'-joined.
+//
+// Invariants: an Entry never changes once built; replacing one builds a new
+// one (a 304 merge builds from a draft, a soft purge clones the block with
+// new freshness). Ownership is an intrusive count (EntryRef, like
+// std::shared_ptr but 4 bytes inside the block instead of a 16-byte control
+// block); the store holds one reference per stored entry. The store's own
+// links live in the Store (its node pool), not here.
+//
+// Building: an EntryDraft (mutable, the old field-by-field form) collects a
+// response while it arrives; build_entry() packs it. draft_of() unpacks an
+// entry for the paths that change fields.
 #pragma once
 
+#include <array>
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cache/cache_control.h"
@@ -19,37 +40,148 @@
 
 namespace cachalot::cache {
 
-struct Entry {
-  std::string primary_key;              // normalized scheme://host/path?query (see key.h)
-  std::string variant_key;              // normalized request values of the Vary fields ("" without Vary)
-  std::vector<std::string> vary_names;  // lower-cased field names from the response's Vary
+class Entry;
 
-  int status = 200;
-  http::HeaderMap headers;  // stored response fields (no hop-by-hop, Age or Content-Length; Date kept)
-  std::string head_block;   // "HTTP/1.1 200 OK\r\n" + fields except Age/Connection/Keep-Alive, no final CRLF
-  std::string body;         // complete body
+// An owning reference to an Entry (intrusive count; thread-safe like shared_ptr).
+class EntryRef {
+ public:
+  EntryRef() noexcept = default;
+  EntryRef(std::nullptr_t) noexcept {}
+  EntryRef(const EntryRef& o) noexcept;
+  EntryRef(EntryRef&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  EntryRef& operator=(const EntryRef& o) noexcept;
+  EntryRef& operator=(EntryRef&& o) noexcept;
+  ~EntryRef();
 
-  ResponseCacheControl cc;  // parsed once when stored
-  Freshness freshness;      // computed once when stored (freshness.h)
-  std::optional<int64_t> date;  // the stored Date field, unix seconds
-  core::TimePoint stored_at{};
-  core::TimePoint drop_after{};  // past this (stale windows and keep window spent) the entry is useless
+  const Entry* get() const noexcept { return p_; }
+  const Entry& operator*() const noexcept { return *p_; }
+  const Entry* operator->() const noexcept { return p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+  void reset() noexcept { EntryRef().swap(*this); }
+  void swap(EntryRef& o) noexcept { std::swap(p_, o.p_); }
+  friend bool operator==(const EntryRef& a, const EntryRef& b) noexcept { return a.p_ == b.p_; }
+  friend bool operator==(const EntryRef& a, std::nullptr_t) noexcept { return a.p_ == nullptr; }
+  // Adopts a pointer whose count already includes this reference.
+  static EntryRef adopt(const Entry* p) noexcept {
+    EntryRef r;
+    r.p_ = p;
+    return r;
+  }
+  // Gives up this reference without releasing it (the store's own reference).
+  const Entry* release() noexcept {
+    const Entry* p = p_;
+    p_ = nullptr;
+    return p;
+  }
 
-  std::string etag;           // "" if none
-  std::string last_modified;  // "" if none
-  std::vector<std::string> tags;
-  std::string route;          // name of the route it was stored under ("" = none)
-  uint64_t route_generation = 0;
-
-  // Bytes this entry is charged against cache.max_memory: bodies, fields and
-  // the fixed per-entry overhead (struct, index nodes, allocator headers).
-  std::size_t charge() const noexcept;
+ private:
+  const Entry* p_ = nullptr;
 };
 
-// Completes an entry whose status, headers, body and freshness are set:
-// builds head_block (with Content-Length and Via), extracts the validators and
-// Date, and sets drop_after from the freshness windows (drop_after(freshness)).
-void finalize_entry(Entry& e);
+// The mutable form of an entry: filled while a response arrives, then packed.
+struct EntryDraft {
+  std::string primary_key;              // normalised scheme://host/path?query (see key.h)
+  std::string variant_key;              // normalised request values of the Vary fields ("" without Vary)
+  std::vector<std::string> vary_names;  // lower-cased, sorted, unique, from the response's Vary
+  int status = 200;
+  http::HeaderMap headers;  // stored response fields (no hop-by-hop, Age or Content-Length; Date kept)
+  std::string body;         // complete body
+  ResponseCacheControl cc;  // parsed once when stored (only the §3.5 flags are kept)
+  Freshness freshness;      // computed once when stored (freshness.h)
+  std::vector<std::string> tags;
+  std::string route;        // name of the route it was stored under ("" = none)
+  uint64_t route_generation = 0;
+};
+
+class Entry {
+ public:
+  Entry(const Entry&) = delete;
+  Entry& operator=(const Entry&) = delete;
+
+  std::string_view primary_key() const noexcept { return piece(0); }
+  std::string_view variant_key() const noexcept { return piece(1); }
+  // Lower-case names from the response's Vary, sorted and unique, joined by '\n' ("" without Vary).
+  std::string_view vary() const noexcept { return piece(2); }
+  std::vector<std::string> vary_names() const;
+  // Tags joined by '\n'.
+  std::string_view tag_list() const noexcept { return piece(3); }
+  std::vector<std::string> tags() const;
+  bool has_tag(std::string_view tag) const noexcept;
+  std::string_view route() const noexcept { return piece(4); }
+  // Status line and stored fields, then Via and Content-Length; no final CRLF.
+  std::string_view head_block() const noexcept { return piece(5); }
+  std::string_view body() const noexcept { return piece(6); }
+
+  int status() const noexcept { return status_; }
+  Freshness freshness() const noexcept;
+  // Freshness::current_age() without unpacking the rest (the hit path's Age).
+  core::Seconds current_age(core::TimePoint now) const noexcept {
+    const int64_t resident = (now.time_since_epoch().count() - response_time_ms_) / 1000;
+    return core::Seconds(corrected_initial_age_ + (resident > 0 ? resident : 0));
+  }
+  std::string_view etag() const noexcept { return head_block().substr(etag_off_, etag_len_); }
+  std::string_view last_modified() const noexcept { return head_block().substr(lm_off_, lm_len_); }
+  std::optional<int64_t> date() const noexcept;
+  // RFC 9111 §3.5: may this response answer a request with Authorization?
+  bool may_serve_to_authorized() const noexcept { return (flags_ & kAuthorizedOk) != 0; }
+  uint64_t route_generation() const noexcept { return route_generation_; }
+  core::TimePoint stored_at() const noexcept;
+  // Past this (stale windows and keep window spent) the entry is useless.
+  core::TimePoint drop_after() const noexcept;
+
+  // The stored fields, parsed back from the head (rare paths).
+  http::HeaderMap fields() const;
+  // The stored fields as serialised ("Name: value\r\n" lines).
+  std::string_view fields_block() const noexcept {
+    return head_block().substr(fields_begin_, fields_end_ - fields_begin_);
+  }
+
+  // Bytes this entry is charged against cache.max_memory: its allocation as
+  // malloc really spends it, plus what the Store spends on it (store.h).
+  std::size_t charge() const noexcept;
+  // The bytes of the allocation (for snapshots and L2 records).
+  std::size_t allocation_size() const noexcept { return alloc_size_; }
+
+ private:
+  friend class EntryRef;
+  void set_freshness(const Freshness& f) noexcept;
+  friend EntryRef build_entry(const EntryDraft& d);
+  friend EntryRef with_freshness(const Entry& e, const Freshness& f);
+  Entry() = default;
+  static constexpr uint8_t kAuthorizedOk = 1;  // public, s-maxage or must-revalidate
+  static constexpr uint8_t kHasDate = 2;
+  static constexpr std::size_t kPieces = 7;
+
+  const char* tail() const noexcept { return reinterpret_cast<const char*>(this + 1); }
+  std::string_view piece(std::size_t i) const noexcept {
+    const uint32_t begin = i == 0 ? 0 : ends_[i - 1];
+    return {tail() + begin, ends_[i] - begin};
+  }
+  void release_ref() const noexcept;
+
+  mutable std::atomic<uint32_t> refs_{1};
+  uint32_t alloc_size_ = 0;
+  std::array<uint32_t, kPieces> ends_{};  // end offset of each piece in the tail
+  uint32_t sod_ = 0;  // Freshness::stale_on_disconnect (here, it fills the hole before the 8-byte times)
+  // Freshness, packed (freshness.h has the meaning of each field).
+  int64_t request_time_ms_ = 0, response_time_ms_ = 0;
+  uint32_t corrected_initial_age_ = 0, lifetime_ = 0, swr_ = 0, sie_ = 0, keep_ = 0;
+  uint8_t freshness_flags_ = 0;  // heuristic 1, no_cache 2, must_revalidate 4
+  uint8_t flags_ = 0;
+  uint16_t status_ = 200;
+  uint32_t etag_off_ = 0, etag_len_ = 0, lm_off_ = 0, lm_len_ = 0;  // in the head block
+  uint32_t fields_begin_ = 0, fields_end_ = 0;                      // the stored fields in the head block
+  int64_t date_ = 0;
+  uint64_t route_generation_ = 0;
+};
+
+// Packs a draft (its body complete) into a new entry: builds the head block
+// (with Via and Content-Length), finds the validators and Date.
+EntryRef build_entry(const EntryDraft& d);
+// The draft `e` was built from (fields parsed back from its head).
+EntryDraft draft_of(const Entry& e);
+// A copy of `e` with other freshness numbers (one block copy).
+EntryRef with_freshness(const Entry& e, const Freshness& f);
 
 // Does stored variant `e` apply to a request with these (forwarded) fields?
 // Its Vary names' normalised values must equal those the entry was stored for.
@@ -58,6 +190,6 @@ bool matches_variant(const Entry& e, const http::HeaderMap& request_fields);
 // A copy of `e` that is stale from `now` on (a soft purge): its lifetime ends
 // at its current age, so stale-while-revalidate and stale-if-error still
 // apply and the next request revalidates it.
-std::shared_ptr<const Entry> mark_stale(const Entry& e, core::TimePoint now);
+EntryRef mark_stale(const Entry& e, core::TimePoint now);
 
 }  // namespace cachalot::cache

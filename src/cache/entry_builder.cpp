@@ -1,4 +1,7 @@
+#include <algorithm>
 #include <charconv>
+#include <cstring>
+#include <new>
 
 #include "cache/entry.h"
 #include "cache/purge.h"
@@ -7,52 +10,157 @@
 
 namespace cachalot::cache {
 
-void finalize_entry(Entry& e) {
-  auto etag = e.headers.get("etag");
-  e.etag = etag ? std::string(*etag) : std::string();
-  auto lm = e.headers.get("last-modified");
-  e.last_modified = lm ? std::string(*lm) : std::string();
-  auto date = e.headers.get("date");
-  e.date = date ? http::parse_http_date(*date) : std::nullopt;
+namespace {
 
-  e.head_block.clear();
-  e.head_block.reserve(64 + e.headers.byte_size());
-  e.head_block.append("HTTP/1.1 ");
-  char b[24];
-  auto r = std::to_chars(b, b + sizeof b, e.status);
-  e.head_block.append(b, r.ptr);
-  e.head_block.push_back(' ');
-  e.head_block.append(http::reason_phrase(e.status));
-  e.head_block.append("\r\n");
-  e.headers.serialize(e.head_block);
-  e.head_block.append("Via: 1.1 cachalot\r\n");
-  if (e.status != 204 && e.status != 304 && !(e.status >= 100 && e.status < 200)) {
-    e.head_block.append("Content-Length: ");
-    r = std::to_chars(b, b + sizeof b, e.body.size());
-    e.head_block.append(b, r.ptr);
-    e.head_block.append("\r\n");
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out.push_back('\n');
+    out.append(s);
   }
-  e.head_block.shrink_to_fit();
-  // A body grown chunk by chunk may hold up to twice its size; charge() counts
-  // capacity, so give the slack back before the entry is published.
-  if (e.body.capacity() > e.body.size() + e.body.size() / 8 + 64) e.body.shrink_to_fit();
+  return out;
+}
 
-  // Useful until every window has passed: stale-while-revalidate and
-  // stale-if-error serve it, and the keep window lets a conditional request
-  // revalidate it when it has validators.
-  e.drop_after = drop_after(e.freshness);
+bool has_body_framing(int status) { return status != 204 && status != 304 && !(status >= 100 && status < 200); }
+
+uint32_t to_u32_seconds(core::Seconds s) {
+  return static_cast<uint32_t>(std::clamp<int64_t>(s.count(), 0, UINT32_MAX));
+}
+
+}  // namespace
+
+EntryRef build_entry(const EntryDraft& d) {
+  // The head block: status line, fields, then what we add.
+  std::string head;
+  head.reserve(64 + d.headers.byte_size());
+  head.append("HTTP/1.1 ");
+  char b[24];
+  auto r = std::to_chars(b, b + sizeof b, d.status);
+  head.append(b, r.ptr);
+  head.push_back(' ');
+  head.append(http::reason_phrase(d.status));
+  head.append("\r\n");
+  const auto fields_begin = static_cast<uint32_t>(head.size());
+  uint32_t etag_off = 0, etag_len = 0, lm_off = 0, lm_len = 0;
+  bool have_etag = false, have_lm = false;
+  std::optional<int64_t> date;
+  for (auto f : d.headers) {
+    head.append(f.name).append(": ");
+    const auto value_off = static_cast<uint32_t>(head.size());
+    head.append(f.value).append("\r\n");
+    if (!have_etag && http::iequals(f.name, "etag")) {
+      have_etag = true;
+      etag_off = value_off;
+      etag_len = static_cast<uint32_t>(f.value.size());
+    } else if (!have_lm && http::iequals(f.name, "last-modified")) {
+      have_lm = true;
+      lm_off = value_off;
+      lm_len = static_cast<uint32_t>(f.value.size());
+    } else if (!date && http::iequals(f.name, "date")) {
+      date = http::parse_http_date(f.value);
+    }
+  }
+  const auto fields_end = static_cast<uint32_t>(head.size());
+  head.append("Via: 1.1 cachalot\r\n");
+  if (has_body_framing(d.status)) {
+    head.append("Content-Length: ");
+    r = std::to_chars(b, b + sizeof b, d.body.size());
+    head.append(b, r.ptr);
+    head.append("\r\n");
+  }
+
+  const std::string vary = join(d.vary_names);
+  const std::string tags = join(d.tags);
+  const std::string_view pieces[] = {d.primary_key, d.variant_key, vary, tags, d.route, head, d.body};
+  std::size_t tail = 0;
+  for (auto p : pieces) tail += p.size();
+  const std::size_t size = sizeof(Entry) + tail;
+
+  void* mem = ::operator new(size);
+  Entry* e = new (mem) Entry();
+  e->alloc_size_ = static_cast<uint32_t>(std::min<std::size_t>(size, UINT32_MAX));
+  char* out = reinterpret_cast<char*>(e + 1);
+  uint32_t at = 0;
+  for (std::size_t i = 0; i < Entry::kPieces; ++i) {
+    std::memcpy(out + at, pieces[i].data(), pieces[i].size());
+    at += static_cast<uint32_t>(pieces[i].size());
+    e->ends_[i] = at;
+  }
+  e->set_freshness(d.freshness);
+  e->status_ = static_cast<uint16_t>(d.status);
+  if (d.cc.public_ || d.cc.s_maxage.has_value() || d.cc.must_revalidate) e->flags_ |= Entry::kAuthorizedOk;
+  if (date) {
+    e->flags_ |= Entry::kHasDate;
+    e->date_ = *date;
+  }
+  e->etag_off_ = etag_off;
+  e->etag_len_ = etag_len;
+  e->lm_off_ = lm_off;
+  e->lm_len_ = lm_len;
+  e->fields_begin_ = fields_begin;
+  e->fields_end_ = fields_end;
+  e->route_generation_ = d.route_generation;
+  return EntryRef::adopt(e);
+}
+
+// The packed freshness numbers (whole seconds; times in milliseconds).
+void Entry::set_freshness(const Freshness& f) noexcept {
+  request_time_ms_ = f.request_time.time_since_epoch().count();
+  response_time_ms_ = f.response_time.time_since_epoch().count();
+  corrected_initial_age_ = to_u32_seconds(f.corrected_initial_age);
+  lifetime_ = to_u32_seconds(f.lifetime);
+  swr_ = to_u32_seconds(f.stale_while_revalidate);
+  sie_ = to_u32_seconds(f.stale_if_error);
+  keep_ = to_u32_seconds(f.keep);
+  sod_ = to_u32_seconds(f.stale_on_disconnect);
+  freshness_flags_ = (f.heuristic ? 1 : 0) | (f.no_cache ? 2 : 0) | (f.must_revalidate ? 4 : 0);
+}
+
+EntryDraft draft_of(const Entry& e) {
+  EntryDraft d;
+  d.primary_key = e.primary_key();
+  d.variant_key = e.variant_key();
+  d.vary_names = e.vary_names();
+  d.status = e.status();
+  d.headers = e.fields();
+  d.body = e.body();
+  d.cc = parse_response_cache_control(d.headers.get_combined("cache-control"));
+  d.freshness = e.freshness();
+  d.tags = e.tags();
+  d.route = e.route();
+  d.route_generation = e.route_generation();
+  return d;
+}
+
+EntryRef with_freshness(const Entry& e, const Freshness& f) {
+  void* mem = ::operator new(e.alloc_size_);
+  Entry* c = new (mem) Entry();  // one owner, like any new entry
+  std::memcpy(static_cast<void*>(c + 1), e.tail(), e.alloc_size_ - sizeof(Entry));
+  c->alloc_size_ = e.alloc_size_;
+  c->ends_ = e.ends_;
+  c->status_ = e.status_;
+  c->flags_ = e.flags_;
+  c->etag_off_ = e.etag_off_;
+  c->etag_len_ = e.etag_len_;
+  c->lm_off_ = e.lm_off_;
+  c->lm_len_ = e.lm_len_;
+  c->fields_begin_ = e.fields_begin_;
+  c->fields_end_ = e.fields_end_;
+  c->date_ = e.date_;
+  c->route_generation_ = e.route_generation_;
+  c->set_freshness(f);
+  return EntryRef::adopt(c);
 }
 
 bool matches_variant(const Entry& e, const http::HeaderMap& request_fields) {
-  return e.vary_names.empty() || variant_key(e.vary_names, request_fields) == e.variant_key;
+  return e.vary().empty() || variant_key_joined(e.vary(), request_fields) == e.variant_key();
 }
 
-std::shared_ptr<const Entry> mark_stale(const Entry& e, core::TimePoint now) {
-  auto copy = std::make_shared<Entry>(e);
-  auto age = copy->freshness.current_age(now);
-  if (copy->freshness.lifetime > age) copy->freshness.lifetime = age;
-  finalize_entry(*copy);
-  return copy;
+EntryRef mark_stale(const Entry& e, core::TimePoint now) {
+  Freshness f = e.freshness();
+  auto age = f.current_age(now);
+  if (f.lifetime > age) f.lifetime = age;
+  return with_freshness(e, f);
 }
 
 std::string_view to_string(Purge::Kind k) noexcept {

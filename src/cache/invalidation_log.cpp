@@ -8,7 +8,11 @@ namespace cachalot::cache {
 
 bool InvalidationLog::may_match_key(const Rule& r, std::string_view key) noexcept {
   if (r.kind != Purge::Kind::Url && r.kind != Purge::Kind::Prefix) return true;
-  if (r.authority && key_authority(key) != *r.authority) return false;
+  if (r.authority) {
+    const bool https = key.substr(0, 8) == "https://";
+    const std::string& want = https && r.authority_https ? *r.authority_https : *r.authority;
+    if (key_authority(key) != want) return false;
+  }
   std::string_view path = key_path(key);
   return r.kind == Purge::Kind::Url ? path == r.path : path.substr(0, r.path.size()) == r.path;
 }
@@ -16,10 +20,10 @@ bool InvalidationLog::may_match_key(const Rule& r, std::string_view key) noexcep
 bool InvalidationLog::matches(const Rule& r, const Entry& e) noexcept {
   switch (r.kind) {
     case Purge::Kind::All: return true;
-    case Purge::Kind::Route: return e.route == r.path;
-    case Purge::Kind::Tag: return std::find(e.tags.begin(), e.tags.end(), r.path) != e.tags.end();
+    case Purge::Kind::Route: return e.route() == r.path;
+    case Purge::Kind::Tag: return e.has_tag(r.path);
     case Purge::Kind::Url:
-    case Purge::Kind::Prefix: return may_match_key(r, e.primary_key);
+    case Purge::Kind::Prefix: return may_match_key(r, e.primary_key());
   }
   return false;
 }

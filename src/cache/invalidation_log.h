@@ -41,7 +41,10 @@ class InvalidationLog {
   //   Route:  the entry was stored under the route named `path`
   struct Rule {
     Purge::Kind kind = Purge::Kind::All;
-    std::optional<std::string> authority;  // normalised host[:port]
+    // The host as normalised for each scheme (the default port differs):
+    // "example.com:443" is "example.com:443" in http:// keys, "example.com" in https:// ones.
+    std::optional<std::string> authority;        // for http:// keys
+    std::optional<std::string> authority_https;  // for https:// keys
     std::string path;                      // see above
     bool soft = false;
   };

@@ -256,26 +256,49 @@ std::string primary_key(std::string_view scheme, std::string_view host, std::str
   std::string_view pq = path_and_query(target);
   pq = pq.substr(0, pq.find('#'));  // a fragment is not part of the target
   const std::size_t q = std::min(pq.find('?'), pq.size());
-  const std::string_view path = pq.substr(0, q);
-  const std::string_view query = pq.substr(std::min(q + 1, pq.size()));
-
   std::string key;
-  // Worst case: scheme + "://" + 3x host + ":" + "/" + 3x path + "?" + 6x query.
-  key.resize(scheme.size() + 3 + 3 * host.size() + 1 + 1 + 3 * path.size() + 1 + 6 * query.size());
+  key_begin(key, scheme, host, pq.substr(0, q), false);
+  key_finish(key, pq.substr(std::min(q + 1, pq.size())), q != pq.size(), req_headers, opts);
+  return key;
+}
+
+void key_begin(std::string& key, std::string_view scheme, std::string_view host, std::string_view path,
+               bool authority_normalized) {
+  // Worst case: scheme + "://" + 3x host + ":" + "/" + 3x path. resize() on a
+  // reused string keeps its capacity: no allocation in steady state.
+  key.resize(scheme.size() + 3 + (authority_normalized ? host.size() : 3 * host.size() + 1) + 1 + 3 * path.size());
   char* p = key.data();
   for (char c : scheme) *p++ = lower(c);
   p = write(p, "://");
-  const std::string_view default_port = iequals(scheme, "http") ? "80" : iequals(scheme, "https") ? "443" : "";
-  p = write_authority(p, default_port, host);
+  if (authority_normalized) {
+    p = write(p, host);
+  } else {
+    const std::string_view default_port = iequals(scheme, "http") ? "80" : iequals(scheme, "https") ? "443" : "";
+    p = write_authority(p, default_port, host);
+  }
   p = write_path(p, path);
-  if (q != pq.size()) p = write_query(p, query, opts);
   key.resize(static_cast<std::size_t>(p - key.data()));
+}
 
+void key_finish(std::string& key, std::string_view query, bool has_query, const http::HeaderMap& req_headers,
+                const KeyOptions& opts) {
+  if (has_query) {
+    const std::size_t n = key.size();
+    key.resize(n + 1 + 6 * query.size());  // "?" + the normalised query + room to rebuild it
+    char* p = write_query(key.data() + n, query, opts);
+    key.resize(static_cast<std::size_t>(p - key.data()));
+  }
   for (const std::string& name : opts.headers) {
     key.push_back('\n');
     append_field_entry(key, name, req_headers);
   }
-  return key;
+}
+
+void normalize_authority(std::string& out, std::string_view scheme, std::string_view host) {
+  out.resize(3 * host.size() + 1);
+  const std::string_view default_port = iequals(scheme, "http") ? "80" : iequals(scheme, "https") ? "443" : "";
+  char* p = write_authority(out.data(), default_port, host);
+  out.resize(static_cast<std::size_t>(p - out.data()));
 }
 
 std::string_view key_path(std::string_view key) noexcept {
@@ -313,10 +336,7 @@ std::string_view key_authority(std::string_view key) noexcept {
 
 std::string normalized_authority(std::string_view scheme, std::string_view host) {
   std::string out;
-  out.resize(3 * host.size() + 1);
-  const std::string_view default_port = iequals(scheme, "http") ? "80" : iequals(scheme, "https") ? "443" : "";
-  char* p = write_authority(out.data(), default_port, host);
-  out.resize(static_cast<std::size_t>(p - out.data()));
+  normalize_authority(out, scheme, host);
   return out;
 }
 

@@ -56,6 +56,17 @@ struct KeyOptions {
 std::string primary_key(std::string_view scheme, std::string_view host, std::string_view target,
                         const http::HeaderMap& req_headers, const KeyOptions& opts);
 
+// The same key built in two steps into a reused string (the proxy matches
+// its route on the normalised path between them; the query and header
+// entries depend on the route's options). `authority_normalized`: `host`
+// is already normalize_authority()'s output and is written as is.
+//   key_begin:  scheme "://" authority path   (no query, no header entries)
+//   key_finish: "?" query (when has_query) and the header entries
+void key_begin(std::string& key, std::string_view scheme, std::string_view host, std::string_view path,
+               bool authority_normalized);
+void key_finish(std::string& key, std::string_view query, bool has_query, const http::HeaderMap& req_headers,
+                const KeyOptions& opts);
+
 // The normalised path and query of a key ("/a/b?x=1"), for prefix purges.
 // Empty if `primary_key` is not a key.
 std::string_view key_path(std::string_view primary_key) noexcept;
@@ -68,5 +79,7 @@ std::string_view key_authority(std::string_view primary_key) noexcept;
 // The normalised authority a Host value keys as (host lower-cased, default
 // port for `scheme` dropped): what the proxy forwards as Host.
 std::string normalized_authority(std::string_view scheme, std::string_view host);
+// Same, into a reused string.
+void normalize_authority(std::string& out, std::string_view scheme, std::string_view host);
 
 }  // namespace cachalot::cache

@@ -35,53 +35,25 @@ struct HashedKey {
 std::size_t xxh3(std::string_view s) noexcept { return XXH3_64bits(s.data(), s.size()); }
 HashedKey hash_key(std::string_view s) noexcept { return {s, xxh3(s)}; }
 
-// Transparent hash for the key map and the tag index. Deliberately not
-// noexcept: libstdc++ stores the hash code in each node only for hashers that
-// may throw (or that it deems slow). With the cached code a probe compares
-// hashes before strings and a rehash never re-hashes a key; the 8 bytes are
-// counted in store_memory::kKeyMapNodeBytes.
+// Transparent hash for the tag index.
 struct KeyHash {
   using is_transparent = void;
   std::size_t operator()(const std::string& s) const { return xxh3(s); }
   std::size_t operator()(std::string_view s) const { return xxh3(s); }
-  std::size_t operator()(const HashedKey& k) const { return k.hash; }
 };
 
 struct KeyEq {
   using is_transparent = void;
   bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
-  bool operator()(const HashedKey& a, std::string_view b) const noexcept { return a.text == b; }
-  bool operator()(std::string_view a, const HashedKey& b) const noexcept { return a == b.text; }
-};
-
-// The prefix index: views of the strings owned by the key map.
-using OrderedKeys = std::set<std::string_view, std::less<>>;
-
-// Map value for one primary key: its variants are chained through
-// Node::next_variant, oldest published first. `ordered` is the key's element
-// in the prefix index, so that removing a key costs no second O(log n) descent.
-struct KeyNode {
-  NodeId head = kNoNode;
-  uint32_t count = 0;
-  OrderedKeys::iterator ordered;
 };
 
 struct Node {
   EvictionHook hook;
-  NodeId next_variant = kNoNode;        // next newer variant of the same key; free-list link when free
-  uint64_t charge = 0;                  // entry->charge(), computed once at publish
-  std::shared_ptr<const Entry> entry;   // null when free
+  NodeId next_variant = kNoNode;  // next newer variant of the same key; free-list link when free
+  EntryRef entry;                 // null when free; the store's own reference
 };
-// The figures Entry::charge() uses (store_memory in store.h) must cover the
-// real sizes: libstdc++'s hash node is {next, value, cached hash}, its
-// red-black tree node is {color, parent, left, right, value}.
+// The figures Entry::charge() uses (store_memory in store.h) must cover the real sizes.
 static_assert(sizeof(Node) <= store_memory::kNodeBytes);
-static_assert(store_memory::malloc_chunk(sizeof(void*) + sizeof(std::pair<const std::string, KeyNode>) +
-                                         sizeof(std::size_t)) <= store_memory::kKeyMapNodeBytes);
-static_assert(store_memory::malloc_chunk(4 * sizeof(void*) + sizeof(std::string_view)) <=
-              store_memory::kOrderedKeyBytes);
-static_assert(store_memory::malloc_chunk(sizeof(void*) + sizeof(NodeId)) + 2 * sizeof(void*) <=
-              store_memory::kTagMemberBytes);
 
 // Nodes in fixed-size chunks: ids are dense, addresses never move (so the
 // hooks' atomics never need copying), and growth costs one chunk, not a 2x
@@ -110,7 +82,6 @@ class NodePool {
   void release(NodeId id) noexcept {
     Node& n = (*this)[id];
     assert(!n.entry);
-    n.charge = 0;
     n.next_variant = free_;
     free_ = id;
   }
@@ -126,6 +97,92 @@ class NodePool {
   NodeId free_ = kNoNode;  // head of the free list
 };
 
+// The key index: open addressing with linear probing over 8-byte slots (the
+// head variant's node id, the key's variant count and 16 bits of its hash);
+// the key itself is read from the head variant's entry, so it is stored once.
+// Load factor at most 0.7 (then the table doubles), backward-shift deletion
+// (no tombstones). An index into it is valid until the next insert or erase.
+class KeyTable {
+ public:
+  static constexpr std::size_t npos = SIZE_MAX;
+  struct Slot {
+    NodeId head = kNoNode;  // kNoNode: empty
+    uint16_t count = 0;     // variants of the key
+    uint16_t tag = 0;       // bits 16..31 of the key's hash
+  };
+  static_assert(sizeof(Slot) == 8);
+
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return slots_.size(); }
+  Slot& operator[](std::size_t i) noexcept { return slots_[i]; }
+  const Slot& operator[](std::size_t i) const noexcept { return slots_[i]; }
+
+  template <class KeyOf>
+  std::size_t find(const HashedKey& k, const KeyOf& key_of) const noexcept {
+    if (slots_.empty()) return npos;
+    const uint16_t tag = tag_of(k.hash);
+    for (std::size_t i = k.hash & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.head == kNoNode) return npos;
+      if (s.tag == tag && key_of(s.head) == k.text) return i;
+    }
+  }
+  // `k` must not be present. Grows first when needed (rehashing with key_of).
+  template <class KeyOf>
+  std::size_t insert(const HashedKey& k, NodeId head, const KeyOf& key_of) {
+    if ((size_ + 1) * 10 > slots_.size() * 7) grow(key_of);
+    std::size_t i = k.hash & mask_;
+    while (slots_[i].head != kNoNode) i = (i + 1) & mask_;
+    slots_[i] = Slot{head, 0, tag_of(k.hash)};
+    ++size_;
+    return i;
+  }
+  // Backward-shift deletion: later slots of the probe run move up.
+  template <class KeyOf>
+  void erase(std::size_t i, const KeyOf& key_of) noexcept {
+    slots_[i] = Slot{};
+    --size_;
+    for (std::size_t j = (i + 1) & mask_; slots_[j].head != kNoNode; j = (j + 1) & mask_) {
+      const std::size_t home = xxh3(key_of(slots_[j].head)) & mask_;
+      // Move j back to i if its home is not in the (cyclic) range (i, j].
+      const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+      if (stays) continue;
+      slots_[i] = slots_[j];
+      slots_[j] = Slot{};
+      i = j;
+    }
+  }
+  void clear() noexcept {
+    std::vector<Slot>().swap(slots_);
+    size_ = 0;
+    mask_ = 0;
+  }
+  void swap(KeyTable& o) noexcept {
+    slots_.swap(o.slots_);
+    std::swap(size_, o.size_);
+    std::swap(mask_, o.mask_);
+  }
+
+ private:
+  static uint16_t tag_of(std::size_t hash) noexcept { return static_cast<uint16_t>(hash >> 16); }
+  template <class KeyOf>
+  void grow(const KeyOf& key_of) {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    slots_.assign(old.empty() ? 16 : old.size() * 2, Slot{});
+    mask_ = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.head == kNoNode) continue;
+      std::size_t i = xxh3(key_of(s.head)) & mask_;
+      while (slots_[i].head != kNoNode) i = (i + 1) & mask_;
+      slots_[i] = s;
+    }
+  }
+  std::vector<Slot> slots_;
+  std::size_t size_ = 0;
+  std::size_t mask_ = 0;
+};
+
 // Why an entry left the store; decides which counter it feeds.
 enum class Why : uint8_t {
   Evicted,      // the eviction policy chose it
@@ -135,7 +192,7 @@ enum class Why : uint8_t {
   Purged,       // erase, erase_entry, purge_*, or removed by a rewrite
 };
 
-using Graveyard = std::vector<std::shared_ptr<const Entry>>;
+using Graveyard = std::vector<EntryRef>;
 
 // Counters are written only under the shard's exclusive lock, so a relaxed
 // load + store (no locked RMW) is exact; stats() reads them without the lock.
@@ -148,7 +205,19 @@ void sub(std::atomic<uint64_t>& c, uint64_t d) noexcept {
 uint64_t get(const std::atomic<uint64_t>& c) noexcept { return c.load(std::memory_order_relaxed); }
 
 bool same_slot(const Entry& a, const Entry& b) noexcept {
-  return a.primary_key == b.primary_key && a.variant_key == b.variant_key && a.vary_names == b.vary_names;
+  return a.primary_key() == b.primary_key() && a.variant_key() == b.variant_key() && a.vary() == b.vary();
+}
+
+// Calls f(tag) for each tag of `e` (its '\n'-joined list).
+template <class F>
+void for_each_tag(const Entry& e, F&& f) {
+  std::string_view s = e.tag_list();
+  while (!s.empty()) {
+    const std::size_t nl = s.find('\n');
+    f(s.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    s.remove_prefix(nl + 1);
+  }
 }
 
 }  // namespace
@@ -163,13 +232,11 @@ std::string_view to_string(PublishStatus s) noexcept {
 }
 
 struct alignas(64) Store::Shard {
-  using KeyMap = std::unordered_map<std::string, KeyNode, KeyHash, KeyEq>;
-  using OrderedKeys = cache::OrderedKeys;
   using TagIndex = std::unordered_map<std::string, std::unordered_set<NodeId>, KeyHash, KeyEq>;
+  using KeyIndex = std::size_t;  // a KeyTable slot
 
   mutable std::shared_mutex mutex;
-  KeyMap keys;
-  OrderedKeys ordered_keys;  // views of the strings owned by `keys`
+  KeyTable keys;
   TagIndex tags;
   NodePool nodes;
   EvictionQueue<NodePool> queue{nodes};
@@ -180,75 +247,84 @@ struct alignas(64) Store::Shard {
   std::atomic<uint64_t> evictions{0}, evicted_bytes{0}, variant_cap_drops{0}, vary_change_drops{0};
   std::atomic<uint64_t> rejected_too_large{0}, purged{0}, rewritten{0};
 
-  // Shared or exclusive. The variant of `kn` whose entry is `e`, or kNoNode.
-  NodeId node_of(const KeyNode& kn, const Entry* e) const noexcept {
-    for (NodeId id = kn.head; id != kNoNode; id = nodes[id].next_variant)
+  // The key of the entry in node `id` (a key table's view of its keys).
+  auto key_of() const noexcept {
+    return [this](NodeId id) { return nodes[id].entry->primary_key(); };
+  }
+  KeyIndex find(const HashedKey& k) const noexcept { return keys.find(k, key_of()); }
+
+  // Shared or exclusive. The variant of key `ki` whose entry is `e`, or kNoNode.
+  NodeId node_of(KeyIndex ki, const Entry* e) const noexcept {
+    for (NodeId id = keys[ki].head; id != kNoNode; id = nodes[id].next_variant)
       if (nodes[id].entry.get() == e) return id;
     return kNoNode;
   }
-  NodeId node_with_variant(const KeyNode& kn, std::string_view variant_key) const noexcept {
-    for (NodeId id = kn.head; id != kNoNode; id = nodes[id].next_variant)
-      if (nodes[id].entry->variant_key == variant_key) return id;
+  NodeId node_with_variant(KeyIndex ki, std::string_view variant_key) const noexcept {
+    for (NodeId id = keys[ki].head; id != kNoNode; id = nodes[id].next_variant)
+      if (nodes[id].entry->variant_key() == variant_key) return id;
     return kNoNode;
   }
-  void collect(const KeyNode& kn, Graveyard& out) const {
-    for (NodeId id = kn.head; id != kNoNode; id = nodes[id].next_variant) out.push_back(nodes[id].entry);
+  void collect(KeyIndex ki, Graveyard& out) const {
+    for (NodeId id = keys[ki].head; id != kNoNode; id = nodes[id].next_variant) out.push_back(nodes[id].entry);
   }
 
   // Exclusive.
   void index_tags(const Entry& e, NodeId id) noexcept {
-    for (const std::string& tag : e.tags) {
-      auto it = tags.find(std::string_view(tag));
-      if (it == tags.end()) it = tags.emplace(tag, std::unordered_set<NodeId>{}).first;
+    for_each_tag(e, [&](std::string_view tag) {
+      auto it = tags.find(tag);
+      if (it == tags.end()) it = tags.emplace(std::string(tag), std::unordered_set<NodeId>{}).first;
       it->second.insert(id);
-    }
+    });
   }
   // Exclusive.
   void unindex_tags(const Entry& e, NodeId id) noexcept {
-    for (const std::string& tag : e.tags) {
-      auto it = tags.find(std::string_view(tag));
-      if (it == tags.end()) continue;  // a tag listed twice in the entry
+    for_each_tag(e, [&](std::string_view tag) {
+      auto it = tags.find(tag);
+      if (it == tags.end()) return;  // a tag listed twice in the entry
       it->second.erase(id);
       if (it->second.empty()) tags.erase(it);
-    }
+    });
   }
 
-  // Exclusive. Removes variant `id` of the key at `kit`. Returns true when it
-  // was the last variant: the key is erased and `kit` is invalid.
-  bool remove(KeyMap::iterator kit, NodeId id, Why why, Graveyard& graveyard, Removed* out) noexcept {
-    KeyNode& kn = kit->second;
-    NodeId* link = &kn.head;
+  // Exclusive. Removes variant `id` of key `ki`. Returns true when it was the
+  // last variant: the key is erased (and key indexes are invalid).
+  bool remove(KeyIndex ki, NodeId id, Why why, Graveyard& graveyard, Removed* out) noexcept {
+    KeyTable::Slot& slot = keys[ki];
+    NodeId* link = &slot.head;
     while (*link != id) {
       assert(*link != kNoNode && "node is not a variant of this key");
       link = &nodes[*link].next_variant;
     }
     Node& n = nodes[id];
-    *link = n.next_variant;
-    --kn.count;
+    const bool last = slot.count == 1;
+    if (last) {
+      // Erased while the head entry (whose key the table compares) is still in place.
+      keys.erase(ki, key_of());
+      sub(key_count, 1);
+    } else {
+      *link = n.next_variant;
+      --slot.count;
+    }
     queue.erase(id);
     unindex_tags(*n.entry, id);
-    account_removal(why, n.charge, out);
+    account_removal(why, n.entry->charge(), out);
     graveyard.push_back(std::move(n.entry));
     nodes.release(id);
-    if (kn.count != 0) return false;
-    ordered_keys.erase(kn.ordered);
-    keys.erase(kit);
-    sub(key_count, 1);
-    return true;
+    return last;
   }
 
-  // Exclusive. Removes every variant of the key at `kit` (then invalid).
-  std::size_t remove_all(KeyMap::iterator kit, Why why, Graveyard& graveyard, Removed* out) noexcept {
+  // Exclusive. Removes every variant of key `ki` (then invalid).
+  std::size_t remove_all(KeyIndex ki, Why why, Graveyard& graveyard, Removed* out) noexcept {
     std::size_t n = 0;
-    for (bool key_gone = false; !key_gone; ++n) key_gone = remove(kit, kit->second.head, why, graveyard, out);
+    for (bool key_gone = false; !key_gone; ++n) key_gone = remove(ki, keys[ki].head, why, graveyard, out);
     return n;
   }
 
   // Exclusive. Removes a node found through the queue or the tag index.
   void remove_node(NodeId id, Why why, Graveyard& graveyard, Removed* out) noexcept {
-    auto kit = keys.find(hash_key(nodes[id].entry->primary_key));
-    assert(kit != keys.end());
-    remove(kit, id, why, graveyard, out);
+    const KeyIndex ki = find(hash_key(nodes[id].entry->primary_key()));
+    assert(ki != KeyTable::npos);
+    remove(ki, id, why, graveyard, out);
   }
 
   void account_removal(Why why, uint64_t charge, Removed* out) noexcept {
@@ -282,24 +358,22 @@ struct alignas(64) Store::Shard {
 
   // Exclusive. Makes room, then appends `e` as the newest variant of its key.
   // charge <= budget.
-  void insert(const HashedKey& k, std::shared_ptr<const Entry> e, uint64_t charge, Graveyard& graveyard,
-              Removed* evicted) noexcept {
+  void insert(const HashedKey& k, EntryRef e, uint64_t charge, Graveyard& graveyard, Removed* evicted) noexcept {
     evict_until_fits(charge, graveyard, evicted);
-    auto kit = keys.find(k);
-    if (kit == keys.end()) {
-      kit = keys.emplace(std::string(k.text), KeyNode{}).first;
-      kit->second.ordered = ordered_keys.insert(std::string_view(kit->first)).first;
-      add(key_count, 1);
-    }
     const NodeId id = nodes.acquire();
     Node& n = nodes[id];
     n.entry = std::move(e);
-    n.charge = charge;
     n.next_variant = kNoNode;
-    NodeId* link = &kit->second.head;
-    while (*link != kNoNode) link = &nodes[*link].next_variant;
-    *link = id;
-    ++kit->second.count;
+    KeyIndex ki = find(k);
+    if (ki == KeyTable::npos) {
+      ki = keys.insert(k, id, key_of());
+      add(key_count, 1);
+    } else {
+      NodeId* link = &keys[ki].head;
+      while (*link != kNoNode) link = &nodes[*link].next_variant;
+      *link = id;
+    }
+    ++keys[ki].count;
     queue.insert(id);
     index_tags(*n.entry, id);
     add(bytes, charge);
@@ -313,31 +387,44 @@ struct alignas(64) Store::Shard {
   // the queue while room is made and comes back at the head, as a newly
   // published entry would. `touch` counts the swap as a hit (a 304 merge).
   // The byte count never exceeds the budget, even transiently.
-  void replace(NodeId id, std::shared_ptr<const Entry> fresh, uint64_t charge, bool touch,
-               Graveyard& graveyard) noexcept {
+  void replace(NodeId id, EntryRef fresh, uint64_t charge, bool touch, Graveyard& graveyard) noexcept {
     Node& n = nodes[id];
-    if (charge > n.charge) {
+    const uint64_t old_charge = n.entry->charge();
+    if (charge > old_charge) {
       queue.erase(id);
-      evict_until_fits(charge - n.charge, graveyard, nullptr);  // stops by the time only `id` is left
+      evict_until_fits(charge - old_charge, graveyard, nullptr);  // stops by the time only `id` is left
       queue.insert(id);
     }
     if (touch) queue.touch(id);
     unindex_tags(*n.entry, id);
     graveyard.push_back(std::move(n.entry));
-    bytes.store(get(bytes) - n.charge + charge, std::memory_order_relaxed);
+    bytes.store(get(bytes) - old_charge + charge, std::memory_order_relaxed);
     n.entry = std::move(fresh);
-    n.charge = charge;
     index_tags(*n.entry, id);
   }
 
   // Exclusive. Drops the oldest variants of every key holding more than `max`.
   void trim_variants(unsigned max, Graveyard& graveyard) noexcept {
-    for (auto kit = keys.begin(); kit != keys.end();) {
-      auto next = std::next(kit);
-      while (kit->second.count > max && !remove(kit, kit->second.head, Why::VariantCap, graveyard, nullptr)) {
+    for (KeyIndex ki = 0; ki < keys.capacity();) {
+      const KeyTable::Slot& slot = keys[ki];
+      if (slot.head == kNoNode || slot.count <= max) {
+        ++ki;
+        continue;
       }
-      kit = next;
+      // Removing the oldest variant keeps the key (count > max >= 1) and its slot.
+      remove(ki, slot.head, Why::VariantCap, graveyard, nullptr);
     }
+  }
+
+  // Shared or exclusive. The keys starting with `prefix` (a walk over the
+  // table: prefix purges are rare; every hit avoids an ordered index).
+  std::vector<NodeId> heads_with_prefix(std::string_view prefix) const {
+    std::vector<NodeId> out;
+    for (KeyIndex ki = 0; ki < keys.capacity(); ++ki) {
+      const NodeId head = keys[ki].head;
+      if (head != kNoNode && nodes[head].entry->primary_key().starts_with(prefix)) out.push_back(head);
+    }
+    return out;
   }
 
   // Exclusive (the LRU list moves under hits). "" or the first violation.
@@ -353,51 +440,50 @@ std::string Store::Shard::check(unsigned index, unsigned shard_mask, unsigned ma
   };
   uint64_t sum_bytes = 0, sum_objects = 0, memberships = 0;
   std::unordered_set<NodeId> live;
-  for (const auto& [key, kn] : keys) {
+  std::size_t key_count = 0;
+  for (KeyIndex ki = 0; ki < keys.capacity(); ++ki) {
+    const KeyTable::Slot& kn = keys[ki];
+    if (kn.head == kNoNode) continue;
+    ++key_count;
+    const Entry* first = nodes[kn.head].entry.get();
+    if (!first) return fail("key slot without an entry");
+    const std::string_view key = first->primary_key();
     if (((xxh3(key) >> 32) & shard_mask) != index) return fail("key in the wrong shard", key);
+    if (find(hash_key(key)) != ki) return fail("key not found where it is filed", key);
     if (kn.count == 0 || kn.count > max_variants) return fail("variant count out of range", key);
     uint32_t chain = 0;
-    const Entry* first = nodes[kn.head].entry.get();
     for (NodeId id = kn.head; id != kNoNode; id = nodes[id].next_variant) {
       if (++chain > kn.count) return fail("variant chain longer than its count", key);
       const Node& n = nodes[id];
       if (!n.entry) return fail("chained node without an entry", key);
-      if (n.entry->primary_key != key) return fail("entry filed under another key", key);
-      if (n.entry->vary_names != first->vary_names) return fail("variants with different Vary names", key);
-      if (n.charge != n.entry->charge()) return fail("cached charge differs from charge()", key);
+      if (n.entry->primary_key() != key) return fail("entry filed under another key", key);
+      if (n.entry->vary() != first->vary()) return fail("variants with different Vary names", key);
       for (NodeId o = kn.head; o != id; o = nodes[o].next_variant)
-        if (nodes[o].entry->variant_key == n.entry->variant_key) return fail("duplicate variant_key", key);
-      std::set<std::string_view> distinct(n.entry->tags.begin(), n.entry->tags.end());
+        if (nodes[o].entry->variant_key() == n.entry->variant_key()) return fail("duplicate variant_key", key);
+      std::set<std::string_view> distinct;
+      for_each_tag(*n.entry, [&](std::string_view t) { distinct.insert(t); });
       for (std::string_view tag : distinct) {
         auto t = tags.find(tag);
         if (t == tags.end() || t->second.count(id) == 0) return fail("tag missing from the index", key);
       }
       memberships += distinct.size();
       live.insert(id);
-      sum_bytes += n.charge;
+      sum_bytes += n.entry->charge();
       ++sum_objects;
     }
     if (chain != kn.count) return fail("variant chain shorter than its count", key);
-    if (kn.ordered == ordered_keys.end() || kn.ordered->data() != key.data())
-      return fail("key's prefix index position is wrong", key);
   }
   if (sum_bytes != get(bytes)) return fail("bytes " + std::to_string(get(bytes)) + " != sum of charges " +
                                            std::to_string(sum_bytes));
   if (sum_bytes > budget) return fail("over budget");
   if (sum_objects != get(objects)) return fail("object count differs");
-  if (keys.size() != get(key_count)) return fail("key count differs");
-  if (ordered_keys.size() != keys.size()) return fail("prefix index size differs from the key map");
-  for (std::string_view view : ordered_keys) {
-    auto kit = keys.find(view);
-    if (kit == keys.end() || kit->first.data() != view.data()) return fail("prefix index entry not a map key", view);
-  }
+  if (key_count != keys.size() || key_count != get(this->key_count)) return fail("key count differs");
   uint64_t indexed = 0;
   for (const auto& [tag, ids] : tags) {
     if (ids.empty()) return fail("empty tag set: " + tag);
     for (NodeId id : ids) {
       if (live.count(id) == 0) return fail("tag index points at a dead node: " + tag);
-      const auto& t = nodes[id].entry->tags;
-      if (std::find(t.begin(), t.end(), tag) == t.end()) return fail("tag index points at an untagged entry: " + tag);
+      if (!nodes[id].entry->has_tag(tag)) return fail("tag index points at an untagged entry: " + tag);
     }
     indexed += ids.size();
   }
@@ -421,7 +507,8 @@ Store::Store(StoreOptions options)
       max_variants_(options.max_variants) {
   if (options.shards == 0 || (options.shards & (options.shards - 1)) != 0 || options.shards > (1u << 16))
     throw std::invalid_argument("store: shards must be a power of two between 1 and 65536");
-  if (options.max_variants == 0) throw std::invalid_argument("store: max_variants must be at least 1");
+  if (options.max_variants == 0 || options.max_variants > UINT16_MAX)
+    throw std::invalid_argument("store: max_variants must be between 1 and 65535");
   shards_ = std::make_unique<Shard[]>(shard_count_);
   for (unsigned i = 0; i < shard_count_; ++i) {
     shards_[i].budget = options.max_bytes / shard_count_;
@@ -432,20 +519,20 @@ Store::Store(StoreOptions options)
 Store::~Store() = default;
 
 Store::Shard& Store::shard_for(uint64_t hash) const noexcept {
-  // Bits 32.. pick the shard; the shard's table reduces the full hash modulo
-  // a prime, so the two choices stay independent.
+  // Bits 32.. pick the shard; the shard's table uses the low bits, so the two
+  // choices stay independent.
   return shards_[(hash >> 32) & (shard_count_ - 1)];
 }
 
 uint64_t Store::shard_budget() const noexcept { return max_bytes_.load(std::memory_order_relaxed) / shard_count_; }
 
-std::shared_ptr<const Entry> Store::find_impl(std::string_view primary_key, detail::EntryPredicate match) const {
+EntryRef Store::find_impl(std::string_view primary_key, detail::EntryPredicate match) const {
   const HashedKey k = hash_key(primary_key);
   Shard& s = shard_for(k.hash);
   std::shared_lock lock(s.mutex);
-  auto kit = s.keys.find(k);
-  if (kit == s.keys.end()) return nullptr;
-  for (NodeId id = kit->second.head; id != kNoNode;) {
+  const auto ki = s.find(k);
+  if (ki == KeyTable::npos) return nullptr;
+  for (NodeId id = s.keys[ki].head; id != kNoNode;) {
     const Node& n = s.nodes[id];
     if (match(*n.entry)) {
       s.queue.touch(id);
@@ -456,23 +543,23 @@ std::shared_ptr<const Entry> Store::find_impl(std::string_view primary_key, deta
   return nullptr;
 }
 
-std::shared_ptr<const Entry> Store::find_variant(std::string_view primary_key, std::string_view variant_key) const {
-  return find(primary_key, [variant_key](const Entry& e) { return e.variant_key == variant_key; });
+EntryRef Store::find_variant(std::string_view primary_key, std::string_view variant_key) const {
+  return find(primary_key, [variant_key](const Entry& e) { return e.variant_key() == variant_key; });
 }
 
-std::vector<std::shared_ptr<const Entry>> Store::variants(std::string_view primary_key) const {
+std::vector<EntryRef> Store::variants(std::string_view primary_key) const {
   const HashedKey k = hash_key(primary_key);
   const Shard& s = shard_for(k.hash);
   Graveyard out;
   std::shared_lock lock(s.mutex);
-  if (auto kit = s.keys.find(k); kit != s.keys.end()) s.collect(kit->second, out);
+  if (auto ki = s.find(k); ki != KeyTable::npos) s.collect(ki, out);
   return out;
 }
 
-PublishResult Store::publish(std::shared_ptr<const Entry> e) {
-  assert(e != nullptr);
+PublishResult Store::publish(EntryRef e) {
+  assert(e);
   const uint64_t charge = e->charge();
-  const HashedKey k = hash_key(e->primary_key);
+  const HashedKey k = hash_key(e->primary_key());
   Shard& s = shard_for(k.hash);
   PublishResult result;
   Graveyard graveyard;  // destroyed after the lock
@@ -482,35 +569,35 @@ PublishResult Store::publish(std::shared_ptr<const Entry> e) {
     result.status = PublishStatus::TooLarge;
     return result;
   }
-  if (auto kit = s.keys.find(k); kit != s.keys.end()) {
-    if (s.nodes[kit->second.head].entry->vary_names != e->vary_names) {
-      s.remove_all(kit, Why::VaryChanged, graveyard, &result.vary_changed);
+  if (auto ki = s.find(k); ki != KeyTable::npos) {
+    if (s.nodes[s.keys[ki].head].entry->vary() != e->vary()) {
+      s.remove_all(ki, Why::VaryChanged, graveyard, &result.vary_changed);
     } else {
       bool key_gone = false;
-      if (NodeId same = s.node_with_variant(kit->second, e->variant_key); same != kNoNode) {
+      if (NodeId same = s.node_with_variant(ki, e->variant_key()); same != kNoNode) {
         result.status = PublishStatus::Replaced;
-        key_gone = s.remove(kit, same, Why::Replaced, graveyard, nullptr);
+        key_gone = s.remove(ki, same, Why::Replaced, graveyard, nullptr);
       }
       const unsigned max_variants = max_variants_.load(std::memory_order_relaxed);
-      while (!key_gone && kit->second.count >= max_variants)
-        key_gone = s.remove(kit, kit->second.head, Why::VariantCap, graveyard, &result.variant_cap);
+      while (!key_gone && s.keys[ki].count >= max_variants)
+        key_gone = s.remove(ki, s.keys[ki].head, Why::VariantCap, graveyard, &result.variant_cap);
     }
   }
   s.insert(k, std::move(e), charge, graveyard, &result.evicted);
   return result;
 }
 
-bool Store::replace_if_same(const std::shared_ptr<const Entry>& old, std::shared_ptr<const Entry> fresh) {
+bool Store::replace_if_same(const EntryRef& old, EntryRef fresh) {
   if (!old || !fresh || !same_slot(*old, *fresh)) return false;
   const uint64_t charge = fresh->charge();
-  const HashedKey k = hash_key(old->primary_key);
+  const HashedKey k = hash_key(old->primary_key());
   Shard& s = shard_for(k.hash);
   Graveyard graveyard;
   std::unique_lock lock(s.mutex);
   if (charge > s.budget) return false;
-  auto kit = s.keys.find(k);
-  if (kit == s.keys.end()) return false;
-  NodeId id = s.node_of(kit->second, old.get());
+  const auto ki = s.find(k);
+  if (ki == KeyTable::npos) return false;
+  NodeId id = s.node_of(ki, old.get());
   if (id == kNoNode) return false;
   s.replace(id, std::move(fresh), charge, /*touch=*/true, graveyard);
   return true;
@@ -521,21 +608,21 @@ std::size_t Store::erase(std::string_view primary_key) {
   Shard& s = shard_for(k.hash);
   Graveyard graveyard;
   std::unique_lock lock(s.mutex);
-  auto kit = s.keys.find(k);
-  return kit == s.keys.end() ? 0 : s.remove_all(kit, Why::Purged, graveyard, nullptr);
+  const auto ki = s.find(k);
+  return ki == KeyTable::npos ? 0 : s.remove_all(ki, Why::Purged, graveyard, nullptr);
 }
 
-bool Store::erase_entry(const std::shared_ptr<const Entry>& e) {
+bool Store::erase_entry(const EntryRef& e) {
   if (!e) return false;
-  const HashedKey k = hash_key(e->primary_key);
+  const HashedKey k = hash_key(e->primary_key());
   Shard& s = shard_for(k.hash);
   Graveyard graveyard;
   std::unique_lock lock(s.mutex);
-  auto kit = s.keys.find(k);
-  if (kit == s.keys.end()) return false;
-  NodeId id = s.node_of(kit->second, e.get());
+  const auto ki = s.find(k);
+  if (ki == KeyTable::npos) return false;
+  NodeId id = s.node_of(ki, e.get());
   if (id == kNoNode) return false;
-  s.remove(kit, id, Why::Purged, graveyard, nullptr);
+  s.remove(ki, id, Why::Purged, graveyard, nullptr);
   return true;
 }
 
@@ -545,12 +632,8 @@ std::size_t Store::purge_prefix(std::string_view key_prefix) {
     Shard& s = shards_[i];
     Graveyard graveyard;
     std::unique_lock lock(s.mutex);
-    auto it = s.ordered_keys.lower_bound(key_prefix);
-    while (it != s.ordered_keys.end() && it->starts_with(key_prefix)) {
-      const std::string_view key = *it;
-      ++it;  // removing the key erases its own set element, not this one
-      purged += s.remove_all(s.keys.find(hash_key(key)), Why::Purged, graveyard, nullptr);
-    }
+    for (NodeId head : s.heads_with_prefix(key_prefix))
+      purged += s.remove_all(s.find(hash_key(s.nodes[head].entry->primary_key())), Why::Purged, graveyard, nullptr);
   }
   return purged;
 }
@@ -576,14 +659,12 @@ std::size_t Store::purge_all() {
   for (unsigned i = 0; i < shard_count_; ++i) {
     Shard& s = shards_[i];
     // Swapped out under the lock, destroyed after it.
-    Shard::KeyMap keys;
-    Shard::OrderedKeys ordered_keys;
+    KeyTable keys;
     Shard::TagIndex tags;
     NodePool nodes;
     std::unique_lock lock(s.mutex);
     const uint64_t n = get(s.objects);
     purged += n;
-    ordered_keys.swap(s.ordered_keys);
     keys.swap(s.keys);
     tags.swap(s.tags);
     nodes.swap(s.nodes);
@@ -597,24 +678,23 @@ std::size_t Store::purge_all() {
 }
 
 // Swaps rewrite(*old) in for each snapshot entry of shard `s` that is still stored.
-std::size_t Store::rewrite_snapshot(Shard& s, const std::vector<std::shared_ptr<const Entry>>& snapshot,
-                                    const RewriteFn& rewrite) {
+std::size_t Store::rewrite_snapshot(Shard& s, const std::vector<EntryRef>& snapshot, const RewriteFn& rewrite) {
   std::size_t done = 0;
   for (const auto& old : snapshot) {
-    std::shared_ptr<const Entry> fresh = rewrite(*old);  // no lock held
+    EntryRef fresh = rewrite(*old);  // no lock held
     const bool fits = fresh && same_slot(*old, *fresh);
     const uint64_t charge = fits ? fresh->charge() : 0;
     Graveyard graveyard;
     std::unique_lock lock(s.mutex);
-    auto kit = s.keys.find(hash_key(old->primary_key));
-    if (kit == s.keys.end()) continue;
-    NodeId id = s.node_of(kit->second, old.get());
+    const auto ki = s.find(hash_key(old->primary_key()));
+    if (ki == KeyTable::npos) continue;
+    NodeId id = s.node_of(ki, old.get());
     if (id == kNoNode) continue;  // replaced or removed meanwhile: the newer state wins
     if (fits && charge <= s.budget) {
       s.replace(id, std::move(fresh), charge, /*touch=*/false, graveyard);
       add(s.rewritten, 1);
     } else {
-      s.remove(kit, id, Why::Purged, graveyard, nullptr);
+      s.remove(ki, id, Why::Purged, graveyard, nullptr);
     }
     ++done;
   }
@@ -627,7 +707,7 @@ std::size_t Store::rewrite_key(std::string_view primary_key, const RewriteFn& re
   Graveyard snapshot;
   {
     std::shared_lock lock(s.mutex);
-    if (auto kit = s.keys.find(k); kit != s.keys.end()) s.collect(kit->second, snapshot);
+    if (auto ki = s.find(k); ki != KeyTable::npos) s.collect(ki, snapshot);
   }
   return rewrite_snapshot(s, snapshot, rewrite);
 }
@@ -639,9 +719,8 @@ std::size_t Store::rewrite_prefix(std::string_view key_prefix, const RewriteFn& 
     Graveyard snapshot;
     {
       std::shared_lock lock(s.mutex);
-      for (auto it = s.ordered_keys.lower_bound(key_prefix); it != s.ordered_keys.end() && it->starts_with(key_prefix);
-           ++it)
-        s.collect(s.keys.find(hash_key(*it))->second, snapshot);
+      for (NodeId head : s.heads_with_prefix(key_prefix))
+        for (NodeId id = head; id != kNoNode; id = s.nodes[id].next_variant) snapshot.push_back(s.nodes[id].entry);
     }
     done += rewrite_snapshot(s, snapshot, rewrite);
   }
@@ -671,15 +750,31 @@ std::size_t Store::rewrite_all(const RewriteFn& rewrite) {
     {
       std::shared_lock lock(s.mutex);
       snapshot.reserve(get(s.objects));
-      for (const auto& [key, kn] : s.keys) s.collect(kn, snapshot);
+      for (std::size_t ki = 0; ki < s.keys.capacity(); ++ki)
+        if (s.keys[ki].head != kNoNode) s.collect(ki, snapshot);
     }
     done += rewrite_snapshot(s, snapshot, rewrite);
   }
   return done;
 }
 
+void Store::for_each(const std::function<void(const Entry&)>& f) const {
+  for (unsigned i = 0; i < shard_count_; ++i) {
+    Graveyard snapshot;
+    {
+      const Shard& s = shards_[i];
+      std::shared_lock lock(s.mutex);
+      snapshot.reserve(get(s.objects));
+      for (std::size_t ki = 0; ki < s.keys.capacity(); ++ki)
+        if (s.keys[ki].head != kNoNode) s.collect(ki, snapshot);
+    }
+    for (const auto& e : snapshot) f(*e);
+  }
+}
+
 void Store::set_limits(uint64_t max_bytes, unsigned max_variants) {
-  if (max_variants == 0) throw std::invalid_argument("store: max_variants must be at least 1");
+  if (max_variants == 0 || max_variants > UINT16_MAX)
+    throw std::invalid_argument("store: max_variants must be between 1 and 65535");
   std::lock_guard serialize(limits_mutex_);
   const unsigned old_variants = max_variants_.exchange(max_variants, std::memory_order_relaxed);
   max_bytes_.store(max_bytes, std::memory_order_relaxed);

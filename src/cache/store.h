@@ -2,29 +2,31 @@
 //
 // "Keep the store dumb": it knows keys, bytes and entries, not Cache-Control.
 // It is synchronous, does no I/O and never reads a clock. Entries are
-// immutable once published (shared_ptr<const Entry>); replacing one publishes
+// immutable once published (EntryRef, entry.h); replacing one publishes
 // a new object, and readers keep whatever they already hold.
 //
 // Layout. N shards (a power of two), picked by bits 32.. of XXH3_64(primary
-// key); the in-shard hash table uses the same 64-bit hash, computed once per
-// call. Each shard owns:
-//   - keys: unordered_map primary key -> KeyNode {first variant, count, position
-//     in ordered_keys} (heterogeneous lookup: a probe neither copies the key
-//     nor hashes it twice);
-//   - a pool of nodes, one per stored entry: the entry, its charge, the link
-//     to the next variant of the same key, and the eviction hook (eviction.h);
+// key); the in-shard table uses the low bits of the same hash, computed once
+// per call. Each shard owns:
+//   - keys: an open-addressing table of 8-byte slots {head variant's node,
+//     variant count, 16 hash bits}; the key string is read from the head
+//     variant's entry, so every key is stored once (in its entries);
+//   - a pool of 24-byte nodes, one per stored entry: the eviction hook
+//     (eviction.h), the link to the next variant of the same key, and the
+//     store's reference to the entry;
 //   - the eviction queue (SIEVE or LRU) over those nodes;
-//   - ordered_keys: std::set<std::string_view> of the primary keys (views of
-//     the `keys` map's own strings), for prefix purges;
-//   - tags: unordered_map tag -> set of node ids, for tag purges;
+//   - tags: unordered_map tag -> set of node ids, for tag purges (tagged
+//     entries only);
 //   - byte accounting against budget = max_bytes / N.
+// Prefix purges walk the key table (no ordered index: it would cost every
+// entry 64 bytes and every new key an O(log n) insert, for an admin operation).
 //
 // Invariants (per shard, whenever its lock is free; check_invariants() verifies them):
 //   - bytes == sum of charge() over stored entries <= budget;
 //   - every key in `keys` has 1..max_variants variants, chained oldest-published
 //     first, with pairwise distinct variant_key and identical vary_names;
-//   - ordered_keys holds exactly the keys of `keys`; for every stored entry
-//     and each of its tags, tags[tag] contains its node; no empty tag sets;
+//   - for every stored entry and each of its tags, tags[tag] contains its
+//     node; no empty tag sets;
 //   - the eviction queue holds exactly the stored nodes.
 //
 // Locking. One std::shared_mutex per shard; no operation holds two shard locks.
@@ -47,18 +49,6 @@
 //     snapshot.
 //   - allocation failure inside a critical section terminates (the mutating
 //     helpers are noexcept): a half-updated index would be worse.
-//
-// Purge indexes, and why per shard. A global ordered index of keys would need
-// its own lock on every publish and eviction. Instead each shard keeps an
-// ordered set of its own keys; purge_prefix(p) does lower_bound(p) in every
-// shard and walks forward while keys start with p: O(shards * log n +
-// matches), never a scan. The set stores string_views into the `keys` map's
-// node-based strings (stable until that key is erased, and it is erased from
-// the set first), so a key is stored once. The price is an O(log n) insert
-// for each new key, each level a pointer chase to the node and one to the
-// key's characters (cache misses, not instructions); removal is O(1) through
-// the iterator kept in KeyNode. Lookups never touch the set. Tags are indexed per variant (node id), so a tag purge
-// removes only the variants that carry the tag.
 //
 // Memory. Entry::charge() adds to the entry's own allocations the per-entry
 // cost of all of the above (store_memory below). Other memory is per shard and
@@ -108,17 +98,12 @@ constexpr std::size_t malloc_chunk(std::size_t n) noexcept {
 }
 
 // The store's node for the entry in a chunked pool (no growth slack): hook 12,
-// next-variant link 4, charge 8, shared_ptr 16.
-inline constexpr std::size_t kNodeBytes = 40;
-// unordered_map node for the key: next 8 + std::string 32 + KeyNode 16 +
-// cached hash 8 = 64 -> an 80-byte chunk. Charged to every variant (an
-// over-estimate when a key has several).
-inline constexpr std::size_t kKeyMapNodeBytes = 80;
-// Bucket pointers: load factor <= 1 and growth by 2x, so < 2 per key; never shrink.
-inline constexpr std::size_t kKeyBucketBytes = 16;
-// std::set<std::string_view> node for the prefix index: 32 + 16 = 48 -> 64.
-inline constexpr std::size_t kOrderedKeyBytes = 64;
-inline constexpr std::size_t kPerEntry = kNodeBytes + kKeyMapNodeBytes + kKeyBucketBytes + kOrderedKeyBytes;
+// next-variant link 4, the entry reference 8.
+inline constexpr std::size_t kNodeBytes = 24;
+// The key table's slot: 8 bytes at a load factor between 0.35 and 0.7
+// (it doubles at 0.7), so 11 to 23 bytes per key; charged at 16, the middle.
+inline constexpr std::size_t kKeySlotBytes = 16;
+inline constexpr std::size_t kPerEntry = kNodeBytes + kKeySlotBytes;
 
 // Per (entry, tag): the node id in the tag's unordered_set: a 16-byte node ->
 // 32-byte chunk, plus < 2 bucket pointers.
@@ -178,7 +163,7 @@ struct StoreStats {
 
 // Builds the replacement for a soft purge (typically a copy marked stale).
 // Returning nullptr removes the entry instead.
-using RewriteFn = std::function<std::shared_ptr<const Entry>(const Entry&)>;
+using RewriteFn = std::function<EntryRef(const Entry&)>;
 
 namespace detail {
 // A non-owning, non-allocating reference to a `bool(const Entry&)` callable,
@@ -212,14 +197,14 @@ class Store {
   // match(const Entry&) returns true; marks it used for the eviction policy.
   // `match` runs under the shard's shared lock: it must not call the store.
   template <class Match>
-  std::shared_ptr<const Entry> find(std::string_view primary_key, Match&& match) const {
+  EntryRef find(std::string_view primary_key, Match&& match) const {
     return find_impl(primary_key, detail::EntryPredicate(match));
   }
   // The variant whose variant_key equals `variant_key`.
-  std::shared_ptr<const Entry> find_variant(std::string_view primary_key, std::string_view variant_key) const;
+  EntryRef find_variant(std::string_view primary_key, std::string_view variant_key) const;
   // All variants of `primary_key`, oldest published first (allocates; does
   // not count as a use).
-  std::vector<std::shared_ptr<const Entry>> variants(std::string_view primary_key) const;
+  std::vector<EntryRef> variants(std::string_view primary_key) const;
 
   // ---- Mutation (exclusive lock on one shard) ----
 
@@ -228,18 +213,18 @@ class Store {
   // e's; drops the least recently published variants to stay within
   // max_variants; then evicts until the shard fits, before inserting, so the
   // new entry is never its own victim.
-  PublishResult publish(std::shared_ptr<const Entry> e);
+  PublishResult publish(EntryRef e);
   // For 304 merges: swaps `fresh` in only if `old` is still the stored entry.
   // `fresh` must have the same primary_key, variant_key and vary_names (false
   // otherwise). It takes old's place among the key's variants and in the
   // eviction queue (if it is larger, it re-enters the queue at the head, so
   // the room it needs is never made by evicting it), and counts as a hit.
   // False, and nothing changes, when `old` is gone or `fresh` is too large.
-  bool replace_if_same(const std::shared_ptr<const Entry>& old, std::shared_ptr<const Entry> fresh);
+  bool replace_if_same(const EntryRef& old, EntryRef fresh);
   // Removes every variant of `primary_key`; returns how many.
   std::size_t erase(std::string_view primary_key);
   // Removes `e` if it is still stored (compared by identity).
-  bool erase_entry(const std::shared_ptr<const Entry>& e);
+  bool erase_entry(const EntryRef& e);
 
   // ---- Purges (admin). Each returns the number of entries (variants) affected. ----
 
@@ -264,6 +249,9 @@ class Store {
   std::size_t rewrite_prefix(std::string_view key_prefix, const RewriteFn& rewrite);
   std::size_t rewrite_tag(std::string_view tag, const RewriteFn& rewrite);
   std::size_t rewrite_all(const RewriteFn& rewrite);
+  // Calls f for every stored entry, one shard's snapshot at a time, with no
+  // lock held while f runs (snapshots, inspection).
+  void for_each(const std::function<void(const Entry&)>& f) const;
 
   // ---- Limits and introspection ----
 
@@ -287,9 +275,9 @@ class Store {
  private:
   struct Shard;
 
-  std::shared_ptr<const Entry> find_impl(std::string_view primary_key, detail::EntryPredicate match) const;
+  EntryRef find_impl(std::string_view primary_key, detail::EntryPredicate match) const;
   Shard& shard_for(uint64_t hash) const noexcept;
-  std::size_t rewrite_snapshot(Shard& s, const std::vector<std::shared_ptr<const Entry>>& snapshot,
+  std::size_t rewrite_snapshot(Shard& s, const std::vector<EntryRef>& snapshot,
                                const RewriteFn& rewrite);
 
   const unsigned shard_count_;

@@ -454,4 +454,18 @@ bool reduce_accept_encoding(const http::HeaderMap& req_headers, const std::vecto
   return true;
 }
 
+std::string variant_key_joined(std::string_view joined, const http::HeaderMap& req_headers) {
+  std::string key;
+  if (joined.empty()) return key;
+  key.reserve(48);
+  while (!joined.empty()) {
+    const std::size_t nl = joined.find('\n');
+    if (!key.empty()) key.push_back('\n');
+    append_field_entry(key, joined.substr(0, nl), req_headers);
+    if (nl == std::string_view::npos) break;
+    joined.remove_prefix(nl + 1);
+  }
+  return key;
+}
+
 }  // namespace cachalot::cache

@@ -77,6 +77,9 @@ std::string variant_key(const VarySpec& spec, const http::HeaderMap& req_headers
 // sorted, unique, as parse_vary() leaves them.
 std::string variant_key(const std::vector<std::string>& vary_names, const http::HeaderMap& req_headers);
 
+// Same, for names stored joined by '\n' (Entry::vary()).
+std::string variant_key_joined(std::string_view joined_names, const http::HeaderMap& req_headers);
+
 // Appends one entry of the encoding above for field `name` (any case; written
 // lower-case). Shared with key.h, which puts configured request fields in the key.
 void append_field_entry(std::string& out, std::string_view name, const http::HeaderMap& headers);

@@ -42,6 +42,7 @@ class HeaderMap {
   void clear() noexcept {
     buf_.clear();
     slots_.clear();
+    dead_bytes_ = 0;  // a reused map must not carry the count of bytes it no longer holds
   }
   bool empty() const noexcept { return slots_.empty(); }
   std::size_t size() const noexcept { return slots_.size(); }

@@ -496,17 +496,20 @@ int Parser::on_headers_complete(llhttp_t* p) {
     if (p->http_major != 1) return s.fail(ParseError::Malformed, "unsupported HTTP version");
     // Framing first: it decides where this message ends and the next begins.
     if (s.check_framing(p) != 0) return -1;
-    // Differing duplicate Content-Length values are a smuggling shape (RFC 9112 §6.3).
-    if (r.headers.count("content-length") > 1) {
-      std::optional<std::string_view> first;
-      for (auto f : r.headers)
-        if (iequals(f.name, "content-length")) {
-          if (first && *first != f.value) return s.fail(ParseError::Malformed, "conflicting content-length");
-          first = f.value;
-        }
+    // One pass over the fields: differing duplicate Content-Length values are
+    // a smuggling shape (RFC 9112 §6.3); Host is counted for §3.2.
+    std::size_t hosts = 0;
+    std::optional<std::string_view> content_length;
+    for (auto f : r.headers) {
+      if (f.name.size() == 4 && iequals(f.name, "host")) {
+        ++hosts;
+      } else if (f.name.size() == 14 && iequals(f.name, "content-length")) {
+        if (content_length && *content_length != f.value)
+          return s.fail(ParseError::Malformed, "conflicting content-length");
+        content_length = f.value;
+      }
     }
     // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with more than one, gets 400.
-    std::size_t hosts = r.headers.count("host");
     if (hosts > 1 || (hosts == 0 && r.version_minor >= 1)) return s.fail(ParseError::Malformed, "missing or duplicate Host");
     if (r.method == Method::Connect) return s.fail(ParseError::Unsupported, "CONNECT not supported");
   } else {

@@ -87,18 +87,22 @@ class Stream {
     co_return IoStatus::Ok;
   }
 
+  // One gathered write; false when it failed (watchdog().expired() tells a
+  // timeout), and every write after a failed one fails at once.
   template <class Buffers>
-  asio::awaitable<IoStatus> write(const Buffers& buffers, std::chrono::milliseconds timeout,
-                                  std::size_t* written = nullptr) {
+  asio::awaitable<bool> write(const Buffers& buffers, std::chrono::milliseconds timeout,
+                              std::size_t* written = nullptr) {
+    if (write_failed_) co_return false;
     watchdog_.arm(timeout);
     asio::error_code ec;
     std::size_t n = tls_ ? co_await asio::async_write(*tls_, buffers, asio::redirect_error(asio::use_awaitable, ec))
                          : co_await asio::async_write(socket_, buffers, asio::redirect_error(asio::use_awaitable, ec));
     watchdog_.disarm();
     if (written) *written += n;
-    if (ec) co_return watchdog_.expired() ? IoStatus::Timeout : IoStatus::Error;
-    co_return IoStatus::Ok;
+    if (ec) write_failed_ = true;
+    co_return !write_failed_;
   }
+  bool write_failed() const noexcept { return write_failed_; }
 
   // Drops the unread bytes (a connection being reset for reuse).
   void discard() noexcept { rpos_ = rend_ = 0; }
@@ -116,6 +120,7 @@ class Stream {
   std::vector<char> buf_;
   std::size_t rpos_ = 0, rend_ = 0;
   bool eof_ = false;
+  bool write_failed_ = false;
 };
 
 }  // namespace cachalot::net

@@ -68,9 +68,9 @@ class UpstreamConn {
   // Sends `buffers`; the send is bounded by `timeout`.
   template <class Buffers>
   asio::awaitable<UpstreamError> write(const Buffers& buffers, std::chrono::milliseconds timeout) {
-    IoStatus st = co_await stream.write(buffers, timeout);
-    if (st == IoStatus::Ok) co_return UpstreamError::None;
-    co_return st == IoStatus::Timeout ? UpstreamError::Timeout : UpstreamError::WriteFailed;
+    const bool ok = co_await stream.write(buffers, timeout);
+    if (ok) co_return UpstreamError::None;
+    co_return stream.watchdog().expired() ? UpstreamError::Timeout : UpstreamError::WriteFailed;
   }
   asio::awaitable<UpstreamError> write(std::string_view bytes, std::chrono::milliseconds timeout) {
     std::array<asio::const_buffer, 1> b{asio::buffer(bytes)};

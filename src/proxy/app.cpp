@@ -333,7 +333,7 @@ cache::PurgeOutcome App::purge(const cache::Purge& p) {
   return out;
 }
 
-std::pair<std::string, std::vector<std::shared_ptr<const cache::Entry>>> App::inspect(
+std::pair<std::string, std::vector<cache::EntryRef>> App::inspect(
     std::string_view target, const std::optional<std::string>& host) const {
   std::vector<std::string> hs = host ? std::vector<std::string>{*host} : hosts();
   auto rt = runtime();
@@ -343,7 +343,7 @@ std::pair<std::string, std::vector<std::shared_ptr<const cache::Entry>>> App::in
   cache::KeyOptions opts = policy.key;
   opts.headers.clear();  // variants split by key headers share this prefix
   std::string k;
-  std::vector<std::shared_ptr<const cache::Entry>> vs;
+  std::vector<cache::EntryRef> vs;
   for (const auto& h : hs) {
     for (std::string_view scheme : {"http", "https"}) {
       k = cache::primary_key(scheme, cache::normalized_authority(scheme, h), target, http::HeaderMap{}, opts);

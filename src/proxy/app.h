@@ -41,7 +41,10 @@ struct Worker {
   App& app;
   std::size_t id;
   net::WatchdogSet watchdogs;  // declared before ioc: outlives the sessions the ioc destroys
-  asio::io_context ioc{1};
+  // One thread runs it and only that thread touches its sockets and timers;
+  // other threads only post to it. So the reactor needs no locks (the
+  // scheduler, which posts go through, keeps its own).
+  asio::io_context ioc{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::unique_ptr<net::UpstreamPool> pool;
   std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors;
   std::vector<std::string> acceptor_names;  // ListenerConfig::text of each acceptor
@@ -100,7 +103,7 @@ class App {
   // Applies an invalidation from the admin API (counted by kind).
   cache::PurgeOutcome purge(const cache::Purge& p);
   // The variants stored for a URL on `host` (or the first host that has any).
-  std::pair<std::string, std::vector<std::shared_ptr<const cache::Entry>>> inspect(
+  std::pair<std::string, std::vector<cache::EntryRef>> inspect(
       std::string_view target, const std::optional<std::string>& host) const;
 
   // Authorities (normalised host[:port]) that have stored entries: purges by path apply to each.

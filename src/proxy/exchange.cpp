@@ -9,13 +9,14 @@
 #include "proxy/client_connection.h"
 #include "proxy/origin_fetch.h"
 #include "proxy/refresher.h"
+#include "proxy/wire.h"
 
 namespace cachalot::proxy {
 
 using asio::awaitable;
 
 Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, ClientConnection* conn,
-                   Outcome& out, ResponseBuffers& buffers)
+                   ForwardedRequest& fwd, Outcome& out, ResponseBuffers& buffers)
     : w_(w),
       app_(w.app),
       rt_(std::move(rt)),
@@ -23,10 +24,12 @@ Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHe
       conn_(conn),
       out_(out),
       buffers_(buffers),
-      responder_(conn, req, out, buffers, rt_->config().server.timeouts.send, w.app.draining()) {}
+      responder_(conn, req, out, buffers, rt_->config().server.timeouts.send, w.app.draining()),
+      fwd_(fwd),
+      key_(fwd.key()) {}
 
-Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, const ForwardedRequest& fwd,
-                   std::string key, Outcome& out, ResponseBuffers& buffers)
+Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, ForwardedRequest& fwd,
+                   Outcome& out, ResponseBuffers& buffers)
     : w_(w),
       app_(w.app),
       rt_(std::move(rt)),
@@ -36,8 +39,8 @@ Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHe
       buffers_(buffers),
       responder_(nullptr, req, out, buffers, rt_->config().server.timeouts.send, false),
       fwd_(fwd),
-      policy_(&rt_->policy_for(fwd_.path())),
-      key_(std::move(key)) {}
+      policy_(&rt_->policy_for(fwd.path())),
+      key_(fwd.key()) {}
 
 awaitable<void> Exchange::run() {
   const auto& cfg = rt_->config();
@@ -45,28 +48,24 @@ awaitable<void> Exchange::run() {
   opts.fallback_host = cfg.upstream.url.host;
   opts.trusted_proxies = &rt_->trusted_proxies();
   opts.drop_fields = &rt_->drop_request_fields();
-  if (auto e = fwd_.prepare(req_, conn_->scheme(), conn_->peer(), opts); e != http::TargetError::None) {
-    // RFC 9112 §3.2, RFC 9110 §4.2.4: a target or Host we would have to guess about.
-    w_.metrics.bad_requests.fetch_add(1, std::memory_order_relaxed);
-    out_.cache_status = "fwd=bypass; detail=bad-" + std::string(http::to_string(e));
-    co_await responder_.error(400, e == http::TargetError::Host ? "invalid Host" : "invalid request target", true);
-    co_return;
-  }
+  if (auto e = fwd_.prepare(req_, conn_->scheme(), conn_->peer(), opts); e != http::TargetError::None)
+    return bad_target(e);
   policy_ = &rt_->policy_for(fwd_.path());
   out_.route_id = policy_->metric_id;
-  key_ = fwd_.primary_key(req_, policy_->key);
-  if (req_.method == http::Method::Purge) {
-    co_await purge_method();
-    co_return;
-  }
+  fwd_.finish_key(req_, policy_->key);
+  if (req_.method == http::Method::Purge) return purge_method();
   auto& parser = conn_->parser();
   const bool cacheable = (req_.method == http::Method::Get || req_.method == http::Method::Head) && !policy_->bypass &&
                          !req_.headers.has("range") && parser.content_length() <= 0 && !parser.chunked() &&
                          !fwd_.asterisk();
-  if (cacheable)
-    co_await this->cacheable();
-  else
-    co_await pass();
+  return cacheable ? this->cacheable() : pass();
+}
+
+awaitable<void> Exchange::bad_target(http::TargetError e) {
+  // RFC 9112 §3.2, RFC 9110 §4.2.4: a target or Host we would have to guess about.
+  w_.metrics.bad_requests.fetch_add(1, std::memory_order_relaxed);
+  out_.cache_status = "fwd=bypass; detail=bad-" + std::string(http::to_string(e));
+  co_await responder_.error(400, e == http::TargetError::Host ? "invalid Host" : "invalid request target", true);
 }
 
 awaitable<void> Exchange::pass() {
@@ -84,41 +83,41 @@ awaitable<void> Exchange::pass() {
 
 // ---------------------------------------------------------------- lookup
 
-std::shared_ptr<const cache::Entry> Exchange::lookup(bool& vary_miss) {
+cache::EntryRef Exchange::lookup(bool& vary_miss) {
   // Variants of one URL nearly always share their Vary list: compute this
   // request's variant key once per distinct list, not once per variant.
-  const std::vector<std::string>* keyed_names = nullptr;
+  std::string_view keyed_names;
+  bool keyed = false;
   std::string request_variant;
   return app_.store().find(key_, [&](const cache::Entry& e) {
-    if (e.vary_names.empty()) return true;
-    if (!keyed_names || *keyed_names != e.vary_names) {
-      request_variant = cache::variant_key(e.vary_names, req_.headers);
-      keyed_names = &e.vary_names;
+    if (e.vary().empty()) return true;
+    if (!keyed || keyed_names != e.vary()) {
+      request_variant = cache::variant_key_joined(e.vary(), req_.headers);
+      keyed_names = e.vary();
+      keyed = true;
     }
-    bool ok = request_variant == e.variant_key;
+    bool ok = request_variant == e.variant_key();
     if (!ok) vary_miss = true;
     return ok;
   });
 }
 
-bool Exchange::still_valid(const std::shared_ptr<const cache::Entry>& e, core::TimePoint now) {
+bool Exchange::still_valid(const cache::EntryRef& e, core::TimePoint now) {
   uint64_t generation = policy_->route ? app_.route_generation(policy_->name) : 0;
-  if (e->route_generation == generation && now < e->drop_after) return true;
+  if (e->route_generation() == generation && now < e->drop_after()) return true;
   app_.store().erase_entry(e);
   return false;
 }
 
-void Exchange::maybe_refresh_ahead(const std::shared_ptr<const cache::Entry>& e, core::TimePoint now) {
+void Exchange::maybe_refresh_ahead(const cache::EntryRef& e, core::TimePoint now) {
   if (!policy_->refresh_ahead) return;
-  double p = cache::refresh_ahead_probability(e->freshness, now);
+  double p = cache::refresh_ahead_probability(e->freshness(), now);
   if (p <= 0) return;
   thread_local std::minstd_rand rng{std::random_device{}()};
   if (std::uniform_real_distribution<double>(0, 1)(rng) < p) start_refresh(e);
 }
 
-void Exchange::start_refresh(const std::shared_ptr<const cache::Entry>& e) {
-  Refresher::start(w_, rt_, req_, fwd_, key_, e);
-}
+void Exchange::start_refresh(const cache::EntryRef& e) { Refresher::start(w_, rt_, req_, fwd_, e); }
 
 awaitable<void> Exchange::cacheable() {
   auto now = core::Clock::now();
@@ -126,25 +125,26 @@ awaitable<void> Exchange::cacheable() {
   const bool authorized = req_.headers.has("authorization");
 
   bool vary_miss = false;
-  std::shared_ptr<const cache::Entry> entry = lookup(vary_miss);
+  cache::EntryRef entry = lookup(vary_miss);
   if (entry && !still_valid(entry, now)) entry.reset();
   // RFC 9111 §3.5: a response stored for another request may answer an authorized one only if it says so.
-  if (entry && authorized && !cache::may_serve_to_authorized(entry->cc)) entry.reset();
+  if (entry && authorized && !entry->may_serve_to_authorized()) entry.reset();
 
   std::string_view miss_reason = vary_miss && !entry ? "vary-miss" : "uri-miss";
   std::string_view detail;
   if (entry) {
-    auto ev = cache::evaluate(entry->freshness, rcc_, now);
+    const cache::Freshness fresh = entry->freshness();
+    auto ev = cache::evaluate(fresh, rcc_, now);
     switch (ev.decision) {
       case cache::Decision::Hit: {
-        out_.cache_status.assign("hit; ttl=");
-        out_.cache_status.append(std::to_string(entry->freshness.ttl(now)));
+        out_.cache_status.assign(std::string_view("hit; ttl="));
+        wire::append_num(out_.cache_status, fresh.ttl(now));
         maybe_refresh_ahead(entry, now);
         co_await responder_.entry(*entry, metrics::Result::Hit);
         co_return;
       }
       case cache::Decision::HitStale: {
-        out_.cache_status = "hit; ttl=" + std::to_string(entry->freshness.ttl(now)) + "; detail=" +
+        out_.cache_status = "hit; ttl=" + std::to_string(fresh.ttl(now)) + "; detail=" +
                             std::string(cache::to_string(ev.reason));
         if (ev.reason == cache::LookupReason::StaleWhileRevalidate) start_refresh(entry);
         co_await responder_.entry(*entry, metrics::Result::Stale);
@@ -167,7 +167,7 @@ awaitable<void> Exchange::cacheable() {
   FetchPlan plan;
   plan.may_store = !rcc_.no_store && req_.method == http::Method::Get;
   plan.stale = entry;
-  plan.conditional = entry && (!entry->etag.empty() || !entry->last_modified.empty());
+  plan.conditional = entry && (!entry->etag().empty() || !entry->last_modified().empty());
   out_.cache_status = "fwd=" + std::string(miss_reason);
   if (!detail.empty() && detail != miss_reason) out_.cache_status += "; detail=" + std::string(detail);
   out_.result = metrics::Result::Miss;
@@ -200,8 +200,8 @@ awaitable<void> Exchange::fetch_coalesced(FetchPlan& plan) {
     bool vary_miss = false;
     auto stored = lookup(vary_miss);
     if (stored && still_valid(stored, now) &&
-        cache::evaluate(stored->freshness, rcc_, now).decision == cache::Decision::Hit) {
-      out_.cache_status = "fwd=uri-miss; collapsed; ttl=" + std::to_string(stored->freshness.ttl(now));
+        cache::evaluate(stored->freshness(), rcc_, now).decision == cache::Decision::Hit) {
+      out_.cache_status = "fwd=uri-miss; collapsed; ttl=" + std::to_string(stored->freshness().ttl(now));
       co_await responder_.entry(*stored, metrics::Result::Coalesced);
       co_return;
     }
@@ -209,14 +209,14 @@ awaitable<void> Exchange::fetch_coalesced(FetchPlan& plan) {
   co_await OriginFetch(*this, plan).run();
 }
 
-awaitable<void> Exchange::revalidate(std::shared_ptr<const cache::Entry> stale, cache::FetchPermit permit) {
+awaitable<void> Exchange::revalidate(cache::EntryRef stale, cache::FetchPermit permit) {
   req_.method = http::Method::Get;
   req_.method_name = "GET";
   rcc_ = cache::parse_request_cache_control(req_);
   FetchPlan plan;
   plan.may_store = true;
   plan.stale = std::move(stale);
-  plan.conditional = !plan.stale->etag.empty() || !plan.stale->last_modified.empty();
+  plan.conditional = !plan.stale->etag().empty() || !plan.stale->last_modified().empty();
   plan.permit = std::move(permit);
   out_.result = metrics::Result::Miss;
   out_.cache_status = "fwd=stale; detail=background";

@@ -38,37 +38,41 @@ struct FetchPlan {
   bool pass = false;                          // forward as is: request body, nothing stored
   bool may_store = false;                     // the request allows storing the response
   bool conditional = false;                   // revalidate `stale` with its validators
-  std::shared_ptr<const cache::Entry> stale;  // entry being revalidated / stale-if-error fallback
+  cache::EntryRef stale;  // entry being revalidated / stale-if-error fallback
   cache::FetchPermit permit;                  // the leader of a fill (empty otherwise)
 };
 
 class Exchange {
  public:
-  // A client's request, parsed from `conn` (its body, if any, is still there).
+  // A client's request, parsed from `conn` (its body, if any, is still
+  // there). `fwd` and `buffers` belong to the connection and are reused.
   Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, ClientConnection* conn,
+           ForwardedRequest& fwd, Outcome& out, ResponseBuffers& buffers);
+  // A background revalidation: `req` and `fwd` are (copies of) the prepared
+  // request that found the entry stale, key included.
+  Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, ForwardedRequest& fwd,
            Outcome& out, ResponseBuffers& buffers);
-  // A background revalidation: `req` and `fwd` are the prepared request that found the entry stale.
-  Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHead& req, const ForwardedRequest& fwd,
-           std::string key, Outcome& out, ResponseBuffers& buffers);
 
+  // Not a coroutine: prepares the request and returns the step it leads to.
   asio::awaitable<void> run();
-  asio::awaitable<void> revalidate(std::shared_ptr<const cache::Entry> stale, cache::FetchPermit permit);
+  asio::awaitable<void> revalidate(cache::EntryRef stale, cache::FetchPermit permit);
 
   const RoutePolicy& policy() const noexcept { return *policy_; }
 
  private:
   friend class OriginFetch;
+  asio::awaitable<void> bad_target(http::TargetError e);
   asio::awaitable<void> cacheable();
   asio::awaitable<void> pass();
   asio::awaitable<void> purge_method();
   asio::awaitable<void> fetch_coalesced(FetchPlan& plan);
   // The stored variant for this request, if any (`vary_miss`: the URL has
   // variants, none for this request).
-  std::shared_ptr<const cache::Entry> lookup(bool& vary_miss);
+  cache::EntryRef lookup(bool& vary_miss);
   // Dropped by a route purge or past every window: removed, not usable.
-  bool still_valid(const std::shared_ptr<const cache::Entry>& e, core::TimePoint now);
-  void maybe_refresh_ahead(const std::shared_ptr<const cache::Entry>& e, core::TimePoint now);
-  void start_refresh(const std::shared_ptr<const cache::Entry>& e);
+  bool still_valid(const cache::EntryRef& e, core::TimePoint now);
+  void maybe_refresh_ahead(const cache::EntryRef& e, core::TimePoint now);
+  void start_refresh(const cache::EntryRef& e);
 
   Worker& w_;
   App& app_;
@@ -78,9 +82,9 @@ class Exchange {
   Outcome& out_;
   ResponseBuffers& buffers_;
   Responder responder_;
-  ForwardedRequest fwd_;
+  ForwardedRequest& fwd_;
   const RoutePolicy* policy_ = nullptr;
-  std::string key_;
+  const std::string& key_;  // fwd_.key()
   cache::RequestCacheControl rcc_;
 };
 

@@ -58,8 +58,8 @@ std::string forwarded_origin(std::string_view v) {
 
 http::TargetError ForwardedRequest::prepare(http::RequestHead& req, std::string_view scheme, const Peer& peer,
                                             const ForwardOptions& opts) {
-  scheme_ = scheme;
-  client_ip_ = peer.ip;
+  scheme_.assign(scheme);
+  client_ip_.assign(peer.ip);
   trusted_ = opts.trusted_proxies && !peer.address.empty() &&
              opts.trusted_proxies->contains(std::span<const uint8_t>(peer.address.data(), peer.address.size()));
 
@@ -75,23 +75,23 @@ http::TargetError ForwardedRequest::prepare(http::RequestHead& req, std::string_
   } else {
     host = opts.fallback_host;
   }
-  authority_ = cache::normalized_authority(scheme, host);
+  cache::normalize_authority(authority_, scheme, host);
 
-  // The path for route matching: the normalised one (so "/api/../admin"
-  // matches what it names), computed only when the received one is not normal.
   std::string_view pq = t.asterisk ? std::string_view("/") : t.path_query;
-  std::string_view raw_path = pq.substr(0, pq.find('?'));
-  if (!raw_path.empty() && cache::is_normalized_path(raw_path)) {
-    path_storage_.assign(raw_path);  // a copy: req.target may be rewritten below
-  } else {
-    std::string k = cache::primary_key(scheme, authority_, raw_path, http::HeaderMap{}, {});
-    path_storage_.assign(cache::key_path(k));
-  }
-  path_ = path_storage_;
   if (!t.authority.empty() || pq.empty() || pq.front() == '?') {
+    // Absolute-form: the origin gets origin-form (RFC 9112 §3.2.2).
     std::string origin_form = pq.empty() || pq.front() == '?' ? "/" + std::string(pq) : std::string(pq);
     req.target = std::move(origin_form);
+    pq = t.asterisk ? std::string_view("/") : std::string_view(req.target);
   }
+  const std::size_t q = std::min(pq.find('?'), pq.size());
+  // The key's path is also the path routes match: "/api/../admin" matches what it names.
+  cache::key_begin(key_, scheme, authority_, pq.substr(0, q), true);
+  path_begin_ = scheme.size() + 3 + authority_.size();
+  path_end_ = key_.size();
+  finished_ = false;
+  has_query_ = q != pq.size();
+  query_ = has_query_ ? pq.substr(q + 1) : std::string_view();
 
   // One pass: hop-by-hop and Connection-nominated fields (never Host: we
   // send our own, below), dropped fields, and the forwarding fields we own.
@@ -136,10 +136,11 @@ http::TargetError ForwardedRequest::prepare(http::RequestHead& req, std::string_
   return http::TargetError::None;
 }
 
-std::string ForwardedRequest::primary_key(const http::RequestHead& req, const cache::KeyOptions& opts) const {
-  std::string key =
-      cache::primary_key(scheme_, authority_, asterisk_ ? std::string_view("/") : std::string_view(req.target),
-                         req.headers, opts);
+void ForwardedRequest::finish_key(const http::RequestHead& req, const cache::KeyOptions& opts) {
+  if (finished_) return;
+  finished_ = true;
+  cache::key_finish(key_, query_, has_query_, req.headers, opts);
+  query_ = {};
   if (trusted_ && (!peer_xfh_.empty() || !peer_xfp_.empty() || !peer_forwarded_.empty())) {
     // What a trusted proxy says about the original request reaches the origin: key it.
     http::HeaderMap origin;
@@ -147,11 +148,10 @@ std::string ForwardedRequest::primary_key(const http::RequestHead& req, const ca
     if (!peer_xfp_.empty()) origin.add("x-forwarded-proto", peer_xfp_);
     if (!peer_forwarded_.empty()) origin.add("forwarded-origin", forwarded_origin(peer_forwarded_));
     for (std::string_view n : {"x-forwarded-host", "x-forwarded-proto", "forwarded-origin"}) {
-      key.push_back('\n');
-      cache::append_field_entry(key, n, origin);
+      key_.push_back('\n');
+      cache::append_field_entry(key_, n, origin);
     }
   }
-  return key;
 }
 
 void ForwardedRequest::append_forwarding_fields(std::string& out, int version_minor) const {

@@ -50,22 +50,27 @@ struct Peer {
 
 class ForwardedRequest {
  public:
-  // Prepares `req` in place (see the file comment). `scheme` is the
-  // listener's ("http" or "https"). On an error, `req` may be half-prepared
-  // and must only be answered 400.
+  // Prepares `req` in place (see the file comment) and begins its primary
+  // key (scheme, authority, normalised path). `scheme` is the listener's
+  // ("http" or "https"). On an error, `req` may be half-prepared and must
+  // only be answered 400. A ForwardedRequest is reused from request to
+  // request on a connection: its strings keep their capacity.
   http::TargetError prepare(http::RequestHead& req, std::string_view scheme, const Peer& peer,
                             const ForwardOptions& opts);
+  // Completes the primary key under the matched route's key options (the
+  // query as they shape it, the key header entries, a trusted peer's origin
+  // fields), after prepare() and route matching. Later calls do nothing.
+  void finish_key(const http::RequestHead& req, const cache::KeyOptions& opts);
+  // The primary key (after finish_key()).
+  const std::string& key() const noexcept { return key_; }
 
   std::string_view scheme() const noexcept { return scheme_; }
   // Normalised host[:port]: the key's authority and the Host we send.
   const std::string& authority() const noexcept { return authority_; }
-  // Normalised path (no query), for route matching.
-  std::string_view path() const noexcept { return path_; }
+  // Normalised path (no query), for route matching: the key's path.
+  std::string_view path() const noexcept { return std::string_view(key_).substr(path_begin_, path_end_ - path_begin_); }
   bool trusted_peer() const noexcept { return trusted_; }
   bool asterisk() const noexcept { return asterisk_; }
-
-  // The primary key of `req` (as prepared) under a route's key options.
-  std::string primary_key(const http::RequestHead& req, const cache::KeyOptions& opts) const;
 
   // The request head for the origin: request line with the key's path and
   // query, Host, the prepared fields for which skip(name) is false, then the
@@ -91,8 +96,11 @@ class ForwardedRequest {
 
   std::string scheme_;
   std::string authority_;
-  std::string path_storage_;  // normalised path when the received one was not normal
-  std::string_view path_;
+  std::string key_;
+  std::size_t path_begin_ = 0, path_end_ = 0;  // the path within key_
+  std::string_view query_;  // into req.target, between prepare() and finish_key()
+  bool has_query_ = false;
+  bool finished_ = false;
   std::string client_ip_;
   bool trusted_ = false;
   bool asterisk_ = false;

@@ -83,14 +83,14 @@ cache::AdmissionContext OriginFetch::admission() const {
   return c;
 }
 
-bool OriginFetch::publish(const std::shared_ptr<const cache::Entry>& e,
-                          const std::shared_ptr<const cache::Entry>& replacing) {
+bool OriginFetch::publish(const cache::EntryRef& e,
+                          const cache::EntryRef& replacing) {
   auto& store = x_.app_.store();
   auto now = core::Clock::now();
   bool stored = false;
   auto verdict = x_.app_.invalidations().publish(ticket_, *e, [&](cache::InvalidationLog::Verdict v) {
     // A soft purge issued while this fetch was in flight: publish it already stale.
-    std::shared_ptr<const cache::Entry> p = v == cache::InvalidationLog::Verdict::Stale ? cache::mark_stale(*e, now) : e;
+    cache::EntryRef p = v == cache::InvalidationLog::Verdict::Stale ? cache::mark_stale(*e, now) : e;
     if (replacing && store.replace_if_same(replacing, p)) {
       stored = true;
       return;
@@ -128,7 +128,7 @@ void OriginFetch::build_head() {
   });
   if (plan_.conditional && plan_.stale) {
     http::HeaderMap v;
-    cache::add_validators(v, plan_.stale->etag, plan_.stale->last_modified);
+    cache::add_validators(v, plan_.stale->etag(), plan_.stale->last_modified());
     v.serialize(head);
   }
   if (x_.conn_ && pass) {
@@ -258,14 +258,14 @@ awaitable<UpstreamError> OriginFetch::send() {
 
 bool OriginFetch::stale_usable_on_error(core::TimePoint now) const {
   return plan_.stale && !plan_.pass &&
-         cache::can_serve_stale_on_error(plan_.stale->freshness, x_.rcc_, now,
+         cache::can_serve_stale_on_error(plan_.stale->freshness(), x_.rcc_, now,
                                          std::chrono::duration_cast<core::Seconds>(cfg_.cache.stale_if_error));
 }
 
 awaitable<void> OriginFetch::serve_stale_on_error(int origin_status, std::string_view detail) {
   auto now = core::Clock::now();
   x_.out_.cache_status = "fwd=stale; fwd-status=" + std::to_string(origin_status) +
-                         "; ttl=" + std::to_string(plan_.stale->freshness.ttl(now)) + "; detail=" + std::string(detail);
+                         "; ttl=" + std::to_string(plan_.stale->freshness().ttl(now)) + "; detail=" + std::string(detail);
   co_await x_.responder_.entry(*plan_.stale, metrics::Result::StaleError);
 }
 
@@ -304,7 +304,7 @@ awaitable<void> OriginFetch::not_modified() {
     publish(f.entry, plan_.stale);
     w_.metrics.store_decision(metrics::StoreDecisionExtra::Revalidated);
     plan_.permit.finish(cache::Fill::State::Done, f.entry);
-    out.cache_status = "fwd=stale; fwd-status=304; ttl=" + std::to_string(f.entry->freshness.ttl(response_time_));
+    out.cache_status = "fwd=stale; fwd-status=304; ttl=" + std::to_string(f.entry->freshness().ttl(response_time_));
     co_await x_.responder_.entry(*f.entry, metrics::Result::Revalidated, client);
     co_return;
   }
@@ -312,9 +312,9 @@ awaitable<void> OriginFetch::not_modified() {
   x_.app_.store().erase_entry(plan_.stale);
   w_.metrics.store_decision(metrics::StoreDecisionExtra::Unshared);
   plan_.permit.finish(cache::Fill::State::Uncacheable);
-  auto served = std::make_shared<cache::Entry>(*plan_.stale);
-  served->headers = std::move(f.response_fields);
-  cache::finalize_entry(*served);
+  cache::EntryDraft d = cache::draft_of(*plan_.stale);
+  d.headers = std::move(f.response_fields);
+  cache::EntryRef served = cache::build_entry(d);
   out.cache_status = "fwd=stale; fwd-status=304; detail=" + std::string(cache::to_string(f.verdict.reason));
   co_await x_.responder_.entry(*served, metrics::Result::Revalidated, client);
 }
@@ -354,7 +354,7 @@ awaitable<void> OriginFetch::run() {
   const auto& resp = up_->parser.response();
   response_time_ = core::Clock::now();
   if (plan_.conditional && plan_.stale && resp.status == 304) {
-    if (!cache::response_304_matches(plan_.stale->headers, resp.headers)) {
+    if (!cache::response_304_matches(plan_.stale->fields(), resp.headers)) {
       // RFC 9111 §4.3.4: a 304 naming another validator says nothing about our
       // entry: fetch the full response (the entry stays a stale-if-error fallback).
       release(up_->reusable());
@@ -390,7 +390,7 @@ awaitable<void> OriginFetch::run() {
   co_await relay();
 }
 
-std::shared_ptr<cache::Entry> OriginFetch::gate(const http::ResponseHead& resp) {
+std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& resp) {
   auto& out = x_.out_;
   if (plan_.pass) {
     out.cache_status += "; fwd-status=" + std::to_string(resp.status);
@@ -429,23 +429,22 @@ std::shared_ptr<cache::Entry> OriginFetch::gate(const http::ResponseHead& resp) 
       fh->head_block.append("\r\n");
     }
     fh->content_length = clen;
-    auto proto = std::make_shared<cache::Entry>(*entry);
-    cache::finalize_entry(*proto);
-    fh->proto = std::move(proto);
+    fh->proto = cache::build_entry(*entry);  // the body is still empty
     plan_.permit.set_head(std::move(fh));
   }
   return entry;
 }
 
-void OriginFetch::complete_entry(const std::shared_ptr<cache::Entry>& entry) {
+void OriginFetch::complete_entry(std::unique_ptr<cache::EntryDraft>& draft) {
   // Published before the client's last byte: a client that has the whole
   // response finds it stored (and a purge it sends next finds it too).
-  cache::finalize_entry(*entry);
+  cache::EntryRef entry = cache::build_entry(*draft);
+  draft.reset();
   if (publish(entry, nullptr)) w_.metrics.store_decision(cache::StoreReason::Stored);
   plan_.permit.finish(cache::Fill::State::Done, entry);
 }
 
-awaitable<OriginFetch::Pumped> OriginFetch::pump(std::shared_ptr<cache::Entry>& entry, bool to_client) {
+awaitable<OriginFetch::Pumped> OriginFetch::pump(std::unique_ptr<cache::EntryDraft>& entry, bool to_client) {
   auto& responder = x_.responder_;
   const uint64_t max_object = x_.rt_->max_object_size();
   Pumped r;
@@ -495,7 +494,7 @@ awaitable<void> OriginFetch::relay() {
   // An unsafe method's success invalidates what it changed (RFC 9111 §4.4),
   // before its response reaches the client: the client's next read misses.
   if (plan_.pass) x_.app_.purger().after_unsafe(req, resp.status, resp.headers, x_.fwd_.authority(), *x_.rt_);
-  std::shared_ptr<cache::Entry> entry = gate(resp);
+  std::unique_ptr<cache::EntryDraft> entry = gate(resp);
   out.status = resp.status;
 
   const bool no_body = wire::status_has_no_body(resp.status) || req.method == http::Method::Head;

@@ -55,21 +55,22 @@ class OriginFetch {
   asio::awaitable<void> relay();
   // The admission gate for a full response: the entry to fill (and the fill's
   // head offered to followers), or null when nothing is stored.
-  std::shared_ptr<cache::Entry> gate(const http::ResponseHead& resp);
+  std::unique_ptr<cache::EntryDraft> gate(const http::ResponseHead& resp);
   struct Pumped {
     bool complete = false;
     net::UpstreamError err = net::UpstreamError::None;
     bool to_client = false;  // the client is still receiving
   };
   // Copies the body from the origin to the entry, the followers and the client.
-  asio::awaitable<Pumped> pump(std::shared_ptr<cache::Entry>& entry, bool to_client);
-  void complete_entry(const std::shared_ptr<cache::Entry>& entry);
+  asio::awaitable<Pumped> pump(std::unique_ptr<cache::EntryDraft>& entry, bool to_client);
+  // Packs the draft, publishes it and ends the fill Done (the draft is consumed).
+  void complete_entry(std::unique_ptr<cache::EntryDraft>& draft);
   bool stale_usable_on_error(core::TimePoint now) const;
   asio::awaitable<void> serve_stale_on_error(int origin_status, std::string_view detail);
   cache::AdmissionContext admission() const;
   // Publishes `e` (finalized) unless an invalidation voided it; `replacing`:
   // the entry a 304 freshened. True when the store holds it now.
-  bool publish(const std::shared_ptr<const cache::Entry>& e, const std::shared_ptr<const cache::Entry>& replacing);
+  bool publish(const cache::EntryRef& e, const cache::EntryRef& replacing);
   void release(bool reusable);
 
   Exchange& x_;

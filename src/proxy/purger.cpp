@@ -46,8 +46,10 @@ cache::PurgeOutcome Purger::apply(const cache::Purge& p, const Runtime& rt) {
       return out;
     }
   }
-  if (p.host && (p.kind == Kind::Url || p.kind == Kind::Prefix))
+  if (p.host && (p.kind == Kind::Url || p.kind == Kind::Prefix)) {
     rule.authority = cache::normalized_authority("http", *p.host);
+    rule.authority_https = cache::normalized_authority("https", *p.host);
+  }
 
   // 1. fills in flight will not publish what this matches
   log_.record(rule);

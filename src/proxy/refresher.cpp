@@ -10,14 +10,14 @@ namespace {
 
 // Everything one background refresh owns, kept alive by its coroutine.
 struct Refresh {
-  Refresh(Worker& w, std::shared_ptr<const Runtime> rt, const http::RequestHead& r, const ForwardedRequest& fwd,
-          std::string key)
-      : worker(w), req(r), exchange(w, std::move(rt), req, fwd, std::move(key), out, buffers) {
+  Refresh(Worker& w, std::shared_ptr<const Runtime> rt, const http::RequestHead& r, const ForwardedRequest& f)
+      : worker(w), req(r), fwd(f), exchange(w, std::move(rt), req, fwd, out, buffers) {
     ++worker.background_refreshes;
   }
   ~Refresh() { --worker.background_refreshes; }
   Worker& worker;
   http::RequestHead req;
+  ForwardedRequest fwd;
   Outcome out;
   ResponseBuffers buffers;
   Exchange exchange;
@@ -26,8 +26,8 @@ struct Refresh {
 }  // namespace
 
 void Refresher::start(Worker& w, const std::shared_ptr<const Runtime>& rt, const http::RequestHead& req,
-                      const ForwardedRequest& fwd, const std::string& key,
-                      const std::shared_ptr<const cache::Entry>& stale) {
+                      const ForwardedRequest& fwd, const cache::EntryRef& stale) {
+  const std::string& key = fwd.key();
   if (w.background_refreshes >= rt->config().cache.max_background_refreshes) return;
   // A stale entry is hit many times while its refresh runs: ask the shared
   // coalescer about one entry at most every 250 ms from this worker.
@@ -38,7 +38,7 @@ void Refresher::start(Worker& w, const std::shared_ptr<const Runtime>& rt, const
   auto ticket = w.app.coalescer().join(key, 0, core::Clock::now());
   if (ticket.role != cache::Coalescer::Role::Leader) return;  // someone is already fetching it
   w.metrics.background_refreshes.fetch_add(1, std::memory_order_relaxed);
-  auto job = std::make_shared<Refresh>(w, rt, req, fwd, key);
+  auto job = std::make_shared<Refresh>(w, rt, req, fwd);
   asio::co_spawn(
       w.ioc,
       [job, stale, permit = std::move(ticket.permit)]() mutable -> asio::awaitable<void> {

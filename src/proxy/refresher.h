@@ -24,8 +24,7 @@ class Refresher {
   // one is already running for the key, this worker asked about this entry
   // less than 250 ms ago, or cache.max_background_refreshes are running.
   static void start(Worker& w, const std::shared_ptr<const Runtime>& rt, const http::RequestHead& req,
-                    const ForwardedRequest& fwd, const std::string& key,
-                    const std::shared_ptr<const cache::Entry>& stale);
+                    const ForwardedRequest& fwd, const cache::EntryRef& stale);
 };
 
 }  // namespace cachalot::proxy

@@ -20,17 +20,24 @@ bool Responder::connected() const noexcept { return conn_ && !conn_->gone(); }
 
 bool Responder::closing() const noexcept { return out_.close || !req_.keep_alive || draining_; }
 
+namespace {
+// What a write to nobody (a background refresh) or to a client that left returns.
+awaitable<bool> not_sent() { co_return false; }
+}  // namespace
+
+// Not coroutines: they hand back the connection's write, so a response costs
+// one coroutine frame for the write, not three. A failed write marks the
+// client gone (ClientConnection::gone()), which the session checks.
 template <class Buffers>
 awaitable<bool> Responder::send(const Buffers& b) {
-  if (!connected()) co_return false;
-  bool ok = co_await conn_->send(b, send_timeout_);
-  if (!ok) out_.close = true;
-  co_return ok;
+  if (!connected()) return not_sent();
+  return conn_->send(b, send_timeout_);
 }
 
 awaitable<bool> Responder::send(std::string_view s) {
-  std::array<asio::const_buffer, 1> b{asio::buffer(s)};
-  co_return co_await send(b);
+  if (!connected()) return not_sent();
+  buf_.one[0] = asio::buffer(s);
+  return conn_->send(buf_.one, send_timeout_);
 }
 
 void Responder::append_connection(std::string& out) {
@@ -47,8 +54,8 @@ void Responder::append_connection(std::string& out) {
 awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, const http::HeaderMap* extra) {
   out_.result = result;
   auto now = core::Clock::now();
-  auto cond = cache::evaluate_conditional(req_, e.etag, e.last_modified, e.date);
-  const bool not_modified = cond == cache::ConditionalResult::NotModified && e.status == 200;
+  auto cond = cache::evaluate_conditional(req_, e.etag(), e.last_modified(), e.date());
+  const bool not_modified = cond == cache::ConditionalResult::NotModified && e.status() == 200;
   std::array<asio::const_buffer, 3> bufs;
   if (not_modified) {
     // RFC 9110 §15.4.5: a 304 carries the fields a 200 would have for caching.
@@ -56,25 +63,25 @@ awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, 
     buf_.head.clear();
     buf_.head.append("HTTP/1.1 304 Not Modified\r\n");
     http::HeaderMap h;
-    cache::copy_304_fields(e.headers, h);
+    cache::copy_304_fields(e.fields(), h);
     h.serialize(buf_.head);
     buf_.head.append("Via: 1.1 cachalot\r\n");
     bufs[0] = asio::buffer(buf_.head);
   } else {
-    out_.status = e.status;
-    bufs[0] = asio::buffer(e.head_block);
+    out_.status = e.status();
+    bufs[0] = asio::buffer(e.head_block());
   }
   auto& tail = buf_.tail;
   tail.clear();
   if (extra) extra->serialize(tail);
-  tail.append("Age: ");
-  wire::append_num(tail, e.freshness.current_age(now).count());
-  tail.append("\r\n");
+  tail.append(std::string_view("Age: "));
+  wire::append_num(tail, e.current_age(now).count());
+  tail.append(std::string_view("\r\n"));
   wire::append_cache_status(tail, out_.cache_status);
   append_connection(tail);
-  tail.append("\r\n");
+  tail.append(std::string_view("\r\n"));
   bufs[1] = asio::buffer(tail);
-  if (!not_modified && req_.method != http::Method::Head) bufs[2] = asio::buffer(e.body);
+  if (!not_modified && req_.method != http::Method::Head) bufs[2] = asio::buffer(e.body());
   head_sent_ = true;
   co_await send(bufs);
 }
@@ -262,7 +269,7 @@ awaitable<Responder::FollowResult> Responder::follow(const std::shared_ptr<cache
   std::size_t sent = 0;
   bool chunked = false;
   auto same_variant = [&](const cache::Entry& e) {
-    return e.vary_names.empty() || cache::variant_key(e.vary_names, req_.headers) == e.variant_key;
+    return cache::matches_variant(e, req_.headers);
   };
   for (;;) {
     auto v = fill->view(sent);
@@ -278,7 +285,7 @@ awaitable<Responder::FollowResult> Responder::follow(const std::shared_ptr<cache
     }
     if (v.state == State::Done && !head_sent_ && v.entry) {
       if (!same_variant(*v.entry)) co_return FollowResult::Retry;
-      out_.cache_status = "fwd=uri-miss; collapsed; ttl=" + std::to_string(v.entry->freshness.ttl(core::Clock::now()));
+      out_.cache_status = "fwd=uri-miss; collapsed; ttl=" + std::to_string(v.entry->freshness().ttl(core::Clock::now()));
       co_await entry(*v.entry, metrics::Result::Coalesced);
       co_return FollowResult::Served;
     }
@@ -288,10 +295,11 @@ awaitable<Responder::FollowResult> Responder::follow(const std::shared_ptr<cache
       const auto& h = *v.head;
       if (!same_variant(*h.proto)) co_return FollowResult::Retry;
       out_.result = metrics::Result::Coalesced;
-      out_.status = h.proto->status;
+      out_.status = h.proto->status();
       out_.cache_status = "fwd=uri-miss; collapsed";
-      if (h.proto->status == 200 && cache::evaluate_conditional(req_, h.proto->etag, h.proto->last_modified,
-                                                                h.proto->date) == cache::ConditionalResult::NotModified) {
+      if (h.proto->status() == 200 &&
+          cache::evaluate_conditional(req_, h.proto->etag(), h.proto->last_modified(), h.proto->date()) ==
+              cache::ConditionalResult::NotModified) {
         // Answer the conditional from the head alone (RFC 9110 §13.1).
         co_await entry(*h.proto, metrics::Result::Coalesced);
         co_return FollowResult::Served;

@@ -12,6 +12,7 @@
 // Cache-Status, Connection) and the body.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -48,6 +49,7 @@ struct ResponseBuffers {
   std::string head, tail;
   std::string request_head;  // the request head sent to the origin
   std::vector<asio::const_buffer> gather;
+  std::array<asio::const_buffer, 1> one;  // outlives the write it is handed to
   std::vector<std::string> chunk_heads;
 };
 

@@ -109,13 +109,13 @@ awaitable<void> Session::run() {
       break;
     }
     {
-      Exchange x(w_, rt, parser.request(), &conn_, out_, buffers_);
+      Exchange x(w_, rt, parser.request(), &conn_, fwd_, out_, buffers_);
       co_await x.run();
     }
     finish_request(*rt);
     if (out_.close || conn_.gone() || !parser.request().keep_alive) break;
     // Discard an unread request body (e.g. an answer sent before reading it).
-    if (!co_await skip_body(*rt)) break;
+    if (!parser.message_complete() && !co_await skip_body(*rt)) break;
     parser.next_message();
   }
   conn_.shutdown();

@@ -39,6 +39,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Worker& w_;
   ClientConnection conn_;
+  ForwardedRequest fwd_;  // reused from request to request
   Outcome out_;
   ResponseBuffers buffers_;
   bool idle_ = true;  // between requests (a drain may close it)

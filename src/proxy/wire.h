@@ -44,9 +44,10 @@ inline std::string_view date_now() {
 }
 
 inline void append_cache_status(std::string& out, std::string_view value) {
-  out.append("Cache-Status: cachalot; ");
+  using namespace std::string_view_literals;
+  out.append("Cache-Status: cachalot; "sv);
   out.append(value);
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 
 }  // namespace cachalot::proxy::wire

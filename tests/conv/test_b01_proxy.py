@@ -401,6 +401,18 @@ class ProxyTest(unittest.TestCase):
                 self.assertEqual(r.status, 200, f"request {i}")
                 self.assertNotIn("close", r.tokens("connection"))
 
+    def test_one_keep_alive_connection_serves_thousands_of_requests(self):
+        """A connection's buffers and field maps are reused from request to request; 3000
+        requests in a row must all be answered on the same connection (a reuse bug once
+        dropped connections after about 800)."""
+        self.origin.route("/ka3", Reply(200, NO_STORE, b"ok"))
+        with self.proxy.client() as c:
+            for i in range(3000):
+                c.request("GET", "/ka3", [("X-Drop-Me", "1"), ("Connection", "X-Drop-Me")])
+                r = c.read_response()
+                self.assertEqual((r.status, r.body), (200, b"ok"), f"request {i}")
+        self.assertEqual(len(self.origin.requests("/ka3")), 3000)
+
     def test_connection_close_from_the_client_closes_after_the_response_rfc9112_9_6(self):
         self.origin.route("/cl", Reply(200, NO_STORE, b"ok"))
         with self.proxy.client() as c:

@@ -264,3 +264,42 @@ TEST_CASE("lookup reasons have unique kebab-case names and RFC 9211 fwd values",
   CHECK(cache::to_string(Decision::Revalidate) == "revalidate");
   CHECK(cache::to_string(Decision::Miss) == "miss");
 }
+
+TEST_CASE("refresh_ahead_probability rises from 0 to 1 over the last 10% of the lifetime", "[policy][evaluate]") {
+  using std::chrono::milliseconds;
+  struct Row {
+    const char* name;
+    std::function<void(Freshness&)> change;
+    core::TimePoint now;
+    double want;
+  };
+  auto none = [](Freshness&) {};
+  const std::vector<Row> rows = {
+      // Baseline: lifetime 100 s from kT, so it expires at +100 s and the window is the last 10 s.
+      {"just stored", none, at(0), 0.0},
+      {"before the window", none, at(89), 0.0},
+      {"at the start of the window", none, at(90), 0.0},
+      {"halfway through the window", none, at(95), 0.5},
+      {"near the end", none, at(99), 0.9},
+      {"in milliseconds", none, at(99) + milliseconds(500), 0.95},
+      {"at expiry", none, at(100), 1.0},
+      {"past expiry", none, at(150), 1.0},
+      {"no lifetime: never", [](Freshness& f) { f.lifetime = s(0); }, at(0), 0.0},
+      {"a short lifetime still gets the last second", [](Freshness& f) { f.lifetime = s(5); },
+       at(4) + milliseconds(500), 0.5},
+      {"a short lifetime: before its last second", [](Freshness& f) { f.lifetime = s(5); }, at(3), 0.0},
+      {"§4.2.3 the initial age counts: it expires earlier",
+       [](Freshness& f) { f.corrected_initial_age = s(20); }, at(75), 0.5},
+      {"a long lifetime has a long window", [](Freshness& f) { f.lifetime = s(1000); }, at(950), 0.5},
+  };
+  for (const Row& r : rows) {
+    DYNAMIC_SECTION(r.name) {
+      Freshness f = baseline();
+      r.change(f);
+      const double p = cache::refresh_ahead_probability(f, r.now);
+      CHECK(p == Approx(r.want).margin(1e-9));
+      CHECK(p >= 0.0);
+      CHECK(p <= 1.0);
+    }
+  }
+}

@@ -124,10 +124,10 @@ ScanOutcome run_hot_set_under_scan(EvictionPolicy policy) {
   auto entry = [](char kind, int i) {
     char key[64];
     std::snprintf(key, sizeof key, "http://scan.test/%c/%08d", kind, i);  // equal lengths: equal charges
-    auto e = std::make_shared<Entry>();
-    e->primary_key = key;
-    e->body.assign(1000, 'b');
-    return e;
+    EntryDraft d;
+    d.primary_key = key;
+    d.body.assign(1000, 'b');
+    return build_entry(d);
   };
   const uint64_t charge = entry('h', 0)->charge();
   Store store(StoreOptions{kCapacity * charge, 1, 1, policy});
@@ -139,17 +139,17 @@ ScanOutcome run_hot_set_under_scan(EvictionPolicy policy) {
       const int h = static_cast<int>(rng() % kHot);
       ++out.hot_requests;
       auto e = entry('h', h);
-      if (store.find_variant(e->primary_key, ""))
+      if (store.find_variant(e->primary_key(), ""))
         ++out.hot_hits;
       else
         store.publish(e);
     } else {
       auto e = entry('s', scanned++);
-      if (!store.find_variant(e->primary_key, "")) store.publish(e);
+      if (!store.find_variant(e->primary_key(), "")) store.publish(e);
     }
   }
   for (int h = 0; h < kHot; ++h)
-    if (!store.variants(entry('h', h)->primary_key).empty()) ++out.hot_resident_at_end;
+    if (!store.variants(entry('h', h)->primary_key()).empty()) ++out.hot_resident_at_end;
   REQUIRE(store.stats().objects == kCapacity);
   REQUIRE(store.check_invariants() == "");
   return out;

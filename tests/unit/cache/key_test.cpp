@@ -149,3 +149,98 @@ TEST_CASE("primary_key handles more query parameters than fit inline", "[policy]
   opts.sort_query = true;
   CHECK(cache::primary_key("http", "example.com", target, {}, opts) == want);
 }
+
+TEST_CASE("is_normalized_path: only paths primary_key() would write unchanged (RFC 3986 §3.3, §5.2.4)",
+          "[policy][key]") {
+  struct Row {
+    const char* name;
+    std::string_view path;
+    bool want;
+  };
+  const std::vector<Row> rows = {
+      {"the root", "/", true},
+      {"segments", "/a/b", true},
+      {"a trailing slash", "/a/b/", true},
+      {"§3.3 empty segments are kept by normalisation", "//a//b", true},
+      {"§3.3 pchar: unreserved, sub-delims, ':' and '@'", "/~a-b_c.d/:@!$&'()*+,;=", true},
+      {"three dots are not a dot segment", "/a/.../b", true},
+      {"dots inside a segment", "/.a/b./..c", true},
+      {"empty: not a path", "", false},
+      {"relative", "a/b", false},
+      {"§5.2.4 a '.' segment", "/a/./b", false},
+      {"§5.2.4 a trailing '.'", "/a/.", false},
+      {"§5.2.4 a '..' segment", "/a/../b", false},
+      {"§5.2.4 a trailing '..'", "/a/..", false},
+      {"§5.2.4 '/.'", "/.", false},
+      {"§5.2.4 '/..'", "/..", false},
+      {"§2.1 any '%' (its case or decoding may change)", "/a%2Fb", false},
+      {"§2.1 an upper-case escape of a reserved character too", "/%2F", false},
+      {"a space", "/a b", false},
+      {"a '?' (not part of a path)", "/a?b", false},
+      {"a '#'", "/a#b", false},
+      {"a backslash", "/a\\b", false},
+      {"a non-ASCII byte", "/caf\xc3\xa9", false},
+      {"a control byte", "/a\x01", false},
+  };
+  for (const Row& r : rows) {
+    DYNAMIC_SECTION(r.name) {
+      CHECK(cache::is_normalized_path(r.path) == r.want);
+      // Normal means: normalisation leaves it as it is.
+      if (r.want) CHECK(cache::key_path(cache::primary_key("http", "h", r.path, {}, {})) == r.path);
+    }
+  }
+}
+
+TEST_CASE("key_authority gives the normalised authority of a key", "[policy][key]") {
+  struct Row {
+    const char* name;
+    std::string_view key;
+    std::string_view want;
+  };
+  const std::vector<Row> rows = {
+      {"a name", "http://example.com/a", "example.com"},
+      {"a name and port, with a query", "https://example.com:8443/a?x=1", "example.com:8443"},
+      {"an IPv6 literal with a port", "http://[::1]:8080/a", "[::1]:8080"},
+      {"extra fields follow the path", "http://h/a\nx-tenant:!", "h"},
+      {"an empty authority", "http:///a", ""},
+      {"no path: not a key", "http://h", ""},
+      {"not a key", "junk", ""},
+  };
+  for (const Row& r : rows) {
+    DYNAMIC_SECTION(r.name) { CHECK(cache::key_authority(r.key) == r.want); }
+  }
+}
+
+TEST_CASE("normalized_authority is the authority a Host keys as (RFC 3986 §6.2.2.1, §6.2.3, RFC 9110 §4.2.3)",
+          "[policy][key]") {
+  struct Row {
+    const char* name;
+    std::string_view scheme;
+    std::string_view host;
+    std::string want;
+  };
+  const std::vector<Row> rows = {
+      {"§6.2.2.1 lower-cased, §6.2.3 http drops 80", "http", "EXAMPLE.com:80", "example.com"},
+      {"§6.2.3 https drops 443", "https", "example.com:443", "example.com"},
+      {"§6.2.2.1 the scheme is matched case-insensitively", "HTTPS", "example.com:443", "example.com"},
+      {"RFC 9110 §4.2.3 443 is not http's default", "http", "example.com:443", "example.com:443"},
+      {"RFC 9110 §4.2.3 80 is not https's default", "https", "example.com:80", "example.com:80"},
+      {"§6.2.3 leading zeros of the port", "http", "example.com:0080", "example.com"},
+      {"§6.2.3 a zero port keeps one digit", "http", "example.com:000", "example.com:0"},
+      {"§6.2.3 an empty port", "http", "example.com:", "example.com"},
+      {"an unknown scheme has no default port", "ftp", "example.com:21", "example.com:21"},
+      {"§3.2.2 an IPv6 literal, default port", "http", "[::1]:80", "[::1]"},
+      {"§3.2.2 an IPv6 literal is lower-cased", "https", "[2001:DB8::A]:8443", "[2001:db8::a]:8443"},
+      {"a '/' is encoded, so a Host cannot forge a path", "http", "a/b", "a%2Fb"},
+      {"a ':' that is not a port separator is encoded", "http", "a:b", "a%3Ab"},
+      {"RFC 9112 §3.2 empty", "http", "", ""},
+  };
+  for (const Row& r : rows) {
+    DYNAMIC_SECTION(r.name) {
+      CHECK(cache::normalized_authority(r.scheme, r.host) == r.want);
+      // The same as the key's authority, and normalising it again changes nothing.
+      CHECK(cache::key_authority(cache::primary_key(r.scheme, r.host, "/", {}, {})) == r.want);
+      CHECK(cache::normalized_authority(r.scheme, r.want) == r.want);
+    }
+  }
+}

@@ -127,7 +127,10 @@ TEST_CASE("variant_key normalises request values as RFC 9111 §4.1 allows", "[po
       cache::VarySpec spec;
       spec.names = r.vary;
       CHECK(cache::variant_key(spec, headers(r.request)) == r.want);
-      CHECK(cache::variant_key(r.vary, headers(r.request)) == r.want);  // the Entry::vary_names overload
+      CHECK(cache::variant_key(r.vary, headers(r.request)) == r.want);  // the Entry::vary_names() overload
+      std::string joined;  // as Entry::vary() holds them
+      for (const auto& n : r.vary) joined += (joined.empty() ? "" : "\n") + n;
+      CHECK(cache::variant_key_joined(joined, headers(r.request)) == r.want);
     }
   }
 }
