@@ -88,9 +88,9 @@ bool Entry::has_tag(std::string_view tag) const noexcept {
   return false;
 }
 
-http::HeaderMap Entry::fields() const {
-  http::HeaderMap h;
-  std::string_view s = fields_block();
+namespace {
+// Adds the "Name: value\r\n" lines of `s` to `h`.
+void parse_lines(std::string_view s, http::HeaderMap& h) {
   while (!s.empty()) {
     std::size_t eol = s.find("\r\n");
     std::string_view line = s.substr(0, eol);
@@ -99,6 +99,19 @@ http::HeaderMap Entry::fields() const {
     if (eol == std::string_view::npos) break;
     s.remove_prefix(eol + 2);
   }
+}
+}  // namespace
+
+http::HeaderMap Entry::fields() const {
+  http::HeaderMap h;
+  parse_lines(fields_block(), h);
+  parse_lines(withheld_block(), h);
+  return h;
+}
+
+http::HeaderMap Entry::downstream_fields() const {
+  http::HeaderMap h;
+  parse_lines(fields_block(), h);
   return h;
 }
 

@@ -3,11 +3,14 @@
 //
 // Layout of the allocation:
 //   [Entry: fixed metadata, ~100 bytes]
-//   [primary key][variant key][vary names][tags][route name][head block][body]
+//   [primary key][variant key][vary names][tags][route name][head block][body][withheld]
 // The head block is the serialised status line and stored fields, then
 // "Via" and "Content-Length" ("HTTP/1.1 200 OK\r\n...Content-Length: 5\r\n",
 // no final CRLF), ready for a gathered write; the serving code appends Age,
-// Cache-Status and Connection per request. No parsed HeaderMap is kept: the
+// Cache-Status and Connection per request. Stored fields that clients do not
+// get (cache.drop_targeted_cache_control, RFC 9213 §3: kept because a 304 or
+// HEAD merge re-reads them) are serialised apart, in the withheld block, so
+// the head block stays exactly what a client receives. No parsed HeaderMap is kept: the
 // rare paths that need fields (304 merges, inspection, a client's 304)
 // parse them back from the head (fields()). Validators are offsets into the
 // head; Vary names and tags are '\n'-joined.
@@ -24,6 +27,7 @@
 // entry for the paths that change fields.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -85,6 +89,9 @@ struct EntryDraft {
   std::vector<std::string> vary_names;  // lower-cased, sorted, unique, from the response's Vary
   int status = 200;
   http::HeaderMap headers;  // stored response fields (no hop-by-hop, Age or Content-Length; Date kept)
+  // Names (any case) of `headers` stored but never sent downstream: they go
+  // to the withheld block. ETag, Last-Modified and Date are never withheld.
+  std::vector<std::string> withheld;
   std::string body;         // complete body
   ResponseCacheControl cc;  // parsed once when stored (only the §3.5 flags are kept)
   Freshness freshness;      // computed once when stored (freshness.h)
@@ -129,12 +136,19 @@ class Entry {
   // Past this (stale windows and keep window spent) the entry is useless.
   core::TimePoint drop_after() const noexcept;
 
-  // The stored fields, parsed back from the head (rare paths).
+  // Every stored field, parsed back from the head and the withheld block
+  // (rare paths: merges, inspection). The withheld fields come last.
   http::HeaderMap fields() const;
-  // The stored fields as serialised ("Name: value\r\n" lines).
+  // The stored fields clients get, parsed back from the head (a client's 304).
+  http::HeaderMap downstream_fields() const;
+  // The stored fields clients get, as serialised ("Name: value\r\n" lines).
   std::string_view fields_block() const noexcept {
-    return head_block().substr(fields_begin_, fields_end_ - fields_begin_);
+    const std::string_view h = head_block();
+    const std::size_t begin = std::min(h.find("\r\n") + 2, std::size_t{fields_end_});  // after the status line
+    return h.substr(begin, fields_end_ - begin);
   }
+  // The stored fields clients do not get ("Name: value\r\n" lines; usually "").
+  std::string_view withheld_block() const noexcept { return piece(7); }
 
   // Bytes this entry is charged against cache.max_memory: its allocation as
   // malloc really spends it, plus what the Store spends on it (store.h).
@@ -150,7 +164,7 @@ class Entry {
   Entry() = default;
   static constexpr uint8_t kAuthorizedOk = 1;  // public, s-maxage or must-revalidate
   static constexpr uint8_t kHasDate = 2;
-  static constexpr std::size_t kPieces = 7;
+  static constexpr std::size_t kPieces = 8;
 
   const char* tail() const noexcept { return reinterpret_cast<const char*>(this + 1); }
   std::string_view piece(std::size_t i) const noexcept {
@@ -162,7 +176,8 @@ class Entry {
   mutable std::atomic<uint32_t> refs_{1};
   uint32_t alloc_size_ = 0;
   std::array<uint32_t, kPieces> ends_{};  // end offset of each piece in the tail
-  uint32_t sod_ = 0;  // Freshness::stale_on_disconnect (here, it fills the hole before the 8-byte times)
+  uint32_t sod_ = 0;                      // Freshness::stale_on_disconnect
+  uint32_t fields_end_ = 0;               // end of the stored fields in the head block (they begin after the status line)
   // Freshness, packed (freshness.h has the meaning of each field).
   int64_t request_time_ms_ = 0, response_time_ms_ = 0;
   uint32_t corrected_initial_age_ = 0, lifetime_ = 0, swr_ = 0, sie_ = 0, keep_ = 0;
@@ -170,10 +185,15 @@ class Entry {
   uint8_t flags_ = 0;
   uint16_t status_ = 200;
   uint32_t etag_off_ = 0, etag_len_ = 0, lm_off_ = 0, lm_len_ = 0;  // in the head block
-  uint32_t fields_begin_ = 0, fields_end_ = 0;                      // the stored fields in the head block
   int64_t date_ = 0;
   uint64_t route_generation_ = 0;
 };
+
+// Is a response field called `name` kept from clients under `withheld`
+// (EntryDraft::withheld, cache.drop_targeted_cache_control)? Case-insensitive;
+// never ETag, Last-Modified or Date. build_entry() and every head written
+// from an origin's response (a relay, a fill's followers) agree through this.
+bool withheld_downstream(std::string_view name, const std::vector<std::string>& withheld) noexcept;
 
 // Packs a draft (its body complete) into a new entry: builds the head block
 // (with Via and Content-Length), finds the validators and Date.

@@ -29,6 +29,17 @@ uint32_t to_u32_seconds(core::Seconds s) {
 
 }  // namespace
 
+// The validators and Date are never withheld: the head block's offsets and
+// conditional requests need them.
+bool withheld_downstream(std::string_view name, const std::vector<std::string>& withheld) noexcept {
+  if (withheld.empty() || http::iequals(name, "etag") || http::iequals(name, "last-modified") ||
+      http::iequals(name, "date"))
+    return false;
+  for (const auto& w : withheld)
+    if (http::iequals(w, name)) return true;
+  return false;
+}
+
 EntryRef build_entry(const EntryDraft& d) {
   // The head block: status line, fields, then what we add.
   std::string head;
@@ -40,11 +51,15 @@ EntryRef build_entry(const EntryDraft& d) {
   head.push_back(' ');
   head.append(http::reason_phrase(d.status));
   head.append("\r\n");
-  const auto fields_begin = static_cast<uint32_t>(head.size());
+  std::string held;  // the withheld block
   uint32_t etag_off = 0, etag_len = 0, lm_off = 0, lm_len = 0;
   bool have_etag = false, have_lm = false;
   std::optional<int64_t> date;
   for (auto f : d.headers) {
+    if (withheld_downstream(f.name, d.withheld)) {
+      held.append(f.name).append(": ").append(f.value).append("\r\n");
+      continue;
+    }
     head.append(f.name).append(": ");
     const auto value_off = static_cast<uint32_t>(head.size());
     head.append(f.value).append("\r\n");
@@ -71,7 +86,7 @@ EntryRef build_entry(const EntryDraft& d) {
 
   const std::string vary = join(d.vary_names);
   const std::string tags = join(d.tags);
-  const std::string_view pieces[] = {d.primary_key, d.variant_key, vary, tags, d.route, head, d.body};
+  const std::string_view pieces[] = {d.primary_key, d.variant_key, vary, tags, d.route, head, d.body, held};
   std::size_t tail = 0;
   for (auto p : pieces) tail += p.size();
   const std::size_t size = sizeof(Entry) + tail;
@@ -97,7 +112,6 @@ EntryRef build_entry(const EntryDraft& d) {
   e->etag_len_ = etag_len;
   e->lm_off_ = lm_off;
   e->lm_len_ = lm_len;
-  e->fields_begin_ = fields_begin;
   e->fields_end_ = fields_end;
   e->route_generation_ = d.route_generation;
   return EntryRef::adopt(e);
@@ -123,6 +137,15 @@ EntryDraft draft_of(const Entry& e) {
   d.vary_names = e.vary_names();
   d.status = e.status();
   d.headers = e.fields();
+  // The withheld fields' names, each once.
+  for (std::string_view s = e.withheld_block(); !s.empty();) {
+    const std::size_t eol = s.find("\r\n");
+    const std::string_view name = s.substr(0, std::min(eol, s.find(':')));
+    if (std::none_of(d.withheld.begin(), d.withheld.end(), [&](const std::string& n) { return http::iequals(n, name); }))
+      d.withheld.emplace_back(name);
+    if (eol == std::string_view::npos) break;
+    s.remove_prefix(eol + 2);
+  }
   d.body = e.body();
   d.cc = parse_response_cache_control(d.headers.get_combined("cache-control"));
   d.freshness = e.freshness();
@@ -144,7 +167,6 @@ EntryRef with_freshness(const Entry& e, const Freshness& f) {
   c->etag_len_ = e.etag_len_;
   c->lm_off_ = e.lm_off_;
   c->lm_len_ = e.lm_len_;
-  c->fields_begin_ = e.fields_begin_;
   c->fields_end_ = e.fields_end_;
   c->date_ = e.date_;
   c->route_generation_ = e.route_generation_;

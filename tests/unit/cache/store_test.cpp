@@ -577,7 +577,8 @@ TEST_CASE("charge counts the body, fields, keys, tags and the store's own overhe
 
   // The figures themselves (Entry::charge() in entry.cpp, store_memory in
   // store.h): the entry's one block, sizeof(Entry) + its pieces (key, variant
-  // key, Vary names, tags, route, head block, body), as glibc malloc rounds it;
+  // key, Vary names, tags, route, head block, body, withheld fields), as glibc
+  // malloc rounds it;
   // the store's node and key slot; per tag a set member and the tag's head,
   // plus a heap copy of a tag longer than 15 characters.
   const std::string k = key(1);  // 29 characters
@@ -609,11 +610,11 @@ TEST_CASE("charge covers every member of Entry", "[store]") {
   // A tripwire: a new member of Entry may own heap memory that charge() does
   // not count, and the memory budget would silently stop being a bound.
   // Entry owns none: everything variable is in its block's tail. Its fixed
-  // part: count 4 + allocation size 4 + 7 piece ends 28 + the stale-on-disconnect
-  // window 4 (40),
-  // request and response times 16 (56), five u32 freshness windows 20 (76),
-  // two flag bytes and the u16 status 4 (80), validator offsets and lengths
-  // 16 (96), the fields' range 8 (104), Date 8 (112), route generation 8 (120).
+  // part: count 4 + allocation size 4 + 8 piece ends 32 (40), the
+  // stale-on-disconnect window and the fields' end 8 (48), request and
+  // response times 16 (64), five u32 freshness windows 20 (84), two flag
+  // bytes and the u16 status 4 (88), validator offsets and lengths 16 (104),
+  // Date 8 (112), route generation 8 (120).
   INFO("Entry changed: count what the new member owns in Entry::charge() (entry.cpp), then update this size");
   CHECK(sizeof(Entry) == 120);
   // So for the entries of the test above (key 29 characters, head block 81
