@@ -24,7 +24,8 @@ Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHe
       conn_(conn),
       out_(out),
       buffers_(buffers),
-      responder_(conn, req, out, buffers, rt_->config().server.timeouts.send, w.app.draining()),
+      responder_(conn, req, out, buffers, rt_->config().server.timeouts.send, w.app.draining(),
+                 &rt_->drop_targeted_cache_control()),
       fwd_(fwd),
       key_(fwd.key()) {}
 
@@ -37,7 +38,8 @@ Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHe
       conn_(nullptr),
       out_(out),
       buffers_(buffers),
-      responder_(nullptr, req, out, buffers, rt_->config().server.timeouts.send, false),
+      responder_(nullptr, req, out, buffers, rt_->config().server.timeouts.send, false,
+                 &rt_->drop_targeted_cache_control()),
       fwd_(fwd),
       policy_(&rt_->policy_for(fwd.path())),
       key_(fwd.key()) {}

@@ -76,6 +76,8 @@ cache::AdmissionContext OriginFetch::admission() const {
   c.storable = &x_.policy_->storable;
   c.freshness = &x_.policy_->freshness;
   c.tag_fields = &cfg_.cache.tag_headers;
+  c.targeted = &x_.rt_->targeted_cache_control();       // RFC 9213 §2.2
+  c.withheld = &x_.rt_->drop_targeted_cache_control();  // RFC 9213 §3
   c.route = x_.policy_->name;
   c.route_generation = route_generation_;
   c.request_time = request_time_;
@@ -314,6 +316,7 @@ awaitable<void> OriginFetch::not_modified() {
   plan_.permit.finish(cache::Fill::State::Uncacheable);
   cache::EntryDraft d = cache::draft_of(*plan_.stale);
   d.headers = std::move(f.response_fields);
+  d.withheld = x_.rt_->drop_targeted_cache_control();  // RFC 9213 §3, as for any response
   cache::EntryRef served = cache::build_entry(d);
   out.cache_status = "fwd=stale; fwd-status=304; detail=" + std::string(cache::to_string(f.verdict.reason));
   co_await x_.responder_.entry(*served, metrics::Result::Revalidated, client);
@@ -421,7 +424,11 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
     // Followers get the head as it will be stored, framed for them.
     auto fh = std::make_shared<cache::Fill::Head>();
     wire::append_status_line(fh->head_block, resp.status, resp.reason);
-    entry->headers.serialize(fh->head_block);
+    // As the entry's own head block: without the withheld fields (RFC 9213 §3).
+    for (auto f : entry->headers) {
+      if (cache::withheld_downstream(f.name, entry->withheld)) continue;
+      fh->head_block.append(f.name).append(": ").append(f.value).append("\r\n");
+    }
     fh->head_block.append("Via: 1.1 cachalot\r\n");
     if (clen >= 0) {
       fh->head_block.append("Content-Length: ");

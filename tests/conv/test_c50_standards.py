@@ -24,12 +24,13 @@ import textwrap
 import unittest
 
 from _cachetest import CacheTestCase, Reply
-from _revaltest import ProxyCase, STORED_MISS
+from _revaltest import COALESCED_WAITS, REQUESTS_TOTAL, STORED_MISS, Gate, ProxyCase, wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from cachalot import run_binary  # noqa: E402
 
 CC60 = [("Cache-Control", "max-age=60")]
+STORE_DECISIONS = "cachalot_store_decisions_total"
 
 
 def status_of(r) -> str:
@@ -161,7 +162,6 @@ class StandardsTest(CacheTestCase):
         self.assertEqual(self.get(self.p).header("cdn-cache-control"), "max-age=60")
         self.assertEqual(self.get(self.p).header("cdn-cache-control"), "max-age=60")
 
-    @unittest.expectedFailure  # needs wiring in origin_fetch/admission
     def test_a_targeted_max_age_stores_what_cache_control_forbids_rfc9213_2_2(self):
         """§2.2: the cache "MUST ignore the Cache-Control and Expires header fields"
         when a listed targeted field is valid (RFC 9213 §3 example: CDN-only caching)."""
@@ -169,12 +169,10 @@ class StandardsTest(CacheTestCase):
                                         b"cdn"))
         self.assertStoredThenHit(self.p, b"cdn")
 
-    @unittest.expectedFailure  # needs wiring in origin_fetch/admission
     def test_a_targeted_no_store_wins_over_cache_control_rfc9213_2_2(self):
         self.origin.route(self.p, Reply(200, CC60 + [("CDN-Cache-Control", "no-store")], b"n"))
         self.assertNotStored(self.get(self.p), b"n", detail="no-store")
 
-    @unittest.expectedFailure  # needs wiring in origin_fetch/admission
     def test_the_first_valid_field_of_the_target_list_wins_rfc9213_2_2(self):
         """Target list [Cachalot-Cache-Control, CDN-Cache-Control]: an invalid first
         field (max-age is no sf-integer) is ignored and the next one is used (§2.1)."""
@@ -183,14 +181,12 @@ class StandardsTest(CacheTestCase):
                                               ("CDN-Cache-Control", "max-age=600")], b"second"))
         self.assertStoredThenHit(self.p, b"second")
 
-    @unittest.expectedFailure  # needs wiring in origin_fetch/admission
     def test_a_targeted_field_makes_expires_ignored_rfc9213_2_2(self):
         """No lifetime in the targeted field and Expires ignored: nothing to reuse."""
         self.origin.route(self.p, Reply(200, [("Expires", "Fri, 31 Dec 9999 23:59:59 GMT"),
                                               ("CDN-Cache-Control", "none")], b"e"))
         self.assertNotStored(self.get(self.p), b"e", detail="no-freshness")
 
-    @unittest.expectedFailure  # needs wiring in origin_fetch/admission (and the responder)
     def test_a_field_listed_in_drop_targeted_cache_control_is_not_forwarded_rfc9213_3(self):
         """§3: a cache "MAY remove it ... when configured to do so because it is known
         not to be used downstream"; it stays in the entry (a 304 merge re-reads it)."""
@@ -200,6 +196,71 @@ class StandardsTest(CacheTestCase):
         h = self.get(self.p)
         self.assertHit(h, b"d", ttl=(590, 600))
         self.assertIsNone(h.header("cachalot-cache-control"), h)
+
+    def test_a_dropped_field_stays_in_the_entry_for_a_304_merge_rfc9213_3_rfc9111_4_3_4(self):
+        """The 304 carries no targeted field: the stored one still decides (§3.2 keeps
+        stored fields the 304 lacks), so the refreshed lifetime is the targeted
+        max-age=2, not Cache-Control's 600; and it is still not forwarded."""
+        self.origin.route(self.p, Reply(200, [("Cache-Control", "max-age=600"), ("ETag", '"t1"'),
+                                              ("Cachalot-Cache-Control", "max-age=2")], b"t"))
+        r = self.get(self.p)
+        self.assertStoredMiss(r, b"t", ttl=(1, 2))
+        self.assertIsNone(r.header("cachalot-cache-control"), r)
+        self.advance_until_stale(self.p)
+        self.origin.route(self.p, Reply(304, [("ETag", '"t1"')]))
+        v = self.get(self.p)
+        self.assertEqual((v.status, v.body), (200, b"t"), v)
+        self.assertCacheStatus(v, fwd="stale", fwd_status=304, ttl=(1, 2))
+        self.assertEqual(self.origin.requests(self.p)[-1].header("if-none-match"), '"t1"')
+        self.assertIsNone(v.header("cachalot-cache-control"), v)
+        self.assertEqual(v.header("cache-control"), "max-age=600")
+
+    def test_a_dropped_field_is_not_forwarded_on_responses_that_are_not_stored_rfc9213_3(self):
+        """§3: "known not to be used downstream" holds for every response: a POST's
+        (passed through) and an unstorable GET's too; other targeted fields pass."""
+        fields = [("Cache-Control", "no-store"), ("Cachalot-Cache-Control", "no-store"),
+                  ("CDN-Cache-Control", "no-store")]
+        self.origin.route(self.p, Reply(200, fields, b"p"))
+        for method in ("POST", "GET"):
+            with self.subTest(method=method):
+                r = self.get(self.p, method=method, body=b"x" if method == "POST" else None)
+                self.assertEqual((r.status, r.body), (200, b"p"), r)
+                self.assertIsNone(r.header("cachalot-cache-control"), r)
+                self.assertEqual(r.header("cdn-cache-control"), "no-store")
+
+    def test_a_dropped_field_is_not_in_the_head_a_coalesced_follower_gets_rfc9213_3(self):
+        """A request that follows another's fill is written the fill's head while the
+        body still streams: built from the entry, without the dropped field."""
+        head_gate, body_gate = Gate(10), Gate(10)
+
+        def body():
+            yield b"first|"
+            body_gate.wait()
+            yield b"second"
+        self.origin.route(self.p, Reply(200, CC60 + [("Cachalot-Cache-Control", "max-age=600"),
+                                                     ("CDN-Cache-Control", "max-age=60")], body, gate=head_gate))
+        lead, follower = self.proxy.client(10), self.proxy.client(10)
+        try:
+            lead.request("GET", self.p)
+            self.origin.wait_for_requests(1, path=self.p)
+            w0 = self.proxy.metrics().get(COALESCED_WAITS)
+            follower.request("GET", self.p)
+            wait_until(lambda: self.proxy.metrics().get(COALESCED_WAITS) > w0, 5, what="the follower waits")
+            head_gate.open()
+            rl, rf = lead.read_head(), follower.read_head()
+            body_gate.open()
+            for r, cl in ((rl, lead), (rf, follower)):
+                self.assertEqual(b"".join(cl.iter_body(r)), b"first|second")
+                self.assertIsNone(r.header("cachalot-cache-control"), r)
+                self.assertEqual(r.header("cdn-cache-control"), "max-age=60")
+            self.assertCacheStatus(rf, fwd="uri-miss")
+            self.assertIn("collapsed", rf.header("cache-status"))
+        finally:
+            head_gate.open()
+            body_gate.open()
+            lead.close()
+            follower.close()
+        self.assertOriginCount(self.p, 1)
 
     # ---- RFC 9111 §4.3.5: HEAD updates the stored GET response ----------------------------
     def head_script(self, head_fields):
