@@ -50,6 +50,7 @@ awaitable<void> Exchange::run() {
   opts.fallback_host = cfg.upstream.url.host;
   opts.trusted_proxies = &rt_->trusted_proxies();
   opts.drop_fields = &rt_->drop_request_fields();
+  opts.accept_encoding = &rt_->accept_encoding();
   if (auto e = fwd_.prepare(req_, conn_->scheme(), conn_->peer(), opts); e != http::TargetError::None)
     return bad_target(e);
   policy_ = &rt_->policy_for(fwd_.path());
