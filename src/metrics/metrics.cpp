@@ -11,6 +11,7 @@ std::string_view to_string(Result r) noexcept {
     case Result::Hit: return "hit";
     case Result::Stale: return "stale";
     case Result::StaleError: return "stale-error";
+    case Result::StaleDisconnect: return "stale-disconnect";
     case Result::Revalidated: return "revalidated";
     case Result::Miss: return "miss";
     case Result::Coalesced: return "coalesced";

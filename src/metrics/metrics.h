@@ -27,6 +27,7 @@ enum class Result : uint8_t {
   Hit,          // fresh entry served without contacting the origin
   Stale,        // stale entry served (stale-while-revalidate or max-stale)
   StaleError,   // stale entry served because the origin failed (stale-if-error)
+  StaleDisconnect,  // stale entry served because the origin could not be reached (RFC 9111 §4.2.4)
   Revalidated,  // entry validated with the origin (304) and served
   Miss,         // fetched from the origin (stored or not) for a cacheable request
   Coalesced,    // answered from another request's fetch

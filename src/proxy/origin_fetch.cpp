@@ -264,22 +264,37 @@ bool OriginFetch::stale_usable_on_error(core::TimePoint now) const {
                                          std::chrono::duration_cast<core::Seconds>(cfg_.cache.stale_if_error));
 }
 
-awaitable<void> OriginFetch::serve_stale_on_error(int origin_status, std::string_view detail) {
+bool OriginFetch::stale_usable_when_disconnected(core::TimePoint now) const {
+  return plan_.stale && !plan_.pass &&
+         cache::can_serve_stale_when_disconnected(plan_.stale->freshness(), x_.rcc_, now, x_.rt_->stale_on_disconnect());
+}
+
+awaitable<void> OriginFetch::serve_stale_on_error(int origin_status, std::string_view detail, metrics::Result result) {
   auto now = core::Clock::now();
   x_.out_.cache_status = "fwd=stale; fwd-status=" + std::to_string(origin_status) +
                          "; ttl=" + std::to_string(plan_.stale->freshness().ttl(now)) + "; detail=" + std::string(detail);
-  co_await x_.responder_.entry(*plan_.stale, metrics::Result::StaleError);
+  co_await x_.responder_.entry(*plan_.stale, result);
 }
 
 awaitable<void> OriginFetch::failed(UpstreamError err) {
   w_.metrics.upstream_error(kind_of(err));
-  spdlog::warn("upstream {} for {} {}: {}", cfg_.upstream.url.text, http::to_string(x_.req_.method), x_.req_.target,
-               net::to_string(err));
   release(false);
   plan_.permit.finish(cache::Fill::State::Failed);
-  // RFC 5861 §4: failing to reach the origin at all is an error too.
-  if (stale_usable_on_error(core::Clock::now())) {
-    co_await serve_stale_on_error(0, "stale-if-error-" + std::string(net::to_string(err)));
+  const auto now = core::Clock::now();
+  std::string stale_detail;
+  metrics::Result result = metrics::Result::StaleError;
+  if (stale_usable_on_error(now)) {
+    // RFC 5861 §4: failing to reach the origin at all is an error too.
+    stale_detail = "stale-if-error-" + std::string(net::to_string(err));
+  } else if (net::is_disconnection(err) && stale_usable_when_disconnected(now)) {
+    // RFC 9111 §4.2.4: a disconnected cache may serve stale (cache.stale_on_disconnect).
+    stale_detail = "stale-on-disconnect-" + std::string(net::to_string(err));
+    result = metrics::Result::StaleDisconnect;
+  }
+  spdlog::warn("upstream {} for {} {}: {}{}{}", cfg_.upstream.url.text, http::to_string(x_.req_.method), x_.req_.target,
+               net::to_string(err), stale_detail.empty() ? "" : "; served stale: ", stale_detail);
+  if (!stale_detail.empty()) {
+    co_await serve_stale_on_error(0, stale_detail, result);
     co_return;
   }
   x_.out_.cache_status += "; detail=upstream-" + std::string(net::to_string(err));

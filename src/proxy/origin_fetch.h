@@ -5,7 +5,8 @@
 //   send: connect or reuse, write head and body, read the final head
 //         (interim 1xx relayed; an unsolicited 101 is a bad response)
 //   then one of:
-//     failed         nothing usable came back: stale-if-error or 502/504
+//     failed         nothing usable came back: stale-if-error, the disconnect
+//                    grace (cache.stale_on_disconnect) or 502/504
 //     not_modified   304 to our conditional request: freshen through the gate
 //     relay          a full response: admission gate, head to the client and
 //                    the fill, body in lockstep, publish through the
@@ -66,7 +67,9 @@ class OriginFetch {
   // Packs the draft, publishes it and ends the fill Done (the draft is consumed).
   void complete_entry(std::unique_ptr<cache::EntryDraft>& draft);
   bool stale_usable_on_error(core::TimePoint now) const;
-  asio::awaitable<void> serve_stale_on_error(int origin_status, std::string_view detail);
+  bool stale_usable_when_disconnected(core::TimePoint now) const;
+  asio::awaitable<void> serve_stale_on_error(int origin_status, std::string_view detail,
+                                             metrics::Result result = metrics::Result::StaleError);
   cache::AdmissionContext admission() const;
   // Publishes `e` (finalized) unless an invalidation voided it; `replacing`:
   // the entry a 304 freshened. True when the store holds it now.

@@ -94,7 +94,8 @@ awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, 
 
 awaitable<void> Responder::error(int status, std::string_view detail, bool close) {
   out_.status = status;
-  if (out_.result != metrics::Result::StaleError) out_.result = metrics::Result::Error;
+  if (out_.result != metrics::Result::StaleError && out_.result != metrics::Result::StaleDisconnect)
+    out_.result = metrics::Result::Error;
   if (close) out_.close = true;
   if (head_sent_) {
     // Too late for a clean answer: the client sees the connection close.

@@ -334,16 +334,19 @@ class DisconnectTest(ProxyCase):
         r = self.proxy.get("/d/kept")
         self.assertIn("fwd=uri-miss", status_of(r), "an entry past the grace was still kept")
 
-    @unittest.expectedFailure  # needs wiring in origin_fetch/admission
     def test_a_reset_without_an_answer_serves_the_stale_entry_inside_the_grace_rfc9111_4_2_4(self):
         self.prime("/d/reset")
         self.proxy.advance_clock(3)
         self.origin.route("/d/reset", Reply(action="reset"))
+        m0 = self.proxy.metrics().get(REQUESTS_TOTAL, result="stale-disconnect")
         r = self.proxy.get("/d/reset")
         self.assertEqual((r.status, r.body), (200, b"v1"), r)
         self.assertRegex(status_of(r), r"fwd=stale; .*detail=stale-on-disconnect")
+        self.assertRegex(status_of(r), r"^cachalot; fwd=stale; fwd-status=0; ttl=-\d+; detail=stale-on-disconnect-reset$")
+        wait_until(lambda: self.proxy.metrics().get(REQUESTS_TOTAL, result="stale-disconnect") == m0 + 1, 3,
+                   what="requests_total{result=stale-disconnect} counted it")
+        self.proxy.wait_for_log(r"upstream .* GET /d/reset: reset; served stale: stale-on-disconnect-reset")
 
-    @unittest.expectedFailure  # needs wiring in origin_fetch/admission
     def test_a_refused_connection_serves_the_stale_entry_inside_the_grace_rfc9111_4_2_4(self):
         self.prime("/d/refused")
         self.proxy.advance_clock(3)
@@ -351,6 +354,21 @@ class DisconnectTest(ProxyCase):
         r = self.proxy.get("/d/refused")
         self.assertEqual((r.status, r.body), (200, b"v1"), r)
         self.assertRegex(status_of(r), r"detail=stale-on-disconnect")
+        self.assertRegex(status_of(r), r"; detail=stale-on-disconnect-connect$")
+
+    def test_stale_if_error_comes_first_and_names_itself_rfc5861_4_rfc9111_4_2_4(self):
+        """Both allow the stale entry; stale-if-error is the origin's own permission."""
+        self.prime("/d/sie", "max-age=1, stale-if-error=60")
+        self.proxy.advance_clock(3)
+        self.origin.route("/d/sie", Reply(action="reset"))
+        r = self.proxy.get("/d/sie")
+        self.assertEqual((r.status, r.body), (200, b"v1"), r)
+        self.assertRegex(status_of(r), r"; detail=stale-if-error-reset$")
+
+    def test_a_client_no_cache_is_never_answered_stale_when_disconnected_rfc9111_5_2_1_4(self):
+        self.prime("/d/nc")
+        self.origin.route("/d/nc", Reply(action="reset"))
+        self.assertEqual(self.proxy.get("/d/nc", [("Cache-Control", "no-cache")]).status, 502)
 
     def test_past_the_grace_a_reset_is_a_502_rfc9111_4_2_4(self):
         self.prime("/d/late", extra=[("ETag", '"l1"')])  # a validator: kept an hour (cache.keep)
