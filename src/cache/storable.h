@@ -9,8 +9,9 @@
 //  - Only GET responses are stored. A HEAD response has no body, so storing
 //    it would need a "head-only" entry kind; instead HEAD requests are
 //    answered from stored GET responses and a HEAD miss is forwarded as is.
-//    (§4.3.5 freshening of a stored GET response by a HEAD response is not
-//    done.) Other methods: RFC 9111 allows caching POST responses with
+//    (§4.3.5: a HEAD response that reached the origin updates or marks stale
+//    the stored GET response, validation.h merge_head(), judged as that GET
+//    by the admission gate.) Other methods: RFC 9111 allows caching POST responses with
 //    explicit freshness and Content-Location, which nobody relies on.
 //  - Status (§3: "the response status code is final"): any final status
 //    (200..599) may be stored, understood or not, when the response is

@@ -73,6 +73,8 @@ std::string_view to_string(StoreDecisionExtra d) noexcept {
     case StoreDecisionExtra::Revalidated: return "revalidated";
     case StoreDecisionExtra::Unshared: return "unshared";
     case StoreDecisionExtra::Invalidated: return "invalidated";
+    case StoreDecisionExtra::HeadUpdated: return "head-update";
+    case StoreDecisionExtra::HeadMarkedStale: return "head-mark-stale";
     case StoreDecisionExtra::kCount: break;
   }
   return "unknown";

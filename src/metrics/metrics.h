@@ -59,6 +59,8 @@ enum class StoreDecisionExtra : uint8_t {
   Revalidated,  // a 304 freshened the stored entry
   Unshared,     // a 304 made the stored response unstorable: the entry was removed
   Invalidated,  // an invalidation issued while the fill was in flight voided it
+  HeadUpdated,      // a HEAD response updated the stored GET response (RFC 9111 §4.3.5)
+  HeadMarkedStale,  // a HEAD response that differs made the stored GET response stale (§4.3.5)
   kCount
 };
 std::string_view to_string(StoreDecisionExtra d) noexcept;

@@ -85,6 +85,17 @@ cache::AdmissionContext OriginFetch::admission() const {
   return c;
 }
 
+cache::AdmissionContext OriginFetch::admission_as_get(std::optional<http::RequestHead>& as_get) const {
+  auto ctx = admission();
+  if (x_.req_.method != http::Method::Get) {
+    as_get.emplace(x_.req_);
+    as_get->method = http::Method::Get;
+    as_get->method_name = "GET";
+    ctx.request = &*as_get;
+  }
+  return ctx;
+}
+
 bool OriginFetch::publish(const cache::EntryRef& e,
                           const cache::EntryRef& replacing) {
   auto& store = x_.app_.store();
@@ -304,15 +315,8 @@ awaitable<void> OriginFetch::failed(UpstreamError err) {
 awaitable<void> OriginFetch::not_modified() {
   // The stored response is a GET's; a HEAD revalidated it (RFC 9111 §4.3.5),
   // so the gate judges the merged response as the GET it updates.
-  auto ctx = admission();
   std::optional<http::RequestHead> as_get;
-  if (x_.req_.method != http::Method::Get) {
-    as_get.emplace(x_.req_);
-    as_get->method = http::Method::Get;
-    as_get->method_name = "GET";
-    ctx.request = &*as_get;
-  }
-  auto f = cache::freshen(ctx, *plan_.stale, up_->parser.response());
+  auto f = cache::freshen(admission_as_get(as_get), *plan_.stale, up_->parser.response());
   release(up_->reusable());  // the 304 is not used past this point
   w_.metrics.upstream_duration.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at_).count());
   auto& out = x_.out_;
@@ -335,6 +339,51 @@ awaitable<void> OriginFetch::not_modified() {
   cache::EntryRef served = cache::build_entry(d);
   out.cache_status = "fwd=stale; fwd-status=304; detail=" + std::string(cache::to_string(f.verdict.reason));
   co_await x_.responder_.entry(*served, metrics::Result::Revalidated, client);
+}
+
+awaitable<void> OriginFetch::head_response() {
+  // RFC 9111 §4.3.5: a HEAD response that reached us with a stored GET
+  // response for the same request (the variant it selected, §4.1) says
+  // something about that stored response.
+  const auto& resp = up_->parser.response();
+  const cache::EntryRef stored = plan_.stale;
+  const cache::HeadMerge m = cache::merge_head(stored->fields(), stored->body().size(), resp);
+  auto& out = x_.out_;
+  switch (m.verdict) {
+    case cache::HeadUpdate::Update: {
+      // "update the stored response as described in Section 4.3.4": the HEAD's
+      // fields are merged as a 304's (Set-Cookie to this client only) and the
+      // result passes the gate as the GET it is.
+      std::optional<http::RequestHead> as_get;
+      auto f = cache::freshen(admission_as_get(as_get), *stored, resp);
+      if (!f.entry) {
+        // Its directives now forbid sharing (private, no-store...): as for a 304.
+        x_.app_.store().erase_entry(stored);
+        w_.metrics.store_decision(metrics::StoreDecisionExtra::Unshared);
+        head_detail_ = "head-unshared";
+        break;
+      }
+      release(up_->reusable());  // a HEAD response has no body: nothing more to read
+      w_.metrics.upstream_duration.observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at_).count());
+      if (publish(f.entry, stored)) w_.metrics.store_decision(metrics::StoreDecisionExtra::HeadUpdated);
+      out.cache_status = "fwd=stale; fwd-status=" + std::to_string(resp.status) +
+                         "; ttl=" + std::to_string(f.entry->freshness().ttl(response_time_)) + "; detail=head-update";
+      const http::HeaderMap* client = f.client_fields.empty() ? nullptr : &f.client_fields;
+      co_await x_.responder_.entry(*f.entry, metrics::Result::Revalidated, client);
+      co_return;
+    }
+    case cache::HeadUpdate::MarkStale:
+      // "otherwise, the cache SHOULD consider the stored response to be stale":
+      // the next GET revalidates it (a soft purge's stale copy, in its place).
+      if (x_.app_.store().replace_if_same(stored, cache::mark_stale(*stored, response_time_)))
+        w_.metrics.store_decision(metrics::StoreDecisionExtra::HeadMarkedStale);
+      head_detail_ = "head-mark-stale";
+      break;
+    case cache::HeadUpdate::Ignore:
+      break;
+  }
+  co_await relay();
 }
 
 awaitable<void> OriginFetch::run() {
@@ -405,6 +454,10 @@ awaitable<void> OriginFetch::run() {
     co_await serve_stale_on_error(status, "stale-if-error");
     co_return;
   }
+  if (x_.req_.method == http::Method::Head && plan_.stale && !plan_.pass) {
+    co_await head_response();
+    co_return;
+  }
   co_await relay();
 }
 
@@ -428,7 +481,9 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
     plan_.permit.finish(cache::Fill::State::Uncacheable);
     if (not_shareable(admitted.verdict.reason) && plan_.may_store)
       x_.app_.coalescer().mark_hit_for_miss(x_.key_, response_time_ + cfg_.cache.coalesce.hit_for_miss);
-    out.cache_status += "; fwd-status=" + std::to_string(resp.status) + "; detail=" + std::string(cache::to_string(reason));
+    // A HEAD names what its response did to the stored GET response instead (§4.3.5).
+    out.cache_status += "; fwd-status=" + std::to_string(resp.status) + "; detail=" +
+                        std::string(head_detail_.empty() ? cache::to_string(reason) : head_detail_);
     return nullptr;
   }
   auto entry = std::move(admitted.entry);

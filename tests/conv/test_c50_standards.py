@@ -8,11 +8,10 @@ responses updating stored GET responses (RFC 9111 §4.3.5).
     client c1 { get /t; expect cache-status ~ stored }
     client c1 { get /t; expect cache-status ~ hit }
 
-Tests marked @unittest.expectedFailure describe behaviour whose pure policy
-exists (cache_control.h, evaluate.h, validation.h, vary.h) but is not called
-yet by the admission gate or the origin fetch: "needs wiring in
-origin_fetch/admission". Remove the marker when it is wired; until then each
-fails at its first assertion about the new behaviour.
+The policy (cache_control.h, evaluate.h, validation.h, vary.h) is wired into
+the admission gate (targeted fields), the responder and the fills' heads
+(drop_targeted_cache_control), the forwarded request (accept_encoding) and
+the origin fetch (the disconnect grace, HEAD responses).
 
 Time moves with advance_clock (test builds); nothing sleeps.
 """
@@ -285,24 +284,51 @@ class StandardsTest(CacheTestCase):
         self.assertEqual(self.origin.requests(self.p)[-1].method, "HEAD")
         return h
 
-    @unittest.expectedFailure  # needs wiring in origin_fetch/admission
     def test_a_head_200_with_the_same_etag_updates_the_stored_get_response_rfc9111_4_3_5(self):
         self.head_script([("Cache-Control", "max-age=600"), ("ETag", '"h1"'), ("X-V", "2"),
                           ("Content-Length", "2")])
-        self.forwarded_head()
+        m0 = self.proxy.metrics().get(STORE_DECISIONS, reason="head-update")
+        h = self.forwarded_head()
+        self.assertCacheStatus(h, fwd="stale", fwd_status=200, detail="head-update", ttl=(590, 600))
+        self.assertEqual(h.header("x-v"), "2")
         g = self.get(self.p)
         self.assertHit(g, b"v1", ttl=(590, 600))
         self.assertEqual(g.header("x-v"), "2", "the HEAD's fields did not update the entry")
+        self.assertEqual(self.proxy.metrics().get(STORE_DECISIONS, reason="head-update"), m0 + 1)
 
-    @unittest.expectedFailure  # needs wiring in origin_fetch/admission
     def test_a_head_200_with_another_etag_makes_the_stored_response_stale_rfc9111_4_3_5(self):
         """§4.3.5: "otherwise, the cache SHOULD consider the stored response to be stale"."""
         self.head_script(CC60 + [("ETag", '"h2"'), ("X-V", "2")])
-        self.forwarded_head()
+        m0 = self.proxy.metrics().get(STORE_DECISIONS, reason="head-mark-stale")
+        h = self.forwarded_head()
+        self.assertCacheStatus(h, fwd_status=200, stored=False, detail="head-mark-stale")
+        self.assertEqual(h.header("etag"), '"h2"', "the client gets the origin's HEAD response")
+        self.assertEqual(self.proxy.metrics().get(STORE_DECISIONS, reason="head-mark-stale"), m0 + 1)
         g = self.get(self.p)
         self.assertEqual((g.status, g.body), (200, b"v2"), "the stale entry was served as a hit")
         req = self.origin.requests(self.p)[-1]
         self.assertEqual((req.method, req.header("if-none-match")), ("GET", '"h1"'))
+
+    def test_a_head_response_other_than_200_leaves_the_stored_response_alone_rfc9111_4_3_5(self):
+        """§4.3.5 speaks of a HEAD response to compare with the stored one; a 404 (or
+        a 5xx) says nothing about it: the entry stays fresh, as it was."""
+        self.head_script([])
+        self.origin.route(self.p, Reply(404, [("Cache-Control", "max-age=600")]))
+        h = self.head(self.p, [("Cache-Control", "no-cache")])
+        self.assertEqual(h.status, 404, h)
+        g = self.get(self.p)
+        self.assertHit(g, b"v1", ttl=(50, 60))
+        self.assertEqual(g.header("x-v"), "1")
+
+    def test_a_matching_head_that_forbids_storing_unshares_the_stored_response_rfc9111_4_3_5(self):
+        """Updated "as described in Section 4.3.4", the HEAD's no-store now governs:
+        the stored response goes, as with a 304 carrying no-store."""
+        self.head_script([("Cache-Control", "no-store"), ("ETag", '"h1"'), ("Content-Length", "2")])
+        h = self.forwarded_head()
+        self.assertCacheStatus(h, fwd_status=200, stored=False, detail="head-unshared")
+        g = self.get(self.p)
+        self.assertStoredMiss(g, b"v2")
+        self.assertUnconditional(self.origin.requests(self.p)[-1])
 
     def test_a_head_with_a_content_length_mismatch_never_updates_the_entry_rfc9111_4_3_5(self):
         """Holds before and after the wiring: the entry keeps X-V: 1 (stale or not)."""
