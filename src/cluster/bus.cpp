@@ -167,7 +167,11 @@ void Bus::connect() {
                             if (!current(gen)) return;
                             if (ec || results.empty())
                               return fault("cannot resolve " + cfg_.redis.host + ": " + ec.message());
-                            target.host = results.begin()->endpoint().address().to_string();
+                            // One address per attempt, in turn: a name with an IPv6 and
+                            // an IPv4 address reaches whichever one Redis listens on.
+                            auto it = results.begin();
+                            std::advance(it, static_cast<std::ptrdiff_t>(attempt_ % results.size()));
+                            target.host = it->endpoint().address().to_string();
                             open_connections(target, gen);
                           });
 }
@@ -235,6 +239,7 @@ void Bus::setup(RedisConnection& conn, std::string_view role, uint64_t gen) {
 
 void Bus::fault(const std::string& why) {
   if (state_ == State::Down) return;
+  ++attempt_;
   const bool was_up = state_ == State::Up;
   state_ = State::Down;
   ++generation_;

@@ -120,6 +120,7 @@ class Bus final : public proxy::InvalidationPublisher {
   Clock::time_point retry_at_{};
   config::Duration backoff_{0};
   bool ever_up_ = false;
+  uint64_t attempt_ = 0;      // failed attempts so far: picks the next resolved address
   bool warned_down_ = false;  // the first failure of an outage is a warning, retries are debug
 
   // reader
