@@ -218,7 +218,9 @@ class FleetTest(NodeCase):
         a0, b0 = status(self.a), status(self.b)
         own0 = self.a.metrics().get("cachalot_cluster_events_skipped_total", reason="own")
         self.purge("path=/api/own/x")
-        wait_status(self.a, "A read its own event back", lambda s: s["own"] == a0["own"] + 1)
+        # Redis' acknowledgement (writer) and the event read back (reader) come on two connections.
+        wait_status(self.a, "A's event acknowledged and read back",
+                    lambda s: s["own"] == a0["own"] + 1 and s["published"] == a0["published"] + 1)
         self.wait_applied({self.b.port: b0["applied"]}, 1, self.b)
         a1, b1 = status(self.a), status(self.b)
         self.assertEqual(a1["applied"], a0["applied"], "A applied its own event a second time")
@@ -317,7 +319,7 @@ class FleetTest(NodeCase):
             s = status(n)
             self.assertEqual(s["resyncs"], resyncs[n.port], "nothing was lost: no resync")
             self.assertGreater(s["reconnects"], reconnects[n.port])
-        self.assertEqual(status(self.a)["queued"], 0)
+        wait_status(self.a, "A's queue empty", lambda s: s["queued"] == 0)
 
     def test_a_node_cut_off_from_redis_catches_up_from_its_last_id(self):
         paths = [f"/api/away/{i}" for i in range(5)]
@@ -429,7 +431,8 @@ class StartWhileRedisDownTest(NodeCase):
             self.store("/late/kept", c)
             for p in ["/late/x", "/late/1", "/late/2", "/late/3", "/late/4"]:
                 self.assertEqual(a.admin_request("POST", "/purge?path=" + p).status, 200)
-            s = status(a)
+            # publish() only posts to the bus' loop: wait for it to have numbered all 5.
+            s = wait_status(a, "A numbered 5 events", lambda s: s["last_seq"] == 5)
             self.assertEqual((s["queued"], s["dropped"]), (3, 2), s)
 
             redis.start()
