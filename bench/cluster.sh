@@ -143,29 +143,43 @@ metric() { # ADMIN_PORT NAME -> value (0 if absent)
   curl -s --max-time 5 "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }'
 }
 
+# CPU time of every thread of PID, in ns (/proc/PID/task/*/schedstat: finer
+# than the 10 ms ticks of /proc/PID/stat).
+cpu_ns() {
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
+}
+
 # The purge driver: RATE POST /purge?path=/other/N per second to P's admin API
 # (one keep-alive connection, on a schedule), for SECONDS seconds.
-drive_purges() { # ADMIN_PORT SECONDS
-  taskset -c "$LOAD_CPU" python3 - "$1" "$RATE" "$2" <<'EOF' &
+drive_purges() { # ADMIN_PORT SECONDS [RATE]
+  taskset -c "$LOAD_CPU" python3 - "$1" "${3:-$RATE}" "$2" <<'EOF' &
 import socket, sys, time
 port, rate, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 s = socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def length(buf):
+    head = buf.partition(b"\r\n\r\n")[0].lower()
+    for line in head.split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            return int(line.split(b":")[1])
+    return 0
+
+
 start = time.monotonic()
 n = 0
 while time.monotonic() - start < seconds:
     s.sendall(f"POST /purge?path=/other/{n} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n".encode())
     buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += s.recv(4096)
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
-    while len(rest) < length:
-        rest += s.recv(4096)
+    while b"\r\n\r\n" not in buf or len(buf.partition(b"\r\n\r\n")[2]) < length(buf):
+        data = s.recv(4096)
+        if not data:
+            sys.exit("the admin API closed the connection")
+        buf += data
     n += 1
     delay = start + n / rate - time.monotonic()
     if delay > 0:
         time.sleep(delay)
-print(n, file=sys.stderr)
 EOF
   DRIVER_PID=$!
   STARTED_PIDS+=("$DRIVER_PID")
@@ -218,6 +232,22 @@ lag=$(curl -s --max-time 5 "http://127.0.0.1:$A_ADMIN/metrics" | awk '
   $1 == "cachalot_cluster_lag_seconds_sum" { s = $2 } $1 == "cachalot_cluster_lag_seconds_count" { n = $2 }
   END { if (n > 0) printf "%.2f", s / n * 1000; else print "-" }')
 
+# What applying remote purges costs A, without wrk: its CPU time over COST_S
+# seconds with the bus idle, then with COST_RATE purges/s (more than --rate, so
+# the difference stands out of the noise), per applied purge.
+COST_S=5 COST_RATE=1000
+n0=$(cpu_ns "$A_PID")
+sleep "$COST_S"
+n1=$(cpu_ns "$A_PID")
+c0=$(metric "$A_ADMIN" cachalot_cluster_events_applied_total)
+drive_purges "$P_ADMIN" "$COST_S" "$COST_RATE"
+n2=$(cpu_ns "$A_PID")
+wait "$DRIVER_PID" 2>/dev/null
+n3=$(cpu_ns "$A_PID")
+c1=$(metric "$A_ADMIN" cachalot_cluster_events_applied_total)
+COST_US=$(awk -v idle=$((n1 - n0)) -v busy=$((n3 - n2)) -v n=$((c1 - c0)) 'BEGIN {
+  if (n > 0) printf "%.1f", (busy - idle) / n / 1000; else print "-" }')
+
 echo
 printf '%-28s %10s %9s %9s %10s\n' run 'req/s' p99 'cpu/req' 'vs solo'
 printf '%-28s %10s %9s %9s %10s\n' "A, no cluster:" "${RPS[solo]:--}" "$(fmt_us "${P99[solo]:-}")" "${CPUREQ[solo]:--}us" ""
@@ -227,3 +257,5 @@ printf '%-28s %10s %9s %9s %10s\n' "A, $RATE purges/s on the bus" "${RPS[purging
   "${CPUREQ[purging]:--}us" "$(ratio "${RPS[purging]:-}" "${RPS[solo]:-}")"
 echo "  A applied $((a1 - a0)) remote purges during the purging runs (warm-up included); mean lag ${lag} ms"
 echo "  purging vs idle bus: $(ratio "${RPS[purging]:-}" "${RPS[idle]:-}")"
+echo "  cost on A without load: $COST_US us CPU per applied remote purge ($((c1 - c0)) at $COST_RATE/s over ${COST_S}s);"
+echo "  at $RATE purges/s that is $(awk -v u="$COST_US" -v r="$RATE" 'BEGIN { if (u == "-") print "-"; else printf "%.2f%%", u * r / 1e4 }') of one core"
