@@ -10,7 +10,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates cmake g++ ninja-build pkg-config python3 \
       catch2 libasio-dev libre2-dev libspdlog-dev libfmt-dev libssl-dev \
-      libsystemd-dev libxxhash-dev libyaml-cpp-dev node-llhttp \
+      libsystemd-dev libxxhash-dev libyaml-cpp-dev node-llhttp libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . /src
@@ -22,7 +22,7 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates libfmt9 libre2-9 libspdlog1.10 libssl3 libsystemd0 \
-      libxxhash0 libyaml-cpp0.7 \
+      libxxhash0 libyaml-cpp0.7 libhiredis0.14 \
  && rm -rf /var/lib/apt/lists/*
 # A fixed numeric UID so that Kubernetes' runAsNonRoot can check it and
 # mounted files can be chowned to it in advance. (Not --system: that range

@@ -61,7 +61,7 @@ else()
   message(STATUS "dpkg-shlibdeps not found (package dpkg-dev): the .deb gets a fixed Depends list")
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "adduser, libc6, libstdc++6, libgcc-s1, libyaml-cpp0.7, libspdlog1.10, libfmt9, libssl3, libxxhash0, libre2-9")
+    "adduser, libc6, libstdc++6, libgcc-s1, libyaml-cpp0.7, libspdlog1.10, libfmt9, libssl3, libxxhash0, libre2-9, libhiredis0.14")
   if(SYSTEMD_FOUND)
     string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libsystemd0")
   endif()

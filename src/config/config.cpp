@@ -21,6 +21,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 namespace cachalot::config {
 namespace {
 
@@ -479,6 +481,41 @@ Reader routes(std::vector<Route>& out) {
   };
 }
 
+// cluster: present (even empty) turns the bus on, with the defaults of ClusterConfig.
+Reader cluster(std::optional<ClusterConfig>& out) {
+  return [&out](Loader& l, const Node& n, const std::string& key) {
+    ClusterConfig& c = out.emplace();
+    auto node_name = [](const std::string& s, std::string&) -> std::optional<std::string> {
+      bool ok = s.size() <= 64 && std::all_of(s.begin(), s.end(), [](unsigned char ch) {
+                  return std::isalnum(ch) || ch == '_' || ch == '.' || ch == '-' || ch == ':';
+                });
+      return ok ? std::optional(s) : std::nullopt;
+    };
+    read_map(l, n, key, {
+        {"redis", scalar(c.redis, "redis://host[:port][/db] or unix:///path[?db=N]", from(parse_redis_address))},
+        {"stream", scalar(c.stream, "a Redis key", non_empty())},
+        {"node", scalar<std::string>(c.node, "a name of up to 64 letters, digits, '_', '.', ':' and '-'", node_name)},
+        {"max_events", count(c.max_events, 1, 1'000'000'000)},
+        {"queue_limit", count(c.queue_limit, 1, 10'000'000)},
+        {"read_batch", count(c.read_batch, 1, 10'000)},
+        {"timeout", duration(c.timeout, Zero::Rejected)},
+        {"backoff_min", duration(c.backoff_min, Zero::Rejected)},
+        {"backoff_max", duration(c.backoff_max, Zero::Rejected)},
+    });
+    if (c.backoff_max < c.backoff_min)
+      l.error_at_key(key + (l.written(key + ".backoff_max") ? ".backoff_max" : ".backoff_min"),
+                     fmt::format("backoff_max ({}) is below backoff_min ({})", format_duration(c.backoff_max),
+                                 format_duration(c.backoff_min)));
+  };
+}
+
+// The host name, the default cluster.node.
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "cachalot";
+  return buf;
+}
+
 // The whole file, shaped like config/cachalot.yaml.
 Fields config_fields(Config& c) {
   ServerConfig& s = c.server;
@@ -551,6 +588,7 @@ Fields config_fields(Config& c) {
                   {"access_log", scalar(c.log.access_log, "off, stderr or a file path", non_empty())},
                   {"access_log_format", one_of(c.log.access_log_format, kAccessLogFormats)},
               })},
+      {"cluster", cluster(c.cluster)},
       {"routes", routes(c.routes)},
   };
 }
@@ -628,6 +666,7 @@ LoadResult load_config_string(std::string_view yaml, std::string name) {
   if (!l.ok()) return l.take_errors();
 
   if (config->server.workers == 0) config->server.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (config->cluster && config->cluster->node.empty()) config->cluster->node = host_name();
   return std::shared_ptr<const Config>(std::move(config));
 }
 

@@ -142,6 +142,22 @@ struct LogConfig {
   bool operator==(const LogConfig&) const = default;
 };
 
+// The invalidation bus (src/cluster): every invalidation this node applies is
+// published to a Redis stream, and the other nodes' are applied here. Only
+// present when the file has a cluster: section; without it no Redis is needed.
+struct ClusterConfig {
+  RedisAddress redis = *parse_redis_address("redis://127.0.0.1:6379/0");
+  std::string stream = "cachalot:invalidations";  // the stream's key
+  std::string node;                // this node's name in events; "" in the file = the host name (resolved at load)
+  uint32_t max_events = 100000;    // XADD MAXLEN ~: how far back a node that was away can catch up
+  uint32_t queue_limit = 10000;    // local events kept while Redis is unreachable; more are dropped
+  uint32_t read_batch = 100;       // XREAD COUNT: events read (and applied) per round trip
+  Duration timeout = 3s;           // connect and command timeout (> 0)
+  Duration backoff_min = 100ms;    // first reconnect delay (> 0); doubles per failed attempt
+  Duration backoff_max = 5s;       // reconnect delay cap; >= backoff_min
+  bool operator==(const ClusterConfig&) const = default;
+};
+
 // What a route does with a response that carries Set-Cookie.
 enum class SetCookiePolicy {
   NoStore,  // do not store it (the response is still served)
@@ -182,6 +198,7 @@ struct Config {
   CacheConfig cache;
   AdminConfig admin;
   LogConfig log;
+  std::optional<ClusterConfig> cluster;  // nullopt: no cluster: section, a node on its own
   std::vector<Route> routes;  // in file order
   std::string source_path;    // the file it was loaded from (or the name given to load_config_string)
 

@@ -84,6 +84,13 @@ App::~App() {
     w->ioc.stop();
     if (w->thread.joinable()) w->thread.join();
   }
+  purger_.set_publisher(nullptr);
+  publisher_.reset();  // before the io_contexts it runs on
+}
+
+void App::set_publisher(std::unique_ptr<InvalidationPublisher> p) {
+  publisher_ = std::move(p);
+  purger_.set_publisher(publisher_.get());
 }
 
 App::TlsContexts App::make_tls(const config::Config& cfg) {
@@ -239,6 +246,7 @@ std::string App::reload(std::shared_ptr<const config::Config> cfg) {
   if (cfg->server.workers != old->server.workers)
     spdlog::warn("server.workers changed from {} to {}: takes effect on restart", old->server.workers,
                  cfg->server.workers);
+  if (cfg->cluster != old->cluster) spdlog::warn("cluster: changed: takes effect on restart");
   TlsContexts tls;
   try {
     tls = make_tls(*cfg);  // re-reads certificates and keys

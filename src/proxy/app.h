@@ -100,6 +100,10 @@ class App {
   bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
   std::vector<std::unique_ptr<Worker>>& workers() noexcept { return workers_; }
 
+  // Hands every local invalidation to `p` as well (the cluster bus). Call
+  // before start(); the App owns it and destroys it after the workers stopped.
+  void set_publisher(std::unique_ptr<InvalidationPublisher> p);
+
   // Applies an invalidation from the admin API (counted by kind).
   cache::PurgeOutcome purge(const cache::Purge& p);
   // The variants stored for a URL on `host` (or the first host that has any).
@@ -134,6 +138,9 @@ class App {
   cache::InvalidationLog invalidations_;
   Purger purger_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // After workers_: destroyed first, once the workers' threads are joined
+  // (the bus runs on a worker's io_context and must go before it).
+  std::unique_ptr<InvalidationPublisher> publisher_;
   std::atomic<bool> draining_{false};
   std::mutex reload_mu_;
   // Route generations (purge by route, O(1)): one atomic per slot, slot =
