@@ -7,6 +7,7 @@
 #   /lib/systemd/system/cachalot.service  Debian 12 still ships units under /lib
 #   /etc/cachalot/cachalot.yaml           a conffile (see packaging/conffiles)
 #   /usr/share/doc/cachalot/README.md
+#   /usr/share/doc/cachalot/grafana/cachalot.json  the Grafana dashboard
 # The absolute destinations below also apply to a plain `cmake --install`,
 # which then writes to /etc and /lib like the package would.
 
@@ -22,6 +23,9 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md
   DESTINATION share/doc/cachalot
   PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
   OPTIONAL)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/grafana/cachalot.json
+  DESTINATION share/doc/cachalot/grafana
+  PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME cachalot)

@@ -518,6 +518,7 @@ class DebianPackageTest(unittest.TestCase):
         self.assertEqual(stray, [], "install() rules put unexpected files in the package")
         if (SOURCE_DIR / "README.md").is_file():
             self.assertIn("./usr/share/doc/cachalot/README.md", entries)
+        self.assertIn("./usr/share/doc/cachalot/grafana/cachalot.json", entries)
 
     def test_control_fields(self):
         self.assertEqual(self.field("Package"), "cachalot")
