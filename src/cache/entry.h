@@ -91,6 +91,11 @@ struct EntryDraft {
   std::vector<std::string> tags;
   std::string route;        // name of the route it was stored under ("" = none)
   uint64_t route_generation = 0;
+  // build_entry() adds a strong ETag computed from the complete body
+  // (synthesize_etag), or the ETag in `headers` is one it added before
+  // (etag_synthesized, a draft of a stored entry).
+  bool synthesize_etag = false;
+  bool etag_synthesized = false;
 };
 
 class Entry {
@@ -121,6 +126,11 @@ class Entry {
   }
   std::string_view etag() const noexcept { return head_block().substr(etag_off_, etag_len_); }
   std::string_view last_modified() const noexcept { return head_block().substr(lm_off_, lm_len_); }
+  // The ETag is Cachalot's own (a hash of the body, see build_entry()): clients
+  // validate against it, the origin never hears of it.
+  bool etag_synthesized() const noexcept { return (flags_ & kEtagSynthesized) != 0; }
+  // The validator the origin sent, for conditional requests to the origin.
+  std::string_view origin_etag() const noexcept { return etag_synthesized() ? std::string_view() : etag(); }
   std::optional<int64_t> date() const noexcept;
   // RFC 9111 §3.5: may this response answer a request with Authorization?
   bool may_serve_to_authorized() const noexcept { return (flags_ & kAuthorizedOk) != 0; }
@@ -145,11 +155,12 @@ class Entry {
  private:
   friend class EntryRef;
   void set_freshness(const Freshness& f) noexcept;
-  friend EntryRef build_entry(const EntryDraft& d);
+  friend EntryRef build_entry(const EntryDraft& d, bool complete);
   friend EntryRef with_freshness(const Entry& e, const Freshness& f);
   Entry() = default;
   static constexpr uint8_t kAuthorizedOk = 1;  // public, s-maxage or must-revalidate
   static constexpr uint8_t kHasDate = 2;
+  static constexpr uint8_t kEtagSynthesized = 4;
   static constexpr std::size_t kPieces = 7;
 
   const char* tail() const noexcept { return reinterpret_cast<const char*>(this + 1); }
@@ -176,7 +187,9 @@ class Entry {
 
 // Packs a draft (its body complete) into a new entry: builds the head block
 // (with Via and Content-Length), finds the validators and Date.
-EntryRef build_entry(const EntryDraft& d);
+// With `complete` false (a fill's head, its body still to come) no ETag is
+// synthesized.
+EntryRef build_entry(const EntryDraft& d, bool complete = true);
 // The draft `e` was built from (fields parsed back from its head).
 EntryDraft draft_of(const Entry& e);
 // A copy of `e` with other freshness numbers (one block copy).

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <new>
 
+#include <xxhash.h>
+
 #include "cache/entry.h"
 #include "cache/purge.h"
 #include "cache/vary.h"
@@ -29,7 +31,36 @@ uint32_t to_u32_seconds(core::Seconds s) {
 
 }  // namespace
 
-EntryRef build_entry(const EntryDraft& d) {
+// A strong entity tag from the body bytes: XXH3-128, base64url without
+// padding (22 characters), quoted. The same bytes give the same tag on every
+// instance and after every restart.
+namespace {
+void append_body_etag(std::string& out, std::string_view body) {
+  const XXH128_hash_t h = XXH3_128bits(body.data(), body.size());
+  unsigned char b[16];
+  for (int i = 0; i < 8; ++i) {
+    b[i] = static_cast<unsigned char>(h.high64 >> (56 - 8 * i));
+    b[8 + i] = static_cast<unsigned char>(h.low64 >> (56 - 8 * i));
+  }
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  out.push_back('"');
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : b) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(kAlphabet[(acc >> bits) & 63]);
+    }
+  }
+  if (bits > 0) out.push_back(kAlphabet[(acc << (6 - bits)) & 63]);
+  out.push_back('"');
+}
+
+}  // namespace
+
+EntryRef build_entry(const EntryDraft& d, bool complete) {
   // The head block: status line, fields, then what we add.
   std::string head;
   head.reserve(64 + d.headers.byte_size());
@@ -60,6 +91,14 @@ EntryRef build_entry(const EntryDraft& d) {
       date = http::parse_http_date(f.value);
     }
   }
+  const bool synthesized = have_etag ? d.etag_synthesized : d.synthesize_etag && complete && !have_lm;
+  if (synthesized && !have_etag) {
+    head.append("ETag: ");
+    etag_off = static_cast<uint32_t>(head.size());
+    append_body_etag(head, d.body);
+    etag_len = static_cast<uint32_t>(head.size() - etag_off);
+    head.append("\r\n");
+  }
   const auto fields_end = static_cast<uint32_t>(head.size());
   head.append("Via: 1.1 cachalot\r\n");
   if (has_body_framing(d.status)) {
@@ -89,6 +128,7 @@ EntryRef build_entry(const EntryDraft& d) {
   e->set_freshness(d.freshness);
   e->status_ = static_cast<uint16_t>(d.status);
   if (d.cc.public_ || d.cc.s_maxage.has_value() || d.cc.must_revalidate) e->flags_ |= Entry::kAuthorizedOk;
+  if (synthesized) e->flags_ |= Entry::kEtagSynthesized;
   if (date) {
     e->flags_ |= Entry::kHasDate;
     e->date_ = *date;
@@ -128,6 +168,7 @@ EntryDraft draft_of(const Entry& e) {
   d.tags = e.tags();
   d.route = e.route();
   d.route_generation = e.route_generation();
+  d.etag_synthesized = e.etag_synthesized();
   return d;
 }
 

@@ -232,6 +232,14 @@ Reader boolean(bool& out) {
   });
 }
 
+Reader optional_boolean(std::optional<bool>& out) {
+  return [&out](Loader& l, const Node& n, const std::string& key) {
+    bool v = false;
+    boolean(v)(l, n, key);
+    if (l.written(key)) out = v;
+  };
+}
+
 Parser<uint32_t> count_parser(uint32_t min, uint32_t max) {
   return [min, max](const std::string& s, std::string& why) -> std::optional<uint32_t> {
     int64_t n = 0;
@@ -439,6 +447,7 @@ Fields route_fields(Route& r) {
       {"stale_if_error", duration(r.stale_if_error)},
       {"refresh_ahead", boolean(r.refresh_ahead)},
       {"set_cookie", one_of(r.set_cookie, kSetCookiePolicies)},
+      {"synthesize_etag", optional_boolean(r.synthesize_etag)},
       {"key", section({
                   {"sort_query", boolean(r.key.sort_query)},
                   {"ignore_params", list(r.key.ignore_params, "a query parameter name", non_empty())},
@@ -569,6 +578,7 @@ Fields config_fields(Config& c) {
                     {"keep", duration(k.keep)},
                     {"stale_if_error", duration(k.stale_if_error)},
                     {"tag_headers", list(k.tag_headers, "a field name", field_name())},
+                    {"synthesize_etag", boolean(k.synthesize_etag)},
                     {"coalesce", section({
                                      {"enabled", boolean(k.coalesce.enabled)},
                                      {"max_waiters", count(k.coalesce.max_waiters, 0, 1'000'000)},

@@ -111,6 +111,7 @@ struct CacheConfig {
   Duration keep = 1h;                   // an expired entry with validators is kept this long to revalidate
   Duration stale_if_error = 0s;         // serve stale on origin errors this long even without the directive
   std::vector<std::string> tag_headers = {"Surrogate-Key", "Cache-Tag"};  // response fields holding purge tags
+  bool synthesize_etag = true;  // stored 200s without ETag and Last-Modified get a strong ETag from their body
   CoalesceConfig coalesce;
   uint32_t max_background_refreshes = 64;  // per worker
   bool operator==(const CacheConfig&) const = default;
@@ -185,6 +186,7 @@ struct Route {
   Duration stale_if_error = 0s;        // default window when the origin sends none
   bool refresh_ahead = false;          // refresh hot entries shortly before they expire
   SetCookiePolicy set_cookie = SetCookiePolicy::NoStore;
+  std::optional<bool> synthesize_etag;  // unset: cache.synthesize_etag
   RouteKey key;
 
   // `path` is the request target's path (origin-form, without the query).
