@@ -6,6 +6,8 @@
 
 namespace cachalot::cache {
 
+static_assert(sizeof(Entry) == 104, "Entry grew: every byte costs a million times over (issue 10)");
+
 // ---------------------------------------------------------------- EntryRef
 
 EntryRef::EntryRef(const EntryRef& o) noexcept : p_(o.p_) {
@@ -38,8 +40,8 @@ void Entry::release_ref() const noexcept {
 
 Freshness Entry::freshness() const noexcept {
   Freshness f;
-  f.request_time = core::TimePoint(core::Duration(request_time_ms_));
   f.response_time = core::TimePoint(core::Duration(response_time_ms_));
+  f.request_time = core::TimePoint(core::Duration(response_time_ms_ - request_delay_ms_));
   f.corrected_initial_age = core::Seconds(corrected_initial_age_);
   f.lifetime = core::Seconds(lifetime_);
   f.stale_while_revalidate = core::Seconds(swr_);

@@ -123,7 +123,7 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
   for (std::size_t i = 0; i < Entry::kPieces; ++i) {
     std::memcpy(out + at, pieces[i].data(), pieces[i].size());
     at += static_cast<uint32_t>(pieces[i].size());
-    e->ends_[i] = at;
+    if (i + 1 < Entry::kPieces) e->ends_[i] = at;
   }
   e->set_freshness(d.freshness);
   e->status_ = static_cast<uint16_t>(d.status);
@@ -133,11 +133,19 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
     e->flags_ |= Entry::kHasDate;
     e->date_ = *date;
   }
-  e->etag_off_ = etag_off;
-  e->etag_len_ = etag_len;
-  e->lm_off_ = lm_off;
-  e->lm_len_ = lm_len;
-  e->fields_begin_ = fields_begin;
+  // A validator longer than 64 KiB is not kept: the entry then has none
+  // (clients and revalidations get full responses), never a cut one.
+  if (etag_len <= UINT16_MAX) {
+    e->etag_off_ = etag_off;
+    e->etag_len_ = static_cast<uint16_t>(etag_len);
+  } else {
+    e->flags_ &= static_cast<uint8_t>(~Entry::kEtagSynthesized);
+  }
+  if (lm_len <= UINT16_MAX) {
+    e->lm_off_ = lm_off;
+    e->lm_len_ = static_cast<uint16_t>(lm_len);
+  }
+  e->fields_begin_ = static_cast<uint16_t>(fields_begin);  // our own status line
   e->fields_end_ = fields_end;
   e->route_generation_ = d.route_generation;
   return EntryRef::adopt(e);
@@ -145,8 +153,9 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
 
 // The packed freshness numbers (whole seconds; times in milliseconds).
 void Entry::set_freshness(const Freshness& f) noexcept {
-  request_time_ms_ = f.request_time.time_since_epoch().count();
   response_time_ms_ = f.response_time.time_since_epoch().count();
+  const int64_t delay = response_time_ms_ - f.request_time.time_since_epoch().count();
+  request_delay_ms_ = static_cast<uint32_t>(std::clamp<int64_t>(delay, 0, UINT32_MAX));
   corrected_initial_age_ = to_u32_seconds(f.corrected_initial_age);
   lifetime_ = to_u32_seconds(f.lifetime);
   swr_ = to_u32_seconds(f.stale_while_revalidate);
