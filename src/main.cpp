@@ -180,7 +180,8 @@ int main(int argc, char** argv) {
   main_ioc.run();
   int rc = 0;
   if (stopping) rc = app->run();
-  admin->stop();
+  admin->stop();  // no purge can slip in between the snapshot and the exit
+  if (stopping) app->write_final_snapshot();
   app.reset();
   spdlog::info("stopped");
   return rc;
