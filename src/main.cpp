@@ -52,8 +52,9 @@ Options:
   --version             print the version and exit
   --help                print this help and exit
 
-Signals: SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads FILE
-(an invalid file is logged and the running configuration is kept).
+Signals: SIGTERM/SIGINT drain in-flight requests, write the cache snapshot
+(cache.snapshot.path, if set) and exit 0; SIGHUP reloads FILE (an invalid file
+is logged and the running configuration is kept).
 )";
 
 void notify(const char* state) {

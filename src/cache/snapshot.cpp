@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "http/header_map.h"
@@ -85,18 +86,22 @@ std::vector<std::string> split_lines(std::string_view s) {
   return out;
 }
 
-bool is_tchar(unsigned char c) noexcept {
-  return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
+// RFC 9110 §5.6.2 tchar (ASCII only: no locale, no function call per byte).
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
 
-// RFC 9110 §5.6.2 token.
 bool is_token(std::string_view s) noexcept {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c != '\0' && is_tchar(static_cast<unsigned char>(c)); });
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return kTchar[static_cast<unsigned char>(c)]; });
 }
 
 // No CR, LF or NUL: nothing that could end a field line or the head early.
 bool is_line_safe(std::string_view s) noexcept {
-  return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+  return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
 // The stored fields: "Name: value\r\n" lines. Framing and hop-by-hop fields
@@ -213,21 +218,24 @@ bool decode_payload(std::string_view payload, EntryDraft& d) {
   if (primary_key.find("://") == std::string_view::npos || primary_key.find('\r') != std::string_view::npos ||
       !is_line_safe(route))
     return false;
-  d = EntryDraft{};
+  // Reset field by field: the strings keep their capacity from the last record.
+  d.headers.clear();
   if (!parse_fields(fields, d.headers)) return false;
   f.heuristic = (fflags & 1) != 0;
   f.no_cache = (fflags & 2) != 0;
   f.must_revalidate = (fflags & 4) != 0;
-  d.primary_key = primary_key;
-  d.variant_key = variant_key;
+  d.primary_key.assign(primary_key);
+  d.variant_key.assign(variant_key);
   d.vary_names = split_lines(vary);
   d.tags = split_lines(tags);
-  d.route = route;
+  d.route.assign(route);
   d.status = status;
-  d.body = body;
+  d.body.assign(body);
   d.freshness = f;
   // build_entry() reads only the §3.5 flags from cc: public stands for all three.
+  d.cc = ResponseCacheControl{};
   d.cc.public_ = (flags & 1) != 0;
+  d.route_generation = 0;
   return true;
 }
 

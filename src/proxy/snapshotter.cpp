@@ -228,7 +228,11 @@ void Snapshotter::load() {
 
   // The file checked out: publish, oldest first, like fills.
   cache::InvalidationLog::Ticket ticket = app_.invalidations().enter();
-  std::unordered_set<std::string> hosts;
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_set<std::string, Hash, std::equal_to<>> hosts;  // noted already (few: one per Host)
   uint64_t loaded = 0, loaded_bytes = 0;
   for (auto it = kept.rbegin(); it != kept.rend(); ++it) {
     cache::EntryRef& e = *it;
@@ -244,8 +248,10 @@ void Snapshotter::load() {
     }
     ++loaded;
     loaded_bytes += e->charge();
-    if (std::string_view host = cache::key_authority(e->primary_key()); !host.empty())
-      if (hosts.emplace(host).second) app_.note_host(host);
+    if (std::string_view host = cache::key_authority(e->primary_key()); !host.empty() && !hosts.contains(host)) {
+      hosts.emplace(host);
+      app_.note_host(host);
+    }
     e.reset();  // the store holds it now
   }
   kept.clear();
@@ -305,28 +311,32 @@ bool Snapshotter::write(const char* why) {
   h.origin = cfg->upstream.url.text;
   const core::TimePoint now = core::Clock::now();
 
-  // The entries worth keeping, newest first.
+  // The entries worth keeping, newest first (sorted by a copy of the time:
+  // comparing through the entries would miss the cache at every step).
   std::vector<cache::EntryRef> entries = app_.store().entries();
   std::array<uint64_t, metrics::SnapshotMetrics::kSkips> skipped{};
-  std::erase_if(entries, [&](const cache::EntryRef& e) {
-    if (now >= e->drop_after()) {
+  std::vector<std::pair<int64_t, uint32_t>> order;  // (-stored_at ms, index)
+  order.reserve(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const cache::Entry& e = *entries[i];
+    if (now >= e.drop_after()) {
       ++skipped[static_cast<std::size_t>(Skip::Expired)];
-      return true;
-    }
-    if (e->route_generation() != expected_generation(app_, e->route())) {
+      entries[i].reset();
+    } else if (e.route_generation() != expected_generation(app_, e.route())) {
       ++skipped[static_cast<std::size_t>(Skip::Invalidated)];
-      return true;
+      entries[i].reset();
+    } else {
+      order.emplace_back(-e.stored_at().time_since_epoch().count(), static_cast<uint32_t>(i));
     }
-    return false;
-  });
-  std::sort(entries.begin(), entries.end(),
-            [](const cache::EntryRef& a, const cache::EntryRef& b) { return a->stored_at() > b->stored_at(); });
+  }
+  std::sort(order.begin(), order.end());
 
   std::string buf = snap::encode_header(h);  // a placeholder: size and count are known at the end
   const std::size_t header_bytes = buf.size();
   uint64_t file_bytes = 0;
   constexpr std::size_t kFlushAt = 1 << 20;
-  for (cache::EntryRef& e : entries) {
+  for (const auto& [_, i] : order) {
+    cache::EntryRef& e = entries[i];
     snap::append_record(buf, *e);
     e.reset();  // an entry evicted meanwhile is freed now, not after the whole write
     if (buf.size() >= kFlushAt) {
@@ -338,7 +348,7 @@ bool Snapshotter::write(const char* why) {
   if (!write_all(fd.fd, buf.data(), buf.size())) return failed("writing", tmp);
   file_bytes += buf.size();
   h.file_bytes = file_bytes;
-  h.count = entries.size();
+  h.count = order.size();
   const std::string header = snap::encode_header(h);
   if (header.size() != header_bytes || !pwrite_all(fd.fd, header, 0)) return failed("writing", tmp);
   if (::fsync(fd.fd) != 0) return failed("fsync of", tmp);
