@@ -32,6 +32,13 @@ RUN groupadd --gid 10001 cachalot \
       --home-dir /nonexistent --shell /usr/sbin/nologin cachalot
 COPY --from=build /out/usr/bin/cachalot /usr/bin/cachalot
 COPY packaging/container.yaml /etc/cachalot/cachalot.yaml
+# Warm restarts: packaging/container.yaml writes the cache snapshot to
+# /var/lib/cachalot/cache.snap on stop and loads it on start. A volume, so it
+# outlives the container's writable layer; owned by the runtime user (a new
+# anonymous or named volume takes this ownership). Mount your own to keep it
+# across `docker rm`: -v cachalot-state:/var/lib/cachalot
+RUN install -d -m 0750 -o 10001 -g 10001 /var/lib/cachalot
+VOLUME ["/var/lib/cachalot"]
 
 USER 10001:10001
 EXPOSE 8080

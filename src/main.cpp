@@ -77,8 +77,9 @@ Options:
   --version             print the version and exit
   --help                print this help and exit
 
-Signals: SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads FILE
-(an invalid file is logged and the running configuration is kept).
+Signals: SIGTERM/SIGINT drain in-flight requests, write the cache snapshot
+(cache.snapshot.path, if set) and exit 0; SIGHUP reloads FILE (an invalid file
+is logged and the running configuration is kept).
 )";
 
 void notify(const char* state) {
@@ -206,7 +207,8 @@ int main(int argc, char** argv) {
   main_ioc.run();
   int rc = 0;
   if (stopping) rc = app->run();
-  admin->stop();
+  admin->stop();  // no purge can slip in between the snapshot and the exit
+  if (stopping) app->write_final_snapshot();
   app.reset();
   spdlog::info("stopped");
   return rc;

@@ -302,6 +302,19 @@ Reader duration(Duration& out, Zero zero = Zero::Allowed) {
                           });
 }
 
+// cache.snapshot.interval: 0 (off) or at least a second.
+Reader snapshot_interval(Duration& out) {
+  return scalar<Duration>(out, "a duration such as 30s, 5m or 1h, or 0 for none",
+                          [](const std::string& s, std::string& why) {
+                            auto d = parse_duration(s);
+                            if (d && d->count() != 0 && *d < 1s) {
+                              why = "must be 0 (off) or at least 1s";
+                              return std::optional<Duration>();
+                            }
+                            return d;
+                          });
+}
+
 template <class E, size_t N>
 Reader one_of(E& out, const std::array<Named<E>, N>& table) {
   std::string what = "one of ";
@@ -586,6 +599,10 @@ Fields config_fields(Config& c) {
                                      {"hit_for_miss", duration(k.coalesce.hit_for_miss)},
                                  })},
                     {"max_background_refreshes", count(k.max_background_refreshes, 0, 1'000'000)},
+                    {"snapshot", section({
+                                     {"path", scalar(k.snapshot.path, "a file path, or \"\" for none", any_string())},
+                                     {"interval", snapshot_interval(k.snapshot.interval)},
+                                 })},
                 })},
       {"admin", section({
                     {"listen", optional_listener(c.admin.listen)},
@@ -611,6 +628,9 @@ void check_config(Loader& l, const Config& c) {
     l.error_at_key(l.written("cache.max_object_size") ? "cache.max_object_size" : "cache.max_memory",
                    fmt::format("cache.max_object_size ({}) must not exceed cache.max_memory ({})",
                                format_size(k.max_object_size), format_size(k.max_memory)));
+
+  if (k.snapshot.interval.count() != 0 && k.snapshot.path.empty())
+    l.error_at_key("cache.snapshot.interval", "needs cache.snapshot.path (periodic snapshots have nowhere to go)");
 
   std::vector<std::pair<const ListenerConfig*, std::string>> listeners;
   for (size_t i = 0; i < c.server.listen.size(); ++i)

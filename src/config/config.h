@@ -101,6 +101,15 @@ struct CoalesceConfig {
   bool operator==(const CoalesceConfig&) const = default;
 };
 
+// Warm restarts (cache.snapshot): the store is written to `path` on SIGTERM
+// (after the drain) and, with an interval, periodically; it is loaded from
+// there at start, before the listeners open.
+struct SnapshotConfig {
+  std::string path;        // "" = off; the packages use /var/lib/cachalot/cache.snap
+  Duration interval = 0s;  // also write every interval while running; 0 = only on SIGTERM (else >= 1s)
+  bool operator==(const SnapshotConfig&) const = default;
+};
+
 struct CacheConfig {
   uint64_t max_memory = 256 * kMiB;     // byte budget: bodies + fields + per-entry overhead
   uint64_t max_object_size = 8 * kMiB;  // larger responses are streamed but not stored; <= max_memory
@@ -114,6 +123,7 @@ struct CacheConfig {
   bool synthesize_etag = true;  // stored 200s without ETag and Last-Modified get a strong ETag from their body
   CoalesceConfig coalesce;
   uint32_t max_background_refreshes = 64;  // per worker
+  SnapshotConfig snapshot;
   bool operator==(const CacheConfig&) const = default;
 };
 

@@ -91,6 +91,17 @@ std::string_view to_string(ClusterCounter c) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(SnapshotMetrics::LoadStatus s) noexcept {
+  switch (s) {
+    case SnapshotMetrics::LoadStatus::Disabled: return "disabled";
+    case SnapshotMetrics::LoadStatus::Missing: return "missing";
+    case SnapshotMetrics::LoadStatus::Rejected: return "rejected";
+    case SnapshotMetrics::LoadStatus::Loaded: return "loaded";
+    case SnapshotMetrics::LoadStatus::kCount: break;
+  }
+  return "unknown";
+}
+
 std::string_view to_string(ResyncReason r) noexcept {
   switch (r) {
     case ResyncReason::Trimmed: return "trimmed";
@@ -287,6 +298,48 @@ std::string Metrics::render() const {
   for (const auto& g : gauges_) {
     header(out, g.name, "gauge", g.help);
     fmt::format_to(std::back_inserter(out), "{} {}\n", g.name, g.read());
+  }
+
+  {
+    const SnapshotMetrics& m = snapshot_;
+    auto get = [](const auto& a) { return a.load(std::memory_order_relaxed); };
+    header(out, "cachalot_snapshot_load_status", "gauge",
+           "How the cache.snapshot file was used at start (1 for the one that happened).");
+    const auto status = get(m.load_status);
+    for (std::size_t i = 0; i < static_cast<size_t>(SnapshotMetrics::LoadStatus::kCount); ++i)
+      fmt::format_to(std::back_inserter(out), "cachalot_snapshot_load_status{{status=\"{}\"}} {}\n",
+                     to_string(static_cast<SnapshotMetrics::LoadStatus>(i)), status == i ? 1 : 0);
+    header(out, "cachalot_snapshot_loaded_objects", "gauge", "Entries loaded from the snapshot at start.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_loaded_objects {}\n", get(m.loaded_objects));
+    header(out, "cachalot_snapshot_loaded_bytes", "gauge", "Bytes (charged) loaded from the snapshot at start.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_loaded_bytes {}\n", get(m.loaded_bytes));
+    header(out, "cachalot_snapshot_skipped_total", "counter",
+           "Snapshot records not loaded at start (phase=load) and entries left out of writes (phase=write), by reason.");
+    for (std::size_t k = 0; k < SnapshotMetrics::kSkips; ++k) {
+      const auto reason = cache::snapshot::to_string(static_cast<cache::snapshot::Skip>(k));
+      fmt::format_to(std::back_inserter(out), "cachalot_snapshot_skipped_total{{phase=\"load\",reason=\"{}\"}} {}\n",
+                     reason, get(m.load_skipped[k]));
+      fmt::format_to(std::back_inserter(out), "cachalot_snapshot_skipped_total{{phase=\"write\",reason=\"{}\"}} {}\n",
+                     reason, get(m.write_skipped[k]));
+    }
+    header(out, "cachalot_snapshot_load_duration_seconds", "gauge", "Time the start spent loading the snapshot.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_load_duration_seconds {}\n",
+                   static_cast<double>(get(m.load_duration_us)) / 1e6);
+    header(out, "cachalot_snapshot_writes_total", "counter", "Snapshot writes, by result.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_writes_total{{result=\"ok\"}} {}\n", get(m.writes_ok));
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_writes_total{{result=\"error\"}} {}\n",
+                   get(m.writes_failed));
+    header(out, "cachalot_snapshot_written_objects", "gauge", "Entries in the last snapshot written.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_written_objects {}\n", get(m.written_objects));
+    header(out, "cachalot_snapshot_written_bytes", "gauge", "Size of the last snapshot file written.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_written_bytes {}\n", get(m.written_bytes));
+    header(out, "cachalot_snapshot_write_duration_seconds", "gauge", "Time the last snapshot write took.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_write_duration_seconds {}\n",
+                   static_cast<double>(get(m.write_duration_us)) / 1e6);
+    header(out, "cachalot_snapshot_last_write_timestamp_seconds", "gauge",
+           "Unix time of the last successful snapshot write (0: none yet).");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_last_write_timestamp_seconds {}\n",
+                   get(m.last_write_unix));
   }
 
   histogram(out, ws, "cachalot_request_duration_seconds", "Time from request head to response end.",

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/snapshot.h"
 #include "cache/storable.h"
 
 namespace cachalot::metrics {
@@ -171,6 +172,29 @@ struct alignas(64) WorkerMetrics {
   }
 };
 
+// Warm restarts (cache.snapshot): the load at start and the writes. Rare
+// events, written by the thread doing them; read by scrapes.
+struct SnapshotMetrics {
+  enum class LoadStatus : uint8_t {
+    Disabled,  // cache.snapshot.path is ""
+    Missing,   // no file (first start, or it was removed)
+    Rejected,  // the file was damaged or foreign: the cache started cold
+    Loaded,    // the file was read (loaded_objects may still be 0)
+    kCount
+  };
+  static constexpr std::size_t kSkips = static_cast<std::size_t>(cache::snapshot::Skip::kCount);
+  std::atomic<uint8_t> load_status{static_cast<uint8_t>(LoadStatus::Disabled)};
+  std::atomic<uint64_t> loaded_objects{0}, loaded_bytes{0};
+  std::array<std::atomic<uint64_t>, kSkips> load_skipped{};   // records not loaded, by reason
+  std::array<std::atomic<uint64_t>, kSkips> write_skipped{};  // entries left out of writes (expired, invalidated)
+  std::atomic<uint64_t> load_duration_us{0};
+  std::atomic<uint64_t> writes_ok{0}, writes_failed{0};
+  std::atomic<uint64_t> written_objects{0}, written_bytes{0};  // the last successful write
+  std::atomic<uint64_t> write_duration_us{0};                   // the last successful write
+  std::atomic<int64_t> last_write_unix{0};                      // 0 = none yet
+};
+std::string_view to_string(SnapshotMetrics::LoadStatus s) noexcept;
+
 class Metrics {
  public:
   // `workers` proxy workers, plus one more slot for the admin thread and other
@@ -181,6 +205,8 @@ class Metrics {
   RouteIds& routes() noexcept { return routes_; }
   ClusterMetrics& cluster() noexcept { return cluster_; }
   const ClusterMetrics& cluster() const noexcept { return cluster_; }
+  SnapshotMetrics& snapshot() noexcept { return snapshot_; }
+  const SnapshotMetrics& snapshot() const noexcept { return snapshot_; }
 
   // Gauges read at scrape time (store objects/bytes...).
   struct Gauge {
@@ -196,6 +222,7 @@ class Metrics {
   std::vector<Gauge> gauges_;
   RouteIds routes_;
   ClusterMetrics cluster_;
+  SnapshotMetrics snapshot_;
 };
 
 }  // namespace cachalot::metrics

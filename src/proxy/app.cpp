@@ -179,6 +179,7 @@ void App::accept_loop(Worker& w, asio::ip::tcp::acceptor& acc, std::string liste
 void App::start() {
   auto cfg = config();
   configure_access_log(*cfg);
+  snapshotter_.load();  // before any listener: no request sees a half-loaded cache
   bind_listeners(*cfg);
   for (auto& w : workers_) {
     Worker* wp = w.get();
@@ -194,6 +195,12 @@ void App::start() {
   }
   for (const auto& l : cfg->server.listen)
     spdlog::info("listening on {} ({} workers), origin {}", l.text, workers_.size(), cfg->upstream.url.text);
+  snapshotter_.start_periodic();
+}
+
+void App::write_final_snapshot() {
+  snapshotter_.stop_periodic();
+  snapshotter_.write("shutdown");
 }
 
 void App::begin_drain() {

@@ -351,6 +351,14 @@ TEST_CASE("each kind of bad input is one error with its line, column and key", "
        2, 3, "admin.token", "required when admin.listen is not a loopback address"},
       {"max_pipeline was removed", "server:\n  limits:\n    max_pipeline: 32\n" UPSTREAM,
        3, 5, "server.limits.max_pipeline", "unknown key 'max_pipeline'"},
+      {"snapshot interval below a second", "cache:\n  snapshot:\n    path: /tmp/c.snap\n    interval: 500ms\n" UPSTREAM,
+       4, 15, "cache.snapshot.interval", "must be 0 (off) or at least 1s"},
+      {"snapshot interval without a path", "cache:\n  snapshot:\n    interval: 5m\n" UPSTREAM,
+       3, 5, "cache.snapshot.interval", "needs cache.snapshot.path"},
+      {"snapshot path not a string", "cache:\n  snapshot:\n    path: [a]\n" UPSTREAM,
+       3, 11, "cache.snapshot.path", "expected a file path"},
+      {"unknown snapshot key", "cache:\n  snapshot:\n    file: /x\n" UPSTREAM,
+       3, 5, "cache.snapshot.file", "unknown key 'file'"},
       {"route not a map", UPSTREAM "routes:\n  - api\n", 3, 5, "routes[0]", "expected a route (a map), got 'api'"},
       {"cluster redis scheme", UPSTREAM "cluster:\n  redis: \"tcp://127.0.0.1:6379\"\n",
        3, 10, "cluster.redis", "expected redis://host[:port][/db] or unix:///path"},
@@ -492,6 +500,19 @@ upstream:
   // An empty list replaces the default list: nothing is dropped.
   auto none = expect_config(load_config_string("server:\n  drop_request_fields: []\n" UPSTREAM, "none.yaml"));
   CHECK(none->server.drop_request_fields.empty());
+}
+
+TEST_CASE("cache.snapshot is off by default and read as written", "[config][snapshot]") {
+  auto none = expect_config(load_config_string(UPSTREAM, "none.yaml"));
+  CHECK(none->cache.snapshot.path.empty());
+  CHECK(none->cache.snapshot.interval == 0s);
+  auto on = expect_config(load_config_string(
+      "cache:\n  snapshot: { path: /var/lib/cachalot/cache.snap }\n" UPSTREAM, "on.yaml"));
+  CHECK(on->cache.snapshot.path == "/var/lib/cachalot/cache.snap");
+  CHECK(on->cache.snapshot.interval == 0s);
+  auto periodic = expect_config(load_config_string(
+      "cache:\n  snapshot:\n    path: /var/lib/cachalot/cache.snap\n    interval: 5m\n" UPSTREAM, "periodic.yaml"));
+  CHECK(periodic->cache.snapshot.interval == 5min);
 }
 
 TEST_CASE("a loopback admin listener needs no token; any other address does", "[config]") {
