@@ -2,8 +2,9 @@
 cache, through a real redis-server (no persistence) and real faults.
 
 Three nodes A, B and C in front of one scripted origin; B reaches Redis
-through a link the test can cut (tests/support/redis_server.py), C by the
-name localhost.
+through a link the test can cut (tests/support/redis_server.py), C directly
+(127.0.0.1: tests use loopback addresses only; a minimal Debian has no
+/etc/hosts entry for localhost).
 
     client A, B, C { get /api/k/x; expect stored }          # on every node
     admin A        { post /purge?path=/api/k/x }
@@ -150,7 +151,7 @@ class FleetTest(NodeCase):
         cls.addClassCleanup(cls.b.close)
         cls.addClassCleanup(stop_clean, cls.b)
         # C names Redis by host name: resolved asynchronously, off the loop.
-        cls.c = Cachalot(node_config(f"redis://localhost:{cls.redis.port}", "C", cls.stream), upstream=cls.origin)
+        cls.c = Cachalot(node_config(f"redis://127.0.0.1:{cls.redis.port}", "C", cls.stream), upstream=cls.origin)
         cls.addClassCleanup(cls.c.close)
         cls.addClassCleanup(stop_clean, cls.c)
         cls.nodes = (cls.a, cls.b, cls.c)
