@@ -62,8 +62,7 @@ core::TimePoint Entry::stored_at() const noexcept { return core::TimePoint(core:
 
 core::TimePoint Entry::drop_after() const noexcept { return cache::drop_after(freshness()); }
 
-namespace {
-std::vector<std::string> split_lines(std::string_view s) {
+std::vector<std::string> split_joined(std::string_view s) {
   std::vector<std::string> out;
   while (!s.empty()) {
     std::size_t nl = s.find('\n');
@@ -73,10 +72,9 @@ std::vector<std::string> split_lines(std::string_view s) {
   }
   return out;
 }
-}  // namespace
 
-std::vector<std::string> Entry::vary_names() const { return split_lines(vary()); }
-std::vector<std::string> Entry::tags() const { return split_lines(tag_list()); }
+std::vector<std::string> Entry::vary_names() const { return split_joined(vary()); }
+std::vector<std::string> Entry::tags() const { return split_joined(tag_list()); }
 
 bool Entry::has_tag(std::string_view tag) const noexcept {
   std::string_view s = tag_list();

@@ -195,6 +195,8 @@ class Entry {
 // With `complete` false (a fill's head, its body still to come) no ETag is
 // synthesized.
 EntryRef build_entry(const EntryDraft& d, bool complete = true);
+// The lines of a '\n'-joined list (an entry's Vary names or tags).
+std::vector<std::string> split_joined(std::string_view s);
 // The draft `e` was built from (fields parsed back from its head).
 EntryDraft draft_of(const Entry& e);
 // A copy of `e` with other freshness numbers (one block copy).

@@ -75,17 +75,6 @@ uint32_t frame_check(const char* len_bytes) noexcept {
   return static_cast<uint32_t>(XXH3_64bits(len_bytes, 4));
 }
 
-std::vector<std::string> split_lines(std::string_view s) {
-  std::vector<std::string> out;
-  while (!s.empty()) {
-    std::size_t nl = s.find('\n');
-    out.emplace_back(s.substr(0, nl));
-    if (nl == std::string_view::npos) break;
-    s.remove_prefix(nl + 1);
-  }
-  return out;
-}
-
 // RFC 9110 §5.6.2 tchar (ASCII only: no locale, no function call per byte).
 constexpr std::array<bool, 256> kTchar = [] {
   std::array<bool, 256> t{};
@@ -226,8 +215,8 @@ bool decode_payload(std::string_view payload, EntryDraft& d) {
   f.must_revalidate = (fflags & 4) != 0;
   d.primary_key.assign(primary_key);
   d.variant_key.assign(variant_key);
-  d.vary_names = split_lines(vary);
-  d.tags = split_lines(tags);
+  d.vary_names = split_joined(vary);
+  d.tags = split_joined(tags);
   d.route.assign(route);
   d.status = status;
   d.body.assign(body);
