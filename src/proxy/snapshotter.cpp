@@ -137,12 +137,22 @@ uint64_t expected_generation(const App& app, std::string_view route) {
 
 void Snapshotter::load() {
   auto& m = app_.metrics().snapshot();
-  const auto cfg = app_.config();
-  const std::string& path = cfg->cache.snapshot.path;
+  const std::string path = app_.config()->cache.snapshot.path;
   if (path.empty()) {
     m.load_status.store(static_cast<uint8_t>(LoadStatus::Disabled));
     return;
   }
+  try {
+    load_file(path);
+  } catch (const std::exception& e) {  // bad_alloc, most likely: start cold rather than not at all
+    spdlog::error("snapshot {} ignored: {}; starting with what was loaded so far", path, e.what());
+    m.load_status.store(static_cast<uint8_t>(LoadStatus::Rejected));
+  }
+}
+
+void Snapshotter::load_file(const std::string& path) {
+  auto& m = app_.metrics().snapshot();
+  const auto cfg = app_.config();
   if (::access(dir_of(path).c_str(), W_OK | X_OK) != 0)
     spdlog::warn("snapshot {}: directory {} is not writable ({}): the snapshot on SIGTERM will fail", path,
                  dir_of(path), errno_text());
@@ -187,7 +197,7 @@ void Snapshotter::load() {
   uint64_t total_bytes = 0;
   std::array<uint64_t, metrics::SnapshotMetrics::kSkips> skipped{};
   std::vector<cache::EntryRef> kept;
-  kept.reserve(static_cast<std::size_t>(std::min<uint64_t>(h.count, 1u << 24)));
+  kept.reserve(static_cast<std::size_t>(std::min<uint64_t>({h.count, h.file_bytes / snap::kFrameBytes, 1u << 24})));
 
   cache::EntryDraft d;
   bool full = false;
@@ -274,10 +284,21 @@ void Snapshotter::load() {
 // ---------------------------------------------------------------- write
 
 bool Snapshotter::write(const char* why) {
-  const auto cfg = app_.config();
-  const std::string path = cfg->cache.snapshot.path;
+  const std::string path = app_.config()->cache.snapshot.path;
   if (path.empty()) return false;
   std::lock_guard serialize(write_mu_);
+  try {
+    return write_file(path, why);
+  } catch (const std::exception& e) {
+    // The temporary file stays (it may be another writer's): the next write truncates it.
+    spdlog::error("snapshot {}: writing failed: {}; the previous snapshot (if any) is kept", path, e.what());
+    app_.metrics().snapshot().writes_failed.fetch_add(1);
+    return false;
+  }
+}
+
+bool Snapshotter::write_file(const std::string& path, const char* why) {
+  const auto cfg = app_.config();
   auto& m = app_.metrics().snapshot();
   const auto t0 = std::chrono::steady_clock::now();
   const std::string tmp = path + ".tmp";

@@ -58,6 +58,8 @@ class Snapshotter {
 
  private:
   void periodic_loop();
+  void load_file(const std::string& path);
+  bool write_file(const std::string& path, const char* why);
 
   App& app_;
   std::mutex write_mu_;  // one write at a time in this process
