@@ -164,6 +164,11 @@ void Snapshotter::load_file(const std::string& path) {
     m.load_duration_us.store(micros_since(t0));
   };
 
+  // Like a fill whose origin request is "sent" now: an invalidation recorded
+  // while the file is read (the admin API is not up yet, but a remote node
+  // may be) voids what it matches when it is published.
+  cache::InvalidationLog::Ticket ticket = app_.invalidations().enter();
+
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.fd < 0) {
     if (errno == ENOENT) {
@@ -237,7 +242,6 @@ void Snapshotter::load_file(const std::string& path) {
   if (full) skipped[static_cast<std::size_t>(Skip::Budget)] += h.count - reader.records_read();
 
   // The file checked out: publish, oldest first, like fills.
-  cache::InvalidationLog::Ticket ticket = app_.invalidations().enter();
   struct Hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
