@@ -41,7 +41,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  [[ -n "${KEEP:-}" ]] && echo "kept $TMP" >&2 || rm -rf "$TMP"
+  if [[ -n "${KEEP:-}" ]]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -63,7 +63,7 @@ APORT=$(free_port)
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$TMP/callgrind.out" \
   "$CACHALOT" --config "$TMP/cachalot.yaml" >"$TMP/cachalot.log" 2>&1 &
 CPID=$!
-pids+=($CPID)
+pids+=("$CPID")
 for _ in $(seq 600); do
   (exec 3<>"/dev/tcp/127.0.0.1/$PPORT") 2>/dev/null && break
   sleep 0.1

@@ -10,6 +10,9 @@ BENCH_TMP=""
 BENCH_SHM=""
 KEEP_TMP=0
 CLK_TCK=$(getconf CLK_TCK)
+# The system interpreter when there is one: a pyenv shim first in PATH costs
+# over a second per call on a busy machine.
+PYTHON=$(command -v /usr/bin/python3 || command -v python3 || echo python3)
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: error: $*"; exit 1; }
@@ -18,7 +21,7 @@ die() { log "run.sh: error: $*"; exit 1; }
 pick_port() {
   local port
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     if [[ "$USED_PORTS" != *" $port "* ]]; then
       USED_PORTS+="$port "
       echo "$port"
@@ -68,38 +71,50 @@ check_alive() {
   return 1
 }
 
-# PID followed by all its descendants (nginx workers, the varnish child).
+# PID followed by all its descendants (nginx workers, the varnish child), from
+# one ps listing.
 tree_pids() {
-  local pid=$1 child
-  echo "$pid"
-  for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
-    tree_pids "$child"
-  done
+  ps -e -o pid=,ppid= 2>/dev/null | awk -v root="$1" '
+    { kids[$2] = kids[$2] " " $1 }
+    END { n = 1; q[1] = root; for (i = 1; i <= n; i++) { print q[i]; m = split(kids[q[i]], k, " "); for (j = 1; j <= m; j++) q[++n] = k[j] } }'
 }
 
-# stop_server PID: SIGTERM the process, wait up to 5 s, then SIGKILL it and any
-# descendant still alive.
-stop_server() {
-  local pid=$1 tree
-  [[ -n "$pid" ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  tree=$(tree_pids "$pid")
-  kill -TERM "$pid" 2>/dev/null
+# running PID: the process exists and is not a zombie (exited, not yet reaped).
+running() {
+  local line
+  read -r line 2>/dev/null <"/proc/$1/stat" || return 1
+  line=${line##*) }
+  [[ "${line:0:1}" != Z ]]
+}
+
+# stop_servers PID...: SIGTERM each process, wait up to 5 s for all of them,
+# then SIGKILL any of them or their descendants still alive. Paused trees are
+# resumed first so they can exit cleanly.
+stop_servers() {
+  local pid p tree=() all=() alive
+  for pid in "$@"; do
+    if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then continue; fi
+    mapfile -t tree < <(tree_pids "$pid")
+    all+=("${tree[@]}")
+    for p in "${tree[@]}"; do kill -CONT "$p" 2>/dev/null; done
+    kill -TERM "$pid" 2>/dev/null
+  done
   for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
+    alive=0
+    for pid in "$@"; do [[ -n "$pid" ]] && running "$pid" && alive=1; done
+    ((alive)) || break
     sleep 0.05
   done
-  local p
-  for p in $tree; do
+  for p in "${all[@]}"; do
     kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
   done
-  wait "$pid" 2>/dev/null
+  for pid in "$@"; do [[ -n "$pid" ]] && wait "$pid" 2>/dev/null; done
   return 0
 }
+stop_server() { stop_servers "$1"; }
 
 bench_cleanup() {
-  local pid
-  for pid in "${STARTED_PIDS[@]}"; do stop_server "$pid"; done
+  stop_servers "${STARTED_PIDS[@]}"
   if ((KEEP_TMP)); then
     [[ -n "$BENCH_TMP" ]] && log "run.sh: kept $BENCH_TMP"
   else
@@ -110,11 +125,12 @@ bench_cleanup() {
 
 # utime+stime clock ticks of a process tree (all threads included).
 cpu_ticks() {
-  local total=0 p t
+  local total=0 p line f
   for p in $(tree_pids "$1"); do
+    read -r line 2>/dev/null <"/proc/$p/stat" || continue
     # Fields after the ")" of comm: state is 1st, utime 12th, stime 13th.
-    t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
-    total=$((total + ${t:-0}))
+    read -r -a f <<<"${line##*) }"
+    total=$((total + f[11] + f[12]))
   done
   echo "$total"
 }
@@ -170,34 +186,52 @@ ratio() {
 # Compare two numbers: le A B -> exit 0 if A <= B (floating point).
 num_le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
 
-# run_wrk CPU URL CONNECTIONS DURATION OUTFILE: one bounded wrk run; sets
-# W_RPS W_P50_US W_P99_US W_REQS W_ERRS (W_ERRS counts socket errors and
-# non-2xx/3xx responses) and W_CPU_TICKS (wrk's own CPU time). Returns 1 if
-# wrk failed or did no requests.
+# run_wrk CPU URL CONNECTIONS DURATION OUTFILE [SCRIPT ARGS...]: one bounded
+# wrk run (with a Lua script and its arguments if given); sets W_RPS W_P50_US
+# W_P99_US W_REQS W_ERRS (W_ERRS counts socket errors and non-2xx/3xx
+# responses), W_SECS (wall time of the run) and W_CPU_TICKS (wrk's own CPU
+# time). Returns 1 if wrk failed or did no requests.
 run_wrk() {
   local cpu=$1 url=$2 conns=$3 duration=$4 out=$5 cpu_s
-  W_RPS="" W_P50_US="" W_P99_US="" W_REQS="" W_ERRS="" W_CPU_TICKS=0
-  # The wrapper reports wrk's user+system time from getrusage(RUSAGE_CHILDREN).
-  if ! cpu_s=$(python3 -c '
-import resource, subprocess, sys
-with open(sys.argv[1], "w") as out:
-    rc = subprocess.run(sys.argv[2:], stdout=out, stderr=subprocess.STDOUT).returncode
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(ru.ru_utime + ru.ru_stime)
-sys.exit(rc)' "$out" taskset -c "$cpu" wrk -t1 -c"$conns" -d"$duration" --timeout 5s --latency "$url"); then
+  shift 5
+  local script=() script_args=()
+  if (($#)); then
+    script=(-s "$1")
+    shift
+    script_args=("$@")
+  fi
+  W_RPS="" W_P50_US="" W_P99_US="" W_REQS="" W_ERRS="" W_CPU_TICKS=0 W_SECS=""
+  # wrk's user+system time: the subshell's children times (the second line
+  # of the `times` builtin, "0m1.234s 0m0.567s") after wrk exits.
+  if ! cpu_s=$(
+    taskset -c "$cpu" wrk -t1 -c"$conns" -d"$duration" --timeout 5s --latency "${script[@]}" "$url" "${script_args[@]}" >"$out" 2>&1
+    rc=$?
+    times >"$out.times"  # not in a pipe: a forked builtin would report its own (empty) children
+    awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$out.times"
+    exit $rc
+  ); then
     log "  wrk failed:"
     sed 's/^/    | /' "$out" >&2
     return 1
   fi
-  W_CPU_TICKS=$(awk -v s="$cpu_s" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", s * hz }')
-  W_RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
-  W_P50_US=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
-  W_P99_US=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
-  W_REQS=$(awk '/requests in/ {print $1}' "$out")
-  W_ERRS=$(awk '
+  # One pass over wrk's report (the W_* globals are read by run.sh): req/s, p50, p99 (in us), requests, the run's
+  # wall time (s), errors (socket errors and non-2xx/3xx responses).
+  # shellcheck disable=SC2034
+  read -r W_RPS W_P50_US W_P99_US W_REQS W_SECS W_ERRS W_CPU_TICKS < <(awk -v cpu="$cpu_s" -v hz="$CLK_TCK" '
+    function us(v) {
+      if (v ~ /us$/) { sub(/us$/, "", v); return v + 0 }
+      if (v ~ /ms$/) { sub(/ms$/, "", v); return v * 1000 }
+      if (v ~ /m$/) { sub(/m$/, "", v); return v * 60000000 }
+      if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000000 }
+      return "nan" }
+    /^Requests\/sec:/ { rps = sprintf("%.0f", $2) }
+    $1 == "50%" { p50 = us($2) }
+    $1 == "99%" { p99 = us($2) }
+    /requests in/ { reqs = $1; d = $4; sub(/,$/, "", d); secs = sprintf("%.2f", us(d) / 1e6) }
     /Socket errors:/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 }
     /Non-2xx or 3xx responses:/ { e += $5 }
-    END { print e + 0 }' "$out")
+    END { printf "%s %s %s %s %s %d %.0f\n", (rps == "" ? "-" : rps), (p50 == "" ? "nan" : p50), (p99 == "" ? "nan" : p99),
+            (reqs == "" ? 0 : reqs), (secs == "" ? 0 : secs), e, cpu * hz }' "$out")
   if [[ -z "$W_REQS" || "$W_REQS" == 0 ]]; then
     log "  wrk did no requests against $url:"
     sed 's/^/    | /' "$out" >&2
@@ -259,4 +293,94 @@ warm() {
   done
   log "  warning: $url is not served from cache (X-Origin-Requests keeps changing: $seq)"
   return 1
+}
+
+# ---------------------------------------------------------------- added for rounds and memory
+
+# pause_tree / resume_tree PID: SIGSTOP / SIGCONT a process and its descendants,
+# so that peers waiting for their turn in a round use no CPU at all.
+pause_tree() {
+  local p
+  for p in $(tree_pids "$1"); do kill -STOP "$p" 2>/dev/null; done
+}
+resume_tree() {
+  local p
+  for p in $(tree_pids "$1"); do kill -CONT "$p" 2>/dev/null; done
+}
+
+# pin_tree PID CPU NAME: set the affinity of every thread of the process tree to
+# CPU (taskset -a), then check it. Servers that set their own thread affinity
+# at start (Traffic Server binds its ET_NET threads with hwloc) are brought
+# back to the CPU they were started on. Returns 1 (after saying so) if any
+# thread is still allowed elsewhere.
+pin_tree() {
+  local pid=$1 cpu=$2 name=$3 p f bad=0
+  for p in $(tree_pids "$pid"); do
+    taskset -a -p -c "$cpu" "$p" >/dev/null 2>&1
+    for f in /proc/"$p"/task/*/status; do
+      [[ -r "$f" ]] || continue
+      if [[ "$(awk '/^Cpus_allowed_list:/ {print $2}' "$f" 2>/dev/null)" != "$cpu" ]]; then
+        bad=1
+      fi
+    done
+  done
+  ((bad)) && { log "  warning: some threads of $name are not pinned to CPU $cpu"; return 1; }
+  return 0
+}
+
+# Proportional set size of a process tree, KiB: shared memory (nginx's keys
+# zone, HAProxy's cache) counted once rather than once per process.
+pss_kib() {
+  local total=0 p r
+  for p in $(tree_pids "$1"); do
+    r=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null)
+    total=$((total + ${r:-0}))
+  done
+  echo "$total"
+}
+
+# Peak resident set size (VmHWM) of a process tree, KiB.
+hwm_kib() {
+  local total=0 p r
+  for p in $(tree_pids "$1"); do
+    r=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+    total=$((total + ${r:-0}))
+  done
+  echo "$total"
+}
+
+# median V...: the middle value (the mean of the two middle ones for an even
+# count); "-" if none.
+median() {
+  printf '%s\n' "$@" | awk '$1 != "" && $1 != "-" { v[n++] = $1 + 0 }
+    END { if (n == 0) { print "-"; exit }
+      for (i = 1; i < n; i++) for (j = i; j > 0 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+      m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+      print m }'
+}
+
+# spread V...: (max - min) / median as a percentage, e.g. "12%"; "-" if fewer than 2 values.
+spread() {
+  local m
+  m=$(median "$@")
+  printf '%s\n' "$@" | awk -v m="$m" '$1 != "" && $1 != "-" { v = $1 + 0; if (n == 0 || v < lo) lo = v; if (n == 0 || v > hi) hi = v; n++ }
+    END { if (n < 2 || m == "-" || m + 0 == 0) print "-"; else printf "%.0f%%\n", 100 * (hi - lo) / m }'
+}
+
+# 73456 -> "73.5k"; 1234567 -> "1.23M".
+fmt_k() {
+  awk -v v="$1" 'BEGIN {
+    if (v == "" || v == "-") print "-";
+    else if (v >= 1e6) printf "%.2fM\n", v / 1e6;
+    else if (v >= 1e4) printf "%.1fk\n", v / 1e3;
+    else if (v >= 1e3) printf "%.2fk\n", v / 1e3;
+    else printf "%d\n", v + 0.5 }'
+}
+
+# cachalot_metric ADMIN_PORT NAME [LABELS]: one sample from cachalot's /metrics
+# (labels as written there, e.g. 'result="hit",class="2xx"'); "" on failure.
+cachalot_metric() {
+  local sel=$2
+  [[ -n "${3:-}" ]] && sel="$2{$3}"
+  curl -s --max-time 10 "http://127.0.0.1:$1/metrics" | awk -v s="$sel" '$1 == s { printf "%.0f\n", $2; exit }'
 }

@@ -63,6 +63,20 @@ std::vector<std::string> parse_tags(const http::HeaderMap& h, const std::vector<
   return tags;
 }
 
+// RFC 9110 §8.8.3: a strong entity tag changes whenever the representation
+// data does; a hash of the stored body bytes does exactly that, for the
+// bytes every client of this entry gets (each Vary variant and each content
+// coding is its own entry, with its own bytes). Only a 200 gets one: it
+// carries a complete representation (§15.3.1), where a 206 carries a part and
+// other statuses are not representations clients validate. Never when the
+// origin sent a validator of its own (ETag or Last-Modified): its
+// validators stay the ones clients and revalidations use. no-transform does
+// not stop it: a field added to the header section does not transform the
+// content (§7.7).
+bool may_synthesize_etag(int status, const http::HeaderMap& stored) {
+  return status == 200 && !stored.has("etag") && !stored.has("last-modified") && !stored.has("content-range");
+}
+
 Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp) {
   Admitted a;
   auto cc = select_response_cache_control(resp.headers, targets_of(ctx));
@@ -82,6 +96,7 @@ Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp) {
   if (ctx.tag_fields) e->tags = parse_tags(resp.headers, *ctx.tag_fields);
   e->route = ctx.route;
   e->route_generation = ctx.route_generation;
+  e->synthesize_etag = ctx.synthesize_etag && may_synthesize_etag(e->status, e->headers);
   a.entry = std::move(e);
   return a;
 }

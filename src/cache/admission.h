@@ -53,6 +53,7 @@ struct AdmissionContext {
   const std::vector<std::string>* withheld = nullptr;    // cache.drop_targeted_cache_control (null: none)
   std::string_view route;       // "" = none
   uint64_t route_generation = 0;
+  bool synthesize_etag = false;     // the policy allows a synthesized ETag (see admit())
   core::TimePoint request_time{};   // the origin request was sent
   core::TimePoint response_time{};  // its response head arrived
 };
@@ -62,6 +63,9 @@ struct Admitted {
   std::unique_ptr<EntryDraft> entry;  // set iff verdict.store; body empty, packed by build_entry() when complete
 };
 Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp);
+// Whether a stored response may get a synthesized strong ETag (admit() sets
+// EntryDraft::synthesize_etag from it and the policy).
+bool may_synthesize_etag(int status, const http::HeaderMap& stored);
 
 struct Freshened {
   StoreVerdict verdict;  // storable() of the merged response

@@ -21,6 +21,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 namespace cachalot::config {
 namespace {
 
@@ -255,6 +257,14 @@ Reader boolean(bool& out) {
   });
 }
 
+Reader optional_boolean(std::optional<bool>& out) {
+  return [&out](Loader& l, const Node& n, const std::string& key) {
+    bool v = false;
+    boolean(v)(l, n, key);
+    if (l.written(key)) out = v;
+  };
+}
+
 Parser<uint32_t> count_parser(uint32_t min, uint32_t max) {
   return [min, max](const std::string& s, std::string& why) -> std::optional<uint32_t> {
     int64_t n = 0;
@@ -311,6 +321,19 @@ Reader duration(Duration& out, Zero zero = Zero::Allowed) {
                             auto d = parse_duration(s);
                             if (d && d->count() == 0 && zero == Zero::Rejected) {
                               why = "must be greater than 0";
+                              return std::optional<Duration>();
+                            }
+                            return d;
+                          });
+}
+
+// cache.snapshot.interval: 0 (off) or at least a second.
+Reader snapshot_interval(Duration& out) {
+  return scalar<Duration>(out, "a duration such as 30s, 5m or 1h, or 0 for none",
+                          [](const std::string& s, std::string& why) {
+                            auto d = parse_duration(s);
+                            if (d && d->count() != 0 && *d < 1s) {
+                              why = "must be 0 (off) or at least 1s";
                               return std::optional<Duration>();
                             }
                             return d;
@@ -490,6 +513,7 @@ Fields route_fields(Route& r) {
       {"stale_if_error", duration(r.stale_if_error)},
       {"refresh_ahead", boolean(r.refresh_ahead)},
       {"set_cookie", one_of(r.set_cookie, kSetCookiePolicies)},
+      {"synthesize_etag", optional_boolean(r.synthesize_etag)},
       {"key", section({
                   {"sort_query", boolean(r.key.sort_query)},
                   {"ignore_params", list(r.key.ignore_params, "a query parameter name", non_empty())},
@@ -530,6 +554,41 @@ Reader routes(std::vector<Route>& out) {
       check_route(l, n[i], path, r, lines_by_name);
     }
   };
+}
+
+// cluster: present (even empty) turns the bus on, with the defaults of ClusterConfig.
+Reader cluster(std::optional<ClusterConfig>& out) {
+  return [&out](Loader& l, const Node& n, const std::string& key) {
+    ClusterConfig& c = out.emplace();
+    auto node_name = [](const std::string& s, std::string&) -> std::optional<std::string> {
+      bool ok = s.size() <= 64 && std::all_of(s.begin(), s.end(), [](unsigned char ch) {
+                  return std::isalnum(ch) || ch == '_' || ch == '.' || ch == '-' || ch == ':';
+                });
+      return ok ? std::optional(s) : std::nullopt;
+    };
+    read_map(l, n, key, {
+        {"redis", scalar(c.redis, "redis://host[:port][/db] or unix:///path[?db=N]", from(parse_redis_address))},
+        {"stream", scalar(c.stream, "a Redis key", non_empty())},
+        {"node", scalar<std::string>(c.node, "a name of up to 64 letters, digits, '_', '.', ':' and '-'", node_name)},
+        {"max_events", count(c.max_events, 1, 1'000'000'000)},
+        {"queue_limit", count(c.queue_limit, 1, 10'000'000)},
+        {"read_batch", count(c.read_batch, 1, 10'000)},
+        {"timeout", duration(c.timeout, Zero::Rejected)},
+        {"backoff_min", duration(c.backoff_min, Zero::Rejected)},
+        {"backoff_max", duration(c.backoff_max, Zero::Rejected)},
+    });
+    if (c.backoff_max < c.backoff_min)
+      l.error_at_key(key + (l.written(key + ".backoff_max") ? ".backoff_max" : ".backoff_min"),
+                     fmt::format("backoff_max ({}) is below backoff_min ({})", format_duration(c.backoff_max),
+                                 format_duration(c.backoff_min)));
+  };
+}
+
+// The host name, the default cluster.node.
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "cachalot";
+  return buf;
 }
 
 // The whole file, shaped like config/cachalot.yaml.
@@ -591,6 +650,7 @@ Fields config_fields(Config& c) {
                     {"drop_targeted_cache_control",
                      unique_list(k.drop_targeted_cache_control, "a field name", field_name())},
                     {"accept_encoding", unique_list(k.accept_encoding, "a content coding", content_coding())},
+                    {"synthesize_etag", boolean(k.synthesize_etag)},
                     {"coalesce", section({
                                      {"enabled", boolean(k.coalesce.enabled)},
                                      {"max_waiters", count(k.coalesce.max_waiters, 0, 1'000'000)},
@@ -598,6 +658,10 @@ Fields config_fields(Config& c) {
                                      {"hit_for_miss", duration(k.coalesce.hit_for_miss)},
                                  })},
                     {"max_background_refreshes", count(k.max_background_refreshes, 0, 1'000'000)},
+                    {"snapshot", section({
+                                     {"path", scalar(k.snapshot.path, "a file path, or \"\" for none", any_string())},
+                                     {"interval", snapshot_interval(k.snapshot.interval)},
+                                 })},
                 })},
       {"admin", section({
                     {"listen", optional_listener(c.admin.listen)},
@@ -610,6 +674,7 @@ Fields config_fields(Config& c) {
                   {"access_log", scalar(c.log.access_log, "off, stderr or a file path", non_empty())},
                   {"access_log_format", one_of(c.log.access_log_format, kAccessLogFormats)},
               })},
+      {"cluster", cluster(c.cluster)},
       {"routes", routes(c.routes)},
   };
 }
@@ -634,6 +699,8 @@ void check_config(Loader& l, const Config& c) {
                                  "use is always forwarded (RFC 9213 §2.2)",
                                  name));
   }
+  if (k.snapshot.interval.count() != 0 && k.snapshot.path.empty())
+    l.error_at_key("cache.snapshot.interval", "needs cache.snapshot.path (periodic snapshots have nowhere to go)");
 
   std::vector<std::pair<const ListenerConfig*, std::string>> listeners;
   for (size_t i = 0; i < c.server.listen.size(); ++i)
@@ -699,6 +766,7 @@ LoadResult load_config_string(std::string_view yaml, std::string name) {
   if (!l.ok()) return l.take_errors();
 
   if (config->server.workers == 0) config->server.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (config->cluster && config->cluster->node.empty()) config->cluster->node = host_name();
   return std::shared_ptr<const Config>(std::move(config));
 }
 

@@ -170,7 +170,7 @@ awaitable<void> Exchange::cacheable() {
   FetchPlan plan;
   plan.may_store = !rcc_.no_store && req_.method == http::Method::Get;
   plan.stale = entry;
-  plan.conditional = entry && (!entry->etag().empty() || !entry->last_modified().empty());
+  plan.conditional = entry && (!entry->origin_etag().empty() || !entry->last_modified().empty());
   out_.cache_status = "fwd=" + std::string(miss_reason);
   if (!detail.empty() && detail != miss_reason) out_.cache_status += "; detail=" + std::string(detail);
   out_.result = metrics::Result::Miss;
@@ -219,7 +219,7 @@ awaitable<void> Exchange::revalidate(cache::EntryRef stale, cache::FetchPermit p
   FetchPlan plan;
   plan.may_store = true;
   plan.stale = std::move(stale);
-  plan.conditional = !plan.stale->etag().empty() || !plan.stale->last_modified().empty();
+  plan.conditional = !plan.stale->origin_etag().empty() || !plan.stale->last_modified().empty();
   plan.permit = std::move(permit);
   out_.result = metrics::Result::Miss;
   out_.cache_status = "fwd=stale; detail=background";

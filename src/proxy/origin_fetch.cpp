@@ -80,6 +80,7 @@ cache::AdmissionContext OriginFetch::admission() const {
   c.withheld = &x_.rt_->drop_targeted_cache_control();  // RFC 9213 §3
   c.route = x_.policy_->name;
   c.route_generation = route_generation_;
+  c.synthesize_etag = x_.policy_->synthesize_etag;
   c.request_time = request_time_;
   c.response_time = response_time_;
   return c;
@@ -141,7 +142,7 @@ void OriginFetch::build_head() {
   });
   if (plan_.conditional && plan_.stale) {
     http::HeaderMap v;
-    cache::add_validators(v, plan_.stale->etag(), plan_.stale->last_modified());
+    cache::add_validators(v, plan_.stale->origin_etag(), plan_.stale->last_modified());
     v.serialize(head);
   }
   if (x_.conn_ && pass) {
@@ -490,6 +491,9 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
   if (clen > 0) entry->body.reserve(static_cast<std::size_t>(clen));
   out.cache_status += "; fwd-status=" + std::to_string(resp.status) + "; stored; ttl=" +
                       std::to_string(entry->freshness.ttl(response_time_));
+  // RFC 9211 §2.8: one detail per entry; a revalidation's detail comes first.
+  if (entry->synthesize_etag && out.cache_status.find("; detail=") == std::string::npos)
+    out.cache_status += "; detail=etag-synthesized";
   if (plan_.permit) {
     // Followers get the head as it will be stored, framed for them.
     auto fh = std::make_shared<cache::Fill::Head>();
@@ -506,7 +510,7 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
       fh->head_block.append("\r\n");
     }
     fh->content_length = clen;
-    fh->proto = cache::build_entry(*entry);  // the body is still empty
+    fh->proto = cache::build_entry(*entry, false);  // the body is still empty (and so has no ETag yet)
     plan_.permit.set_head(std::move(fh));
   }
   return entry;

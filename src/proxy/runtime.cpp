@@ -18,11 +18,13 @@ RoutePolicy make_policy(const config::Config& cfg, const config::Route* route, m
   f.keep = secs(cfg.cache.keep);
   f.stale_on_disconnect = secs(cfg.cache.stale_on_disconnect);  // entries are kept for the disconnect grace
   bool stale_defaults = cfg.cache.stale_if_error.count() > 0;
+  p.synthesize_etag = cfg.cache.synthesize_etag;
   if (route) {
     p.name = route->name;
     p.metric_id = ids.id(route->name);
     p.bypass = route->bypass;
     p.refresh_ahead = route->refresh_ahead;
+    if (route->synthesize_etag) p.synthesize_etag = *route->synthesize_etag;
     p.key.sort_query = route->key.sort_query;
     p.key.ignore_params = route->key.ignore_params;
     p.key.headers = route->key.headers;

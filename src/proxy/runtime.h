@@ -25,6 +25,7 @@ struct RoutePolicy {
   uint32_t metric_id = metrics::kNoRoute;
   bool bypass = false;
   bool refresh_ahead = false;
+  bool synthesize_etag = true;  // cache.synthesize_etag, or the route's own
   cache::KeyOptions key;
   cache::FreshnessOptions freshness;
   cache::StorableOptions storable;

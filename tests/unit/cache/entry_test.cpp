@@ -189,6 +189,10 @@ TEST_CASE("withheld fields are stored but never in the head clients get (RFC 921
   CHECK(head == "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nX-A: 1\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n"
                 "Via: 1.1 cachalot\r\nContent-Length: 5\r\n");
   CHECK(e->withheld_block() == "Cachalot-Cache-Control: max-age=600\r\ncachalot-cache-control: public\r\n");
+  // The block sits in front of the body, which still ends the allocation.
+  CHECK(e->body() == d.body);
+  CHECK(e->allocation_size() == sizeof(cache::Entry) + e->primary_key().size() + head.size() + 4 +
+                                    e->withheld_block().size() + d.body.size());
   CHECK(e->etag() == "\"v1\"");
   CHECK(e->date().has_value());
   // Every stored field for merges, only the others for a client's 304.
@@ -207,6 +211,14 @@ TEST_CASE("withheld fields are stored but never in the head clients get (RFC 921
   CHECK(again->withheld_block() == e->withheld_block());
   // A soft purge copies the block as it is.
   CHECK(cache::mark_stale(*e, at(10))->withheld_block() == e->withheld_block());
+  CHECK(cache::mark_stale(*e, at(10))->body() == d.body);
+  CHECK(again->body() == d.body);
+  // An empty body behind a withheld block.
+  cache::EntryDraft empty = d;
+  empty.body.clear();
+  const cache::EntryRef bare = cache::build_entry(empty);
+  CHECK(bare->body().empty());
+  CHECK(bare->withheld_block() == e->withheld_block());
   // Without withheld names the head holds every field and the block is empty.
   const cache::EntryRef plain = cache::build_entry(fresh_draft());
   CHECK(plain->withheld_block().empty());

@@ -2,10 +2,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 
 using namespace cachalot::config;
+
+#define UPSTREAM "upstream: { url: 'http://origin' }\n"
 using namespace std::chrono_literals;
 
 namespace {
@@ -107,6 +111,68 @@ TEST_CASE("the commented routes example in the reference file loads with the rou
   CHECK(expected.set_cookie == SetCookiePolicy::NoStore);
 }
 
+TEST_CASE("without a cluster section there is no bus; the commented example loads the cluster defaults",
+          "[config]") {
+  CHECK_FALSE(Config{}.cluster);
+  CHECK_FALSE(expect_config(load_config_file(kReferenceFile))->cluster);
+
+  // Uncomment the "# cluster:" block of the reference file (up to the blank line after it).
+  std::istringstream in(read_file(kReferenceFile));
+  std::string yaml, line;
+  bool in_example = false, seen = false;
+  while (std::getline(in, line)) {
+    if (line == "# cluster:") in_example = seen = true;
+    if (in_example && line.empty()) in_example = false;
+    yaml += (in_example && line.starts_with("# ") ? line.substr(2) : line) + "\n";
+  }
+  REQUIRE(seen);
+  auto config = expect_config(load_config_string(yaml, "example"));
+  REQUIRE(config->cluster);
+  ClusterConfig expected;
+  char host[256] = {};
+  REQUIRE(gethostname(host, sizeof host - 1) == 0);
+  expected.node = host;  // node: "" is the host name
+  CHECK(*config->cluster == expected);
+  CHECK(expected.redis.host == "127.0.0.1");
+  CHECK(expected.redis.port == 6379);
+  CHECK(expected.stream == "cachalot:invalidations");
+  CHECK(expected.max_events == 100000);
+  CHECK(expected.backoff_max == 5s);
+
+  // "cluster:" alone turns the bus on with the same defaults.
+  auto bare = expect_config(load_config_string(UPSTREAM "cluster:\n", "bare"));
+  REQUIRE(bare->cluster);
+  CHECK(*bare->cluster == expected);
+}
+
+TEST_CASE("every cluster option is read", "[config]") {
+  auto config = expect_config(load_config_string(UPSTREAM R"(cluster:
+  redis: "unix:///run/redis/redis.sock?db=2"
+  stream: "fleet:purges"
+  node: "cache-a.eu-1"
+  max_events: 10
+  queue_limit: 50
+  read_batch: 7
+  timeout: 500ms
+  backoff_min: 50ms
+  backoff_max: 1s
+)",
+                                                 "cluster.yaml"));
+  REQUIRE(config->cluster);
+  const ClusterConfig& c = *config->cluster;
+  CHECK(c.redis.unix_socket);
+  CHECK(c.redis.path == "/run/redis/redis.sock");
+  CHECK(c.redis.db == 2);
+  CHECK(c.stream == "fleet:purges");
+  CHECK(c.node == "cache-a.eu-1");
+  CHECK(c.max_events == 10);
+  CHECK(c.queue_limit == 50);
+  CHECK(c.read_batch == 7);
+  CHECK(c.timeout == 500ms);
+  CHECK(c.backoff_min == 50ms);
+  CHECK(c.backoff_max == 1s);
+}
+
 TEST_CASE("every route option is read", "[config]") {
   auto config = expect_config(load_config_file(kDataDir + "routes.yaml"));
   CHECK(config->upstream.url.tls());
@@ -165,8 +231,6 @@ TEST_CASE("routes match in file order, the first match wins", "[config]") {
   auto no_routes = expect_config(load_config_string("upstream: {url: 'http://o'}", "t"));
   CHECK(no_routes->match_route("/") == nullptr);
 }
-
-#define UPSTREAM "upstream: { url: 'http://origin' }\n"
 
 TEST_CASE("each kind of bad input is one error with its line, column and key", "[config]") {
   struct Row {
@@ -309,7 +373,32 @@ TEST_CASE("each kind of bad input is one error with its line, column and key", "
        2, 3, "admin.token", "required when admin.listen is not a loopback address"},
       {"max_pipeline was removed", "server:\n  limits:\n    max_pipeline: 32\n" UPSTREAM,
        3, 5, "server.limits.max_pipeline", "unknown key 'max_pipeline'"},
+      {"snapshot interval below a second", "cache:\n  snapshot:\n    path: /tmp/c.snap\n    interval: 500ms\n" UPSTREAM,
+       4, 15, "cache.snapshot.interval", "must be 0 (off) or at least 1s"},
+      {"snapshot interval without a path", "cache:\n  snapshot:\n    interval: 5m\n" UPSTREAM,
+       3, 5, "cache.snapshot.interval", "needs cache.snapshot.path"},
+      {"snapshot path not a string", "cache:\n  snapshot:\n    path: [a]\n" UPSTREAM,
+       3, 11, "cache.snapshot.path", "expected a file path"},
+      {"unknown snapshot key", "cache:\n  snapshot:\n    file: /x\n" UPSTREAM,
+       3, 5, "cache.snapshot.file", "unknown key 'file'"},
       {"route not a map", UPSTREAM "routes:\n  - api\n", 3, 5, "routes[0]", "expected a route (a map), got 'api'"},
+      {"cluster redis scheme", UPSTREAM "cluster:\n  redis: \"tcp://127.0.0.1:6379\"\n",
+       3, 10, "cluster.redis", "expected redis://host[:port][/db] or unix:///path"},
+      {"cluster redis database", UPSTREAM "cluster:\n  redis: \"redis://127.0.0.1/zero\"\n",
+       3, 10, "cluster.redis", "database 'zero' is not a number"},
+      {"cluster unknown key", UPSTREAM "cluster:\n  max_event: 10\n",
+       3, 3, "cluster.max_event", "did you mean 'max_events'?"},
+      {"cluster empty stream", UPSTREAM "cluster:\n  stream: \"\"\n", 3, 11, "cluster.stream", "must not be empty"},
+      {"cluster node with a space", UPSTREAM "cluster:\n  node: \"cache a\"\n",
+       3, 9, "cluster.node", "expected a name of up to 64 letters"},
+      {"cluster max_events of 0", UPSTREAM "cluster:\n  max_events: 0\n",
+       3, 15, "cluster.max_events", "0 is out of range 1..1000000000"},
+      {"cluster queue_limit of 0", UPSTREAM "cluster:\n  queue_limit: 0\n",
+       3, 16, "cluster.queue_limit", "0 is out of range 1..10000000"},
+      {"cluster zero timeout", UPSTREAM "cluster:\n  timeout: 0s\n", 3, 12, "cluster.timeout", "must be greater than 0"},
+      {"cluster backoff_max below backoff_min", UPSTREAM "cluster:\n  backoff_min: 2s\n  backoff_max: 1s\n",
+       4, 3, "cluster.backoff_max", "backoff_max (1s) is below backoff_min (2s)"},
+      {"cluster not a map", UPSTREAM "cluster: redis://h\n", 2, 10, "cluster", "expected a map, got 'redis://h'"},
       {"routes not a list", UPSTREAM "routes: { name: a }\n", 2, 9, "routes", "expected a list of routes"},
   };
   for (const Row& row : rows) {
@@ -467,6 +556,19 @@ routes:
       load_config_string("cache:\n  targeted_cache_control: []\n  stale_on_disconnect: 0s\n" UPSTREAM, "off.yaml"));
   CHECK(off->cache.targeted_cache_control.empty());
   CHECK(off->cache.stale_on_disconnect == 0s);
+}
+
+TEST_CASE("cache.snapshot is off by default and read as written", "[config][snapshot]") {
+  auto none = expect_config(load_config_string(UPSTREAM, "none.yaml"));
+  CHECK(none->cache.snapshot.path.empty());
+  CHECK(none->cache.snapshot.interval == 0s);
+  auto on = expect_config(load_config_string(
+      "cache:\n  snapshot: { path: /var/lib/cachalot/cache.snap }\n" UPSTREAM, "on.yaml"));
+  CHECK(on->cache.snapshot.path == "/var/lib/cachalot/cache.snap");
+  CHECK(on->cache.snapshot.interval == 0s);
+  auto periodic = expect_config(load_config_string(
+      "cache:\n  snapshot:\n    path: /var/lib/cachalot/cache.snap\n    interval: 5m\n" UPSTREAM, "periodic.yaml"));
+  CHECK(periodic->cache.snapshot.interval == 5min);
 }
 
 TEST_CASE("a loopback admin listener needs no token; any other address does", "[config]") {
