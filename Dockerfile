@@ -10,7 +10,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates cmake g++ ninja-build pkg-config python3 \
       catch2 libasio-dev libre2-dev libspdlog-dev libfmt-dev libssl-dev \
-      libsystemd-dev libxxhash-dev libyaml-cpp-dev node-llhttp \
+      libsystemd-dev libxxhash-dev libyaml-cpp-dev node-llhttp libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . /src
@@ -22,7 +22,7 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates libfmt9 libre2-9 libspdlog1.10 libssl3 libsystemd0 \
-      libxxhash0 libyaml-cpp0.7 \
+      libxxhash0 libyaml-cpp0.7 libhiredis0.14 \
  && rm -rf /var/lib/apt/lists/*
 # A fixed numeric UID so that Kubernetes' runAsNonRoot can check it and
 # mounted files can be chowned to it in advance. (Not --system: that range
@@ -32,6 +32,13 @@ RUN groupadd --gid 10001 cachalot \
       --home-dir /nonexistent --shell /usr/sbin/nologin cachalot
 COPY --from=build /out/usr/bin/cachalot /usr/bin/cachalot
 COPY packaging/container.yaml /etc/cachalot/cachalot.yaml
+# Warm restarts: packaging/container.yaml writes the cache snapshot to
+# /var/lib/cachalot/cache.snap on stop and loads it on start. A volume, so it
+# outlives the container's writable layer; owned by the runtime user (a new
+# anonymous or named volume takes this ownership). Mount your own to keep it
+# across `docker rm`: -v cachalot-state:/var/lib/cachalot
+RUN install -d -m 0750 -o 10001 -g 10001 /var/lib/cachalot
+VOLUME ["/var/lib/cachalot"]
 
 USER 10001:10001
 EXPOSE 8080

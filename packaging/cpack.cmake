@@ -7,6 +7,7 @@
 #   /lib/systemd/system/cachalot.service  Debian 12 still ships units under /lib
 #   /etc/cachalot/cachalot.yaml           a conffile (see packaging/conffiles)
 #   /usr/share/doc/cachalot/README.md
+#   /usr/share/doc/cachalot/grafana/cachalot.json  the Grafana dashboard
 # The absolute destinations below also apply to a plain `cmake --install`,
 # which then writes to /etc and /lib like the package would.
 
@@ -22,6 +23,9 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md
   DESTINATION share/doc/cachalot
   PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
   OPTIONAL)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/grafana/cachalot.json
+  DESTINATION share/doc/cachalot/grafana
+  PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME cachalot)
@@ -61,7 +65,7 @@ else()
   message(STATUS "dpkg-shlibdeps not found (package dpkg-dev): the .deb gets a fixed Depends list")
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "adduser, libc6, libstdc++6, libgcc-s1, libyaml-cpp0.7, libspdlog1.10, libfmt9, libssl3, libxxhash0, libre2-9")
+    "adduser, libc6, libstdc++6, libgcc-s1, libyaml-cpp0.7, libspdlog1.10, libfmt9, libssl3, libxxhash0, libre2-9, libhiredis0.14")
   if(SYSTEMD_FOUND)
     string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libsystemd0")
   endif()

@@ -8,15 +8,16 @@ set -euo pipefail
 # coreutils, dpkg, apt, bash and friends):
 #   cmake/cpack/ctest: cmake; g++/readelf: g++, binutils; pkg-config
 #   python3 (conversation tests), openssl (test CAs), curl (demo)
+#   redis-server: the cluster conversation tests (test_c40_cluster.py) run a real one
 #   cpack -G DEB: dpkg-dev (dpkg-shlibdeps) and file (CPACK_DEBIAN_PACKAGE_SHLIBDEPS)
 #   systemd-analyze (unit test): systemd; shellcheck (container build script)
 #   dpkg-deb, dpkg-query, ldd, sh: already in minbase (dpkg, libc-bin, dash)
 packages=(
   # build
   cmake g++ make binutils pkg-config libasio-dev node-llhttp libyaml-cpp-dev libspdlog-dev libfmt-dev
-  libssl-dev libxxhash-dev libre2-dev libsystemd-dev
+  libssl-dev libxxhash-dev libre2-dev libsystemd-dev libhiredis-dev
   # tests
-  catch2 python3 openssl curl dpkg-dev file systemd shellcheck
+  catch2 python3 openssl curl dpkg-dev file systemd shellcheck redis-server
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nginx-light varnish haproxy trafficserver util-linux valgrind)
@@ -35,9 +36,9 @@ SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# Debian starts nginx/varnish services on install; we only want the binaries.
+# Debian starts nginx/varnish/haproxy/trafficserver/redis services on install; we only want the binaries.
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-for svc in nginx varnish haproxy trafficserver; do
+for svc in nginx varnish haproxy trafficserver redis-server; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $SUDO systemctl stop "$svc" || true
   fi

@@ -19,6 +19,7 @@
 
 #include "admin/admin_server.h"
 #include "admin/control.h"
+#include "cluster/bus.h"
 #include "config/config.h"
 #include "proxy/app.h"
 
@@ -27,7 +28,7 @@ namespace {
 // The admin API's view of the proxy (admin/ and proxy/ do not include each other).
 class AppControl final : public cachalot::admin::Control {
  public:
-  explicit AppControl(cachalot::proxy::App& app) : app_(app) {}
+  AppControl(cachalot::proxy::App& app, const cachalot::cluster::Bus* bus) : app_(app), bus_(bus) {}
   std::shared_ptr<const cachalot::config::Config> config() const override { return app_.config(); }
   bool draining() const override { return app_.draining(); }
   std::string metrics_text() const override { return app_.metrics().render(); }
@@ -37,10 +38,34 @@ class AppControl final : public cachalot::admin::Control {
     auto [key, variants] = app_.inspect(target, host);
     return {std::move(key), std::move(variants)};
   }
+  std::optional<cachalot::cluster::BusStatus> cluster() const override {
+    if (!bus_) return std::nullopt;
+    return bus_->status();
+  }
 
  private:
   cachalot::proxy::App& app_;
+  const cachalot::cluster::Bus* bus_;  // null without a cluster: section; owned by the App
 };
+
+// The invalidation bus, when the config has a cluster: section: it runs on
+// worker 0's io_context (see cluster/bus.h for why) and applies the other
+// nodes' invalidations through the same Purger, as Source::Remote (not
+// published again). The App owns it. Returns null without a cluster: section:
+// then nothing talks to Redis.
+cachalot::cluster::Bus* attach_cluster(cachalot::proxy::App& app, const cachalot::config::Config& cfg) {
+  if (!cfg.cluster) return nullptr;
+  auto apply = [&app](const cachalot::cache::Purge& p) {
+    auto out = app.purger().apply(p, *app.runtime(), cachalot::proxy::Purger::Source::Remote);
+    if (!out.error.empty()) spdlog::debug("cluster: remote {} purge not applied here: {}", to_string(p.kind), out.error);
+  };
+  auto bus = std::make_unique<cachalot::cluster::Bus>(app.workers().front()->ioc, *cfg.cluster,
+                                                      app.metrics().cluster(), std::move(apply));
+  auto* raw = bus.get();
+  app.set_publisher(std::move(bus));
+  raw->start();
+  return raw;
+}
 
 constexpr const char* kUsage = R"(Usage: cachalot [OPTIONS]
 
@@ -52,8 +77,9 @@ Options:
   --version             print the version and exit
   --help                print this help and exit
 
-Signals: SIGTERM/SIGINT drain in-flight requests and exit 0; SIGHUP reloads FILE
-(an invalid file is logged and the running configuration is kept).
+Signals: SIGTERM/SIGINT drain in-flight requests, write the cache snapshot
+(cache.snapshot.path, if set) and exit 0; SIGHUP reloads FILE (an invalid file
+is logged and the running configuration is kept).
 )";
 
 void notify(const char* state) {
@@ -138,8 +164,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<cachalot::admin::AdminServer> admin;
   try {
     app = std::make_unique<cachalot::proxy::App>(cfg);
+    auto* bus = attach_cluster(*app, *cfg);
     app->start();
-    control = std::make_unique<AppControl>(*app);
+    control = std::make_unique<AppControl>(*app, bus);
     admin = std::make_unique<cachalot::admin::AdminServer>(*control);
     admin->start();
   } catch (const std::exception& e) {
@@ -180,7 +207,8 @@ int main(int argc, char** argv) {
   main_ioc.run();
   int rc = 0;
   if (stopping) rc = app->run();
-  admin->stop();
+  admin->stop();  // no purge can slip in between the snapshot and the exit
+  if (stopping) app->write_final_snapshot();
   app.reset();
   spdlog::info("stopped");
   return rc;

@@ -1,5 +1,6 @@
 #include "admin/admin_server.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "admin/guard.h"
@@ -142,6 +143,27 @@ Reply inspect(const Control& app, const config::Config& cfg, std::string_view qu
   return {vs.empty() ? 404 : 200, "application/json", std::move(body)};
 }
 
+// GET /cluster: the invalidation bus (cluster/bus.h). 200 either way: a node
+// without a cluster: section says so.
+Reply cluster(const Control& app) {
+  auto st = app.cluster();
+  if (!st) return {200, "application/json", "{\"enabled\":false}\n"};
+  auto num = [](uint64_t v) { return std::to_string(v); };
+  std::string body = "{\"enabled\":true,\"connected\":" + std::string(st->connected ? "true" : "false") +
+                     ",\"node\":" + json_string(st->node) + ",\"incarnation\":" + json_string(st->incarnation) +
+                     ",\"redis\":" + json_string(st->redis) + ",\"stream\":" + json_string(st->stream) +
+                     ",\"last_id\":" + json_string(st->last_id) + ",\"last_seq\":" + num(st->last_seq) +
+                     ",\"queued\":" + num(st->queued) + ",\"published\":" + num(st->published) +
+                     ",\"applied\":" + num(st->applied) + ",\"own\":" + num(st->own) +
+                     ",\"duplicates\":" + num(st->duplicates) + ",\"invalid\":" + num(st->invalid) +
+                     ",\"dropped\":" + num(st->dropped) + ",\"reconnects\":" + num(st->reconnects) +
+                     ",\"resyncs\":" + num(st->resyncs) + ",\"lag_last_seconds\":" +
+                     fmt::format("{:.6f}", st->lag_last_seconds) + ",\"since_ms\":" + std::to_string(st->since_ms) +
+                     ",\"last_error\":" + json_string(st->last_error) +
+                     ",\"last_error_ms\":" + std::to_string(st->last_error_ms) + "}\n";
+  return {200, "application/json", std::move(body)};
+}
+
 #if CACHALOT_TEST_CLOCK
 // Test builds only: moves core::Clock forward, so a conversation test can
 // make an entry stale without sleeping through its max-age.
@@ -190,6 +212,7 @@ Reply handle(Control& app, const http::RequestHead& req) {
   }
   if (path == "/purge") return post ? purge(app, query) : error(405, "use POST");
   if (path == "/cache") return inspect(app, *cfg, query);
+  if (path == "/cluster") return cluster(app);
 #if CACHALOT_TEST_CLOCK
   if (path == "/test/clock") return post ? advance_clock(query) : error(405, "use POST");
 #endif

@@ -1,4 +1,5 @@
-// Admin listener: health, metrics, reload, purge and cache inspection.
+// Admin listener: health, metrics, reload, purge, cache inspection and the
+// cluster bus' state.
 //
 // Runs on its own thread and io_context so a slow scrape or a large purge
 // never delays the proxy's workers. Answers are JSON (metrics: Prometheus

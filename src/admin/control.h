@@ -13,6 +13,7 @@
 
 #include "cache/entry.h"
 #include "cache/purge.h"
+#include "cluster/status.h"
 #include "config/config.h"
 #include "core/clock.h"
 
@@ -37,6 +38,8 @@ class Control {
   // The stored variants of a URL (origin-form path and query) on `host`, or
   // on the first host with entries when nullopt.
   virtual Inspection inspect(std::string_view target, const std::optional<std::string>& host) const = 0;
+  // What the invalidation bus is doing; nullopt without a cluster: section.
+  virtual std::optional<cluster::BusStatus> cluster() const = 0;
 };
 
 }  // namespace cachalot::admin

@@ -30,6 +30,11 @@ void ensure_date(http::HeaderMap& h, core::TimePoint response_time) {
   if (!h.has("date")) h.add("Date", http::format_http_date(core::to_unix_seconds(response_time)));
 }
 
+const std::vector<std::string>& targets_of(const AdmissionContext& ctx) {
+  static const std::vector<std::string> none;
+  return ctx.targeted ? *ctx.targeted : none;
+}
+
 // Fields of a 304 that belong to the client that caused the revalidation,
 // not to the representation every client shares.
 bool client_only(std::string_view name) noexcept { return iequals(name, "set-cookie") || iequals(name, "set-cookie2"); }
@@ -58,9 +63,23 @@ std::vector<std::string> parse_tags(const http::HeaderMap& h, const std::vector<
   return tags;
 }
 
+// RFC 9110 §8.8.3: a strong entity tag changes whenever the representation
+// data does; a hash of the stored body bytes does exactly that, for the
+// bytes every client of this entry gets (each Vary variant and each content
+// coding is its own entry, with its own bytes). Only a 200 gets one: it
+// carries a complete representation (§15.3.1), where a 206 carries a part and
+// other statuses are not representations clients validate. Never when the
+// origin sent a validator of its own (ETag or Last-Modified): its
+// validators stay the ones clients and revalidations use. no-transform does
+// not stop it: a field added to the header section does not transform the
+// content (§7.7).
+bool may_synthesize_etag(int status, const http::HeaderMap& stored) {
+  return status == 200 && !stored.has("etag") && !stored.has("last-modified") && !stored.has("content-range");
+}
+
 Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp) {
   Admitted a;
-  auto cc = parse_response_cache_control(resp.headers.get_combined("cache-control"));
+  auto cc = select_response_cache_control(resp.headers, targets_of(ctx));
   a.verdict = storable(*ctx.request, *ctx.request_cc, resp, cc, *ctx.storable);
   if (!a.verdict.store) return a;
   auto e = std::make_unique<EntryDraft>();
@@ -71,11 +90,13 @@ Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp) {
   e->status = resp.status;
   e->headers = stored_fields(resp.headers, a.verdict.strip_fields);
   ensure_date(e->headers, ctx.response_time);
+  if (ctx.withheld) e->withheld = *ctx.withheld;
   e->cc = std::move(cc);
   e->freshness = compute_freshness(*ctx.request, resp, e->cc, ctx.request_time, ctx.response_time, *ctx.freshness);
   if (ctx.tag_fields) e->tags = parse_tags(resp.headers, *ctx.tag_fields);
   e->route = ctx.route;
   e->route_generation = ctx.route_generation;
+  e->synthesize_etag = ctx.synthesize_etag && may_synthesize_etag(e->status, e->headers);
   a.entry = std::move(e);
   return a;
 }
@@ -93,8 +114,9 @@ Freshened freshen(const AdmissionContext& ctx, const Entry& stored, const http::
   merged.status = stored.status();
   merged.headers = merge_304(stored.fields(), update);
   ensure_date(merged.headers, ctx.response_time);
-  auto cc = parse_response_cache_control(merged.headers.get_combined("cache-control"));
-  // §4.3.4: the 304's directives now govern; the merged response is admitted like any other.
+  // §4.3.4: the 304's directives now govern (a targeted field's when one
+  // qualifies, RFC 9213 §2.2); the merged response is admitted like any other.
+  auto cc = select_response_cache_control(merged.headers, targets_of(ctx));
   f.verdict = storable(*ctx.request, *ctx.request_cc, merged, cc, *ctx.storable);
   if (!f.verdict.store) {
     f.response_fields = std::move(merged.headers);
@@ -113,6 +135,7 @@ Freshened freshen(const AdmissionContext& ctx, const Entry& stored, const http::
   e.freshness = compute_freshness(*ctx.request, merged, cc, ctx.request_time, ctx.response_time, *ctx.freshness);
   if (ctx.tag_fields) e.tags = parse_tags(merged.headers, *ctx.tag_fields);  // as admit(): before stripping
   e.headers = stored_fields(merged.headers, f.verdict.strip_fields);
+  if (ctx.withheld) e.withheld = *ctx.withheld;
   e.cc = std::move(cc);
   e.route = ctx.route;
   e.route_generation = ctx.route_generation;

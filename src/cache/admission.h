@@ -5,6 +5,13 @@
 // is built here, from storable() (storable.h) and nothing else, so the paths
 // cannot drift apart. Pure: times come in as arguments.
 //
+// Both read the directives with select_response_cache_control() (RFC 9213
+// §2.2): the first valid field of the target list (ctx.targeted, e.g.
+// CDN-Cache-Control) replaces Cache-Control and Expires for storing and
+// freshness alike; without one, Cache-Control. Fields the operator drops
+// downstream (ctx.withheld, RFC 9213 §3) are stored but withheld from the
+// head clients get (EntryDraft::withheld).
+//
 //  - admit(): a full response. storable() decides; the entry gets the
 //    response's fields minus hop-by-hop fields, Content-Length, Age,
 //    Proxy-Authenticate(-Info) (RFC 9111 §3.1) and every field the verdict
@@ -42,8 +49,11 @@ struct AdmissionContext {
   const StorableOptions* storable = nullptr;
   const FreshnessOptions* freshness = nullptr;
   const std::vector<std::string>* tag_fields = nullptr;  // cache.tag_headers
+  const std::vector<std::string>* targeted = nullptr;    // cache.targeted_cache_control (null: none)
+  const std::vector<std::string>* withheld = nullptr;    // cache.drop_targeted_cache_control (null: none)
   std::string_view route;       // "" = none
   uint64_t route_generation = 0;
+  bool synthesize_etag = false;     // the policy allows a synthesized ETag (see admit())
   core::TimePoint request_time{};   // the origin request was sent
   core::TimePoint response_time{};  // its response head arrived
 };
@@ -53,6 +63,9 @@ struct Admitted {
   std::unique_ptr<EntryDraft> entry;  // set iff verdict.store; body empty, packed by build_entry() when complete
 };
 Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp);
+// Whether a stored response may get a synthesized strong ETag (admit() sets
+// EntryDraft::synthesize_etag from it and the policy).
+bool may_synthesize_etag(int status, const http::HeaderMap& stored);
 
 struct Freshened {
   StoreVerdict verdict;  // storable() of the merged response

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 
+#include "http/structured_fields.h"
+
 namespace cachalot::cache {
 
 namespace {
@@ -236,7 +238,132 @@ struct RequestParser {
   }
 };
 
+// ---- targeted fields (RFC 9213) ----
+
+// The member's value when it is an Item of type T; nullptr otherwise.
+template <class T>
+const T* item_of(const http::sf::DictMember& m) noexcept {
+  const auto* item = std::get_if<http::sf::Item>(&m.value);
+  return item ? std::get_if<T>(&item->value) : nullptr;
+}
+
+bool is_true(const http::sf::DictMember& m) noexcept {
+  const bool* b = item_of<bool>(m);
+  return b && *b;
+}
+
+// A delta-seconds directive: an Integer >= 0, clamped (RFC 9111 §1.2.2).
+std::optional<int64_t> delta_member(const http::sf::DictMember& m) noexcept {
+  const int64_t* v = item_of<int64_t>(m);
+  if (!v || *v < 0) return std::nullopt;
+  return std::min(*v, kDeltaSecondsMax);
+}
+
+// no-cache / private: true for the unqualified form, or field names in a
+// String or Token ("a, b"; lower-cased, de-duplicated, appended to `out`).
+// Returns false when the value has another type or is not a list of names.
+bool qualified_member(const http::sf::DictMember& m, bool& unqualified, std::vector<std::string>& out) {
+  if (is_true(m)) {
+    unqualified = true;
+    return true;
+  }
+  std::string_view list;
+  if (const auto* s = item_of<std::string>(m))
+    list = *s;
+  else if (const auto* t = item_of<http::sf::Token>(m))
+    list = t->value;
+  else
+    return false;
+  std::vector<std::string> names;
+  while (true) {
+    const std::size_t comma = list.find(',');
+    const std::string_view name = http::trim_ows(list.substr(0, comma));
+    if (!name.empty()) {
+      if (!std::all_of(name.begin(), name.end(), is_tchar)) return false;
+      std::string lowered = http::to_lower(name);
+      if (std::find(names.begin(), names.end(), lowered) == names.end()) names.push_back(std::move(lowered));
+    }
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  if (names.empty()) return false;
+  for (auto& n : names)
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(std::move(n));
+  return true;
+}
+
+std::optional<ResponseCacheControl> targeted_from(const std::optional<http::sf::Dictionary>& dict) {
+  // RFC 9213 §2.1: unparsable or empty -> ignored, as if absent.
+  if (!dict || dict->empty()) return std::nullopt;
+  ResponseCacheControl cc;
+  cc.targeted = true;
+  for (const auto& m : *dict) {
+    const std::string_view n = m.key;  // sf keys are lower-case already
+    auto delta = [&](std::optional<int64_t>& field) {
+      field = delta_member(m);
+      return field.has_value();
+    };
+    auto flag = [&](bool& field) {
+      field = is_true(m);
+      return field;
+    };
+    bool ok = true;
+    if (n == "max-age") {
+      ok = delta(cc.max_age);
+    } else if (n == "s-maxage") {
+      ok = delta(cc.s_maxage);
+    } else if (n == "stale-while-revalidate") {
+      ok = delta(cc.stale_while_revalidate);
+    } else if (n == "stale-if-error") {
+      ok = delta(cc.stale_if_error);
+    } else if (n == "no-store") {
+      ok = flag(cc.no_store);
+    } else if (n == "must-revalidate") {
+      ok = flag(cc.must_revalidate);
+    } else if (n == "proxy-revalidate") {
+      ok = flag(cc.proxy_revalidate);
+    } else if (n == "public") {
+      ok = flag(cc.public_);
+    } else if (n == "must-understand") {
+      ok = flag(cc.must_understand);
+    } else if (n == "no-transform") {
+      ok = flag(cc.no_transform);
+    } else if (n == "immutable") {
+      ok = flag(cc.immutable);
+    } else if (n == "no-cache") {
+      ok = qualified_member(m, cc.no_cache, cc.no_cache_fields);
+    } else if (n == "private") {
+      ok = qualified_member(m, cc.private_, cc.private_fields);
+    }
+    // RFC 9213 §2.1: a value of the wrong type is not consumed; the field is ignored.
+    if (!ok) return std::nullopt;
+  }
+  return cc;
+}
+
 }  // namespace
+
+std::optional<ResponseCacheControl> parse_targeted_cache_control(std::string_view value) {
+  return targeted_from(http::sf::parse_dictionary(value));
+}
+
+std::optional<ResponseCacheControl> parse_targeted_cache_control(const http::HeaderMap& headers,
+                                                                 std::string_view field) {
+  return targeted_from(http::sf::parse_dictionary(headers, field));
+}
+
+ResponseCacheControl select_response_cache_control(const http::HeaderMap& headers,
+                                                   const std::vector<std::string>& targets) {
+  for (const auto& field : targets)
+    if (auto cc = parse_targeted_cache_control(headers, field)) return std::move(*cc);
+  return parse_response_cache_control(headers);
+}
+
+bool forward_targeted_field(std::string_view name, const std::vector<std::string>& drop) noexcept {
+  for (const auto& d : drop)
+    if (http::iequals(name, d)) return false;
+  return true;
+}
 
 std::optional<int64_t> parse_delta_seconds(std::string_view s) noexcept {
   if (s.empty()) return std::nullopt;

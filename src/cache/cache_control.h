@@ -62,6 +62,9 @@ struct ResponseCacheControl {
   // as the unqualified form, the conservative choice.
   std::vector<std::string> no_cache_fields{};  // §5.2.2.4: strip these before reuse
   std::vector<std::string> private_fields{};   // §5.2.2.7: a shared cache must not store these
+  // Read from a targeted field (RFC 9213 §2.2) instead of Cache-Control: the
+  // response's Expires is ignored too, by freshness and storability alike.
+  bool targeted = false;
 
   bool operator==(const ResponseCacheControl&) const = default;
 };
@@ -70,6 +73,48 @@ struct ResponseCacheControl {
 ResponseCacheControl parse_response_cache_control(std::string_view value);
 // Every Cache-Control field line of `headers`, in order (no combined copy made).
 ResponseCacheControl parse_response_cache_control(const http::HeaderMap& headers);
+
+// Targeted cache-control fields (RFC 9213), e.g. CDN-Cache-Control.
+//
+// A targeted field is an RFC 8941 Dictionary (structured_fields.h) whose
+// members are cache response directives with Cache-Control's semantics
+// (RFC 9213 §2.1); parameters are ignored. Read strictly:
+//   - a field that is not a valid Dictionary, or an empty one, is ignored as
+//     if absent (§2.1);
+//   - the directives we implement must have the type RFC 9213 §2.1 infers
+//     for them, or the whole field is ignored ("SHOULD NOT consume values
+//     that violate these inferred constraints": we do not coerce):
+//       max-age, s-maxage, stale-while-revalidate, stale-if-error:
+//         an Integer >= 0 (clamped to kDeltaSecondsMax, §1.2.2);
+//       no-store, must-revalidate, proxy-revalidate, public, must-understand,
+//       no-transform, immutable: Boolean true (written bare);
+//       no-cache, private: Boolean true (unqualified), or a String or Token
+//         holding a non-empty comma-separated list of field names (an Inner
+//         List is not one of the inferred types and invalidates the field);
+//   - unknown directives are ignored whatever their value (§2.2);
+//   - a key given twice: the last one wins (RFC 8941 §4.2.2).
+// The result has `targeted` set.
+std::optional<ResponseCacheControl> parse_targeted_cache_control(std::string_view value);
+// Every field line called `field`, combined (RFC 8941 §4.2); nullopt when absent or ignored.
+std::optional<ResponseCacheControl> parse_targeted_cache_control(const http::HeaderMap& headers,
+                                                                 std::string_view field);
+
+// RFC 9213 §2.2: the directives that decide storing and freshness for a
+// response. `targets` is the target list (cache.targeted_cache_control), most
+// applicable first: the first of them present with a valid, non-empty value
+// wins and Cache-Control and Expires are ignored; when none qualifies, the
+// response's Cache-Control (parse_response_cache_control). With an empty list
+// this is parse_response_cache_control(headers).
+ResponseCacheControl select_response_cache_control(const http::HeaderMap& headers,
+                                                   const std::vector<std::string>& targets);
+
+// RFC 9213 §2.2, §3: does a response field go downstream? Every field does
+// (targeted fields not on the target list "MUST be passed through"; CDN
+// caches "typically forward" the ones they use, for caches further down)
+// except those the operator lists in `drop` (cache.drop_targeted_cache_control,
+// validated to be on the target list): §3 "MAY remove it ... when configured
+// to do so because it is known not to be used downstream". Case-insensitive.
+bool forward_targeted_field(std::string_view name, const std::vector<std::string>& drop) noexcept;
 
 struct RequestCacheControl {
   // Invalid max-age reads as 0 (the client wants a response validated now).

@@ -6,6 +6,8 @@
 
 namespace cachalot::cache {
 
+static_assert(sizeof(Entry) == 104, "Entry grew: every byte costs a million times over (issue 10)");
+
 // ---------------------------------------------------------------- EntryRef
 
 EntryRef::EntryRef(const EntryRef& o) noexcept : p_(o.p_) {
@@ -38,13 +40,14 @@ void Entry::release_ref() const noexcept {
 
 Freshness Entry::freshness() const noexcept {
   Freshness f;
-  f.request_time = core::TimePoint(core::Duration(request_time_ms_));
   f.response_time = core::TimePoint(core::Duration(response_time_ms_));
+  f.request_time = core::TimePoint(core::Duration(response_time_ms_ - request_delay_ms_));
   f.corrected_initial_age = core::Seconds(corrected_initial_age_);
   f.lifetime = core::Seconds(lifetime_);
   f.stale_while_revalidate = core::Seconds(swr_);
   f.stale_if_error = core::Seconds(sie_);
   f.keep = core::Seconds(keep_);
+  f.stale_on_disconnect = core::Seconds(sod_);
   f.heuristic = (freshness_flags_ & 1) != 0;
   f.no_cache = (freshness_flags_ & 2) != 0;
   f.must_revalidate = (freshness_flags_ & 4) != 0;
@@ -60,8 +63,7 @@ core::TimePoint Entry::stored_at() const noexcept { return core::TimePoint(core:
 
 core::TimePoint Entry::drop_after() const noexcept { return cache::drop_after(freshness()); }
 
-namespace {
-std::vector<std::string> split_lines(std::string_view s) {
+std::vector<std::string> split_joined(std::string_view s) {
   std::vector<std::string> out;
   while (!s.empty()) {
     std::size_t nl = s.find('\n');
@@ -71,10 +73,9 @@ std::vector<std::string> split_lines(std::string_view s) {
   }
   return out;
 }
-}  // namespace
 
-std::vector<std::string> Entry::vary_names() const { return split_lines(vary()); }
-std::vector<std::string> Entry::tags() const { return split_lines(tag_list()); }
+std::vector<std::string> Entry::vary_names() const { return split_joined(vary()); }
+std::vector<std::string> Entry::tags() const { return split_joined(tag_list()); }
 
 bool Entry::has_tag(std::string_view tag) const noexcept {
   std::string_view s = tag_list();
@@ -87,9 +88,9 @@ bool Entry::has_tag(std::string_view tag) const noexcept {
   return false;
 }
 
-http::HeaderMap Entry::fields() const {
-  http::HeaderMap h;
-  std::string_view s = fields_block();
+namespace {
+// Adds the "Name: value\r\n" lines of `s` to `h`.
+void parse_lines(std::string_view s, http::HeaderMap& h) {
   while (!s.empty()) {
     std::size_t eol = s.find("\r\n");
     std::string_view line = s.substr(0, eol);
@@ -98,6 +99,19 @@ http::HeaderMap Entry::fields() const {
     if (eol == std::string_view::npos) break;
     s.remove_prefix(eol + 2);
   }
+}
+}  // namespace
+
+http::HeaderMap Entry::fields() const {
+  http::HeaderMap h;
+  parse_lines(fields_block(), h);
+  parse_lines(withheld_block(), h);
+  return h;
+}
+
+http::HeaderMap Entry::downstream_fields() const {
+  http::HeaderMap h;
+  parse_lines(fields_block(), h);
   return h;
 }
 

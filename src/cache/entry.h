@@ -3,11 +3,16 @@
 //
 // Layout of the allocation:
 //   [Entry: fixed metadata, ~100 bytes]
-//   [primary key][variant key][vary names][tags][route name][head block][body]
+//   [primary key][variant key][vary names][tags][route name][head block][withheld?][body]
 // The head block is the serialised status line and stored fields, then
 // "Via" and "Content-Length" ("HTTP/1.1 200 OK\r\n...Content-Length: 5\r\n",
 // no final CRLF), ready for a gathered write; the serving code appends Age,
-// Cache-Status and Connection per request. No parsed HeaderMap is kept: the
+// Cache-Status and Connection per request. Stored fields that clients do not
+// get (cache.drop_targeted_cache_control, RFC 9213 §3: kept because a 304 or
+// HEAD merge re-reads them) are serialised apart, in the withheld block, so
+// the head block stays exactly what a client receives. The withheld block is
+// rare: when present (kHasWithheld) it opens the last piece, after a 4-byte
+// length, and the body follows it; the body always ends the allocation. No parsed HeaderMap is kept: the
 // rare paths that need fields (304 merges, inspection, a client's 304)
 // parse them back from the head (fields()). Validators are offsets into the
 // head; Vary names and tags are '\n'-joined.
@@ -24,10 +29,12 @@
 // entry for the paths that change fields.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,12 +92,20 @@ struct EntryDraft {
   std::vector<std::string> vary_names;  // lower-cased, sorted, unique, from the response's Vary
   int status = 200;
   http::HeaderMap headers;  // stored response fields (no hop-by-hop, Age or Content-Length; Date kept)
+  // Names (any case) of `headers` stored but never sent downstream: they go
+  // to the withheld block. ETag, Last-Modified and Date are never withheld.
+  std::vector<std::string> withheld;
   std::string body;         // complete body
   ResponseCacheControl cc;  // parsed once when stored (only the §3.5 flags are kept)
   Freshness freshness;      // computed once when stored (freshness.h)
   std::vector<std::string> tags;
   std::string route;        // name of the route it was stored under ("" = none)
   uint64_t route_generation = 0;
+  // build_entry() adds a strong ETag computed from the complete body
+  // (synthesize_etag), or the ETag in `headers` is one it added before
+  // (etag_synthesized, a draft of a stored entry).
+  bool synthesize_etag = false;
+  bool etag_synthesized = false;
 };
 
 class Entry {
@@ -110,7 +125,12 @@ class Entry {
   std::string_view route() const noexcept { return piece(4); }
   // Status line and stored fields, then Via and Content-Length; no final CRLF.
   std::string_view head_block() const noexcept { return piece(5); }
-  std::string_view body() const noexcept { return piece(6); }
+  std::string_view body() const noexcept {
+    std::string_view b = piece(6);
+    if (flags_ & kHasWithheld) [[unlikely]]
+      b.remove_prefix(4 + withheld_size());
+    return b;
+  }
 
   int status() const noexcept { return status_; }
   Freshness freshness() const noexcept;
@@ -121,6 +141,11 @@ class Entry {
   }
   std::string_view etag() const noexcept { return head_block().substr(etag_off_, etag_len_); }
   std::string_view last_modified() const noexcept { return head_block().substr(lm_off_, lm_len_); }
+  // The ETag is Cachalot's own (a hash of the body, see build_entry()): clients
+  // validate against it, the origin never hears of it.
+  bool etag_synthesized() const noexcept { return (flags_ & kEtagSynthesized) != 0; }
+  // The validator the origin sent, for conditional requests to the origin.
+  std::string_view origin_etag() const noexcept { return etag_synthesized() ? std::string_view() : etag(); }
   std::optional<int64_t> date() const noexcept;
   // RFC 9111 §3.5: may this response answer a request with Authorization?
   bool may_serve_to_authorized() const noexcept { return (flags_ & kAuthorizedOk) != 0; }
@@ -129,11 +154,19 @@ class Entry {
   // Past this (stale windows and keep window spent) the entry is useless.
   core::TimePoint drop_after() const noexcept;
 
-  // The stored fields, parsed back from the head (rare paths).
+  // Every stored field, parsed back from the head and the withheld block
+  // (rare paths: merges, inspection). The withheld fields come last.
   http::HeaderMap fields() const;
-  // The stored fields as serialised ("Name: value\r\n" lines).
+  // The stored fields clients get, parsed back from the head (a client's 304).
+  http::HeaderMap downstream_fields() const;
+  // The stored fields clients get, as serialised ("Name: value\r\n" lines).
   std::string_view fields_block() const noexcept {
     return head_block().substr(fields_begin_, fields_end_ - fields_begin_);
+  }
+  // The stored fields clients do not get ("Name: value\r\n" lines; usually "").
+  std::string_view withheld_block() const noexcept {
+    if (!(flags_ & kHasWithheld)) return {};
+    return piece(6).substr(4, withheld_size());
   }
 
   // Bytes this entry is charged against cache.max_memory: its allocation as
@@ -145,38 +178,61 @@ class Entry {
  private:
   friend class EntryRef;
   void set_freshness(const Freshness& f) noexcept;
-  friend EntryRef build_entry(const EntryDraft& d);
+  friend EntryRef build_entry(const EntryDraft& d, bool complete);
   friend EntryRef with_freshness(const Entry& e, const Freshness& f);
   Entry() = default;
   static constexpr uint8_t kAuthorizedOk = 1;  // public, s-maxage or must-revalidate
   static constexpr uint8_t kHasDate = 2;
+  static constexpr uint8_t kEtagSynthesized = 4;
+  static constexpr uint8_t kHasWithheld = 8;
   static constexpr std::size_t kPieces = 7;
 
   const char* tail() const noexcept { return reinterpret_cast<const char*>(this + 1); }
   std::string_view piece(std::size_t i) const noexcept {
     const uint32_t begin = i == 0 ? 0 : ends_[i - 1];
-    return {tail() + begin, ends_[i] - begin};
+    const uint32_t end = i + 1 < kPieces ? ends_[i] : alloc_size_ - static_cast<uint32_t>(sizeof(Entry));
+    return {tail() + begin, end - begin};
   }
   void release_ref() const noexcept;
+  uint32_t withheld_size() const noexcept {
+    uint32_t n;
+    std::memcpy(&n, tail() + ends_[5], 4);
+    return n;
+  }
 
+  // 104 bytes, widest members first (no padding); every byte counts a
+  // million times over in a cache of small objects.
   mutable std::atomic<uint32_t> refs_{1};
   uint32_t alloc_size_ = 0;
-  std::array<uint32_t, kPieces> ends_{};  // end offset of each piece in the tail
+  std::array<uint32_t, kPieces - 1> ends_{};  // end offset of each piece in the tail (the body ends the allocation)
   // Freshness, packed (freshness.h has the meaning of each field).
-  int64_t request_time_ms_ = 0, response_time_ms_ = 0;
-  uint32_t corrected_initial_age_ = 0, lifetime_ = 0, swr_ = 0, sie_ = 0, keep_ = 0;
-  uint8_t freshness_flags_ = 0;  // heuristic 1, no_cache 2, must_revalidate 4
-  uint8_t flags_ = 0;
-  uint16_t status_ = 200;
-  uint32_t etag_off_ = 0, etag_len_ = 0, lm_off_ = 0, lm_len_ = 0;  // in the head block
-  uint32_t fields_begin_ = 0, fields_end_ = 0;                      // the stored fields in the head block
+  int64_t response_time_ms_ = 0;
   int64_t date_ = 0;
   uint64_t route_generation_ = 0;
+  uint32_t request_delay_ms_ = 0;  // response_time - request_time
+  uint32_t corrected_initial_age_ = 0, lifetime_ = 0, swr_ = 0, sie_ = 0, keep_ = 0;
+  uint32_t etag_off_ = 0, lm_off_ = 0, fields_end_ = 0;  // offsets in the head block
+  uint16_t etag_len_ = 0, lm_len_ = 0;                   // a longer validator is not kept (the entry has none)
+  uint16_t fields_begin_ = 0;                            // after the status line
+  uint16_t status_ = 200;
+  uint8_t freshness_flags_ = 0;  // heuristic 1, no_cache 2, must_revalidate 4
+  uint8_t flags_ = 0;
+  uint16_t sod_ = 0;  // Freshness::stale_on_disconnect, seconds (clamped: a grace, never hours)
 };
+
+// Is a response field called `name` kept from clients under `withheld`
+// (EntryDraft::withheld, cache.drop_targeted_cache_control)? Case-insensitive;
+// never ETag, Last-Modified or Date. build_entry() and every head written
+// from an origin's response (a relay, a fill's followers) agree through this.
+bool withheld_downstream(std::string_view name, const std::vector<std::string>& withheld) noexcept;
 
 // Packs a draft (its body complete) into a new entry: builds the head block
 // (with Via and Content-Length), finds the validators and Date.
-EntryRef build_entry(const EntryDraft& d);
+// With `complete` false (a fill's head, its body still to come) no ETag is
+// synthesized.
+EntryRef build_entry(const EntryDraft& d, bool complete = true);
+// The lines of a '\n'-joined list (an entry's Vary names or tags).
+std::vector<std::string> split_joined(std::string_view s);
 // The draft `e` was built from (fields parsed back from its head).
 EntryDraft draft_of(const Entry& e);
 // A copy of `e` with other freshness numbers (one block copy).

@@ -99,6 +99,16 @@ bool can_serve_stale_on_error(const Freshness& f, const RequestCacheControl& rcc
   return rcc.max_stale && staleness <= *rcc.max_stale;
 }
 
+bool can_serve_stale_when_disconnected(const Freshness& f, const RequestCacheControl& rcc, core::TimePoint now,
+                                       core::Seconds grace) noexcept {
+  if (f.no_cache || rcc.no_cache) return false;  // §5.2.2.4, §5.2.1.4: only after a successful validation
+  const int64_t staleness = -f.ttl(now);
+  if (staleness < 0) return true;
+  if (f.must_revalidate) return false;  // §5.2.2.2, §5.2.2.8, §5.2.2.10
+  if (staleness < std::max(f.stale_on_disconnect, grace).count()) return true;
+  return rcc.max_stale && staleness <= *rcc.max_stale;  // §4.2.4: the client permits it
+}
+
 bool is_stale_if_error_status(int status) noexcept {
   return status == 500 || status == 502 || status == 503 || status == 504;
 }

@@ -95,6 +95,25 @@ Evaluation evaluate(const Freshness& f, const RequestCacheControl& rcc, core::Ti
 bool can_serve_stale_on_error(const Freshness& f, const RequestCacheControl& rcc, core::TimePoint now,
                               core::Seconds grace) noexcept;
 
+// RFC 9111 §4.2.4: "A cache MUST NOT generate a stale response unless it is
+// disconnected or doing so is explicitly permitted by the client or origin
+// server". Disconnected means the origin could not be reached or closed the
+// connection without answering (refused, connect timeout, reset or closed
+// before a response head, write failed): never an HTTP status, however bad,
+// nor a first-byte timeout (the origin is there, just slow). Then the stored
+// response may be served if it is still fresh, or stale by less than
+// max(f.stale_on_disconnect, `grace`), or by no more than the request's
+// max-stale. Never when a directive forbids serving stale, which a
+// disconnection does not lift (§4.2.4 "SHOULD NOT generate a stale response
+// if it is prohibited by an explicit in-protocol directive"): must-revalidate,
+// proxy-revalidate and s-maxage (f.must_revalidate) refuse a stale one,
+// no-cache (response or request) refuses even a fresh one. `grace` is the
+// current cache.stale_on_disconnect (the value at store time is
+// f.stale_on_disconnect, and keeps the entry stored that long). Independent
+// of stale-if-error: a caller checks can_serve_stale_on_error() first.
+bool can_serve_stale_when_disconnected(const Freshness& f, const RequestCacheControl& rcc, core::TimePoint now,
+                                       core::Seconds grace) noexcept;
+
 // RFC 5861 §4: "an error is any situation that would result in a 500, 502,
 // 503, or 504 HTTP response status code being returned". Failing to reach the
 // origin at all counts too; that is the caller's to decide.

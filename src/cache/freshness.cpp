@@ -54,13 +54,14 @@ FreshnessState Freshness::state(core::TimePoint now) const noexcept {
   const int64_t stale_for = age - lifetime.count();  // negative only for no-cache entries
   if (!no_cache && !must_revalidate && stale_for < stale_while_revalidate.count())
     return FreshnessState::StaleWhileRevalidate;
-  const int64_t last_window = std::max({stale_while_revalidate, stale_if_error, keep}).count();
+  const int64_t last_window = std::max({stale_while_revalidate, stale_if_error, keep, stale_on_disconnect}).count();
   if (stale_for < last_window) return FreshnessState::StaleRevalidateOnly;
   return FreshnessState::Expired;
 }
 
 core::TimePoint drop_after(const Freshness& f) noexcept {
-  const core::Seconds last_window = std::max({f.stale_while_revalidate, f.stale_if_error, f.keep});
+  const core::Seconds last_window =
+      std::max({f.stale_while_revalidate, f.stale_if_error, f.keep, f.stale_on_disconnect});
   return f.response_time + f.lifetime + last_window - f.corrected_initial_age;
 }
 
@@ -100,9 +101,10 @@ Freshness compute_freshness([[maybe_unused]] const http::RequestHead& req, const
     lifetime = *cc.s_maxage;
   } else if (cc.max_age) {
     lifetime = *cc.max_age;
-  } else if (auto expires = h.get("expires")) {
+  } else if (auto expires = cc.targeted ? std::nullopt : h.get("expires")) {
     // §5.3: an invalid Expires (e.g. "0") means "already expired". get() gives
     // the first field line: with duplicates, the first occurrence (§4.2.1).
+    // RFC 9213 §2.2: a cache using a targeted field ignores Expires.
     auto e = http::parse_http_date(*expires);
     lifetime = e ? *e - date_value : 0;
   }
@@ -140,6 +142,7 @@ Freshness compute_freshness([[maybe_unused]] const http::RequestHead& req, const
         core::Seconds(clamp_delta(cc.stale_while_revalidate.value_or(opts.default_swr.count())));
     const int64_t sie = cc.stale_if_error.value_or(opts.default_sie.count());
     f.stale_if_error = core::Seconds(clamp_delta(std::max(sie, opts.grace_sie.count())));
+    f.stale_on_disconnect = core::Seconds(clamp_delta(opts.stale_on_disconnect.count()));
   }
   if (h.has("etag") || h.has("last-modified")) f.keep = core::Seconds(clamp_delta(opts.keep.count()));
   return f;

@@ -18,7 +18,7 @@ enum class FreshnessState : uint8_t {
   Fresh,                // current age < lifetime: serve as a hit
   StaleWhileRevalidate, // stale, inside stale-while-revalidate: serve and refresh in the background
   StaleRevalidateOnly,  // stale: must be validated with the origin before use (stale-if-error may still apply)
-  Expired,              // past every window (swr, sie, keep): useless except for its validators
+  Expired,              // past every window (swr, sie, keep, stale_on_disconnect): useless
 };
 // "fresh", "stale-while-revalidate", "stale-revalidate-only", "expired".
 std::string_view to_string(FreshnessState s) noexcept;
@@ -31,6 +31,12 @@ struct Freshness {
   core::Seconds stale_while_revalidate{0};  // RFC 5861 §3 window (0 when none or forbidden)
   core::Seconds stale_if_error{0};     // RFC 5861 §4 window, config grace included (0 when forbidden)
   core::Seconds keep{0};               // how long a stale entry with validators is kept to revalidate (0 without)
+  // cache.stale_on_disconnect at store time (0 when forbidden, as for
+  // stale-if-error): the entry is kept this long past its lifetime so that it
+  // can stand in when the origin cannot be reached (RFC 9111 §4.2.4;
+  // can_serve_stale_when_disconnected()). Inside it the entry is
+  // StaleRevalidateOnly: requests go to the origin first.
+  core::Seconds stale_on_disconnect{0};
   bool heuristic = false;              // lifetime came from §4.2.2 heuristics or a route default
   bool no_cache = false;               // must be validated before every use (§5.2.2.4)
   bool must_revalidate = false;        // must-revalidate / proxy-revalidate / s-maxage: never serve stale (§4.2.4)
@@ -45,7 +51,7 @@ struct Freshness {
 
 // Past this point the entry is Expired (state() says so): every window is
 // spent and the store may drop it. Equals response_time + lifetime
-// + max(swr, sie, keep) - corrected_initial_age.
+// + max(swr, sie, keep, stale_on_disconnect) - corrected_initial_age.
 core::TimePoint drop_after(const Freshness& f) noexcept;
 
 struct FreshnessOptions {
@@ -58,6 +64,7 @@ struct FreshnessOptions {
   core::Seconds default_sie{0};        // route stale_if_error: used when the origin sends none
   core::Seconds grace_sie{0};          // cache.stale_if_error: floor on the stale-if-error window
   core::Seconds keep{0};               // cache.keep: stale entries with validators are kept this long
+  core::Seconds stale_on_disconnect{0};  // cache.stale_on_disconnect: stale entries are kept this long
 };
 
 // RFC 9110 §15.1: statuses that may get a heuristic lifetime (200, 203, 204,
@@ -66,7 +73,8 @@ bool is_heuristically_cacheable(int status) noexcept;
 
 // Computes the numbers for a response about to be stored (RFC 9111 §4.2):
 //  - lifetime: s-maxage, else max-age, else Expires - Date (an invalid
-//    Expires such as "0" means already expired, §5.3), else a heuristic:
+//    Expires such as "0" means already expired, §5.3; Expires is ignored
+//    when `cc` came from a targeted field, RFC 9213 §2.2), else a heuristic:
 //    the route default_ttl when set, otherwise heuristic_fraction x
 //    (Date - Last-Modified) capped by heuristic_max, only for heuristically
 //    cacheable statuses or `public` responses (§4.2.2). min_ttl raises
@@ -79,7 +87,8 @@ bool is_heuristically_cacheable(int status) noexcept;
 //    must-revalidate, proxy-revalidate, s-maxage: §4.2.4, §5.2.2.2, §5.2.2.10;
 //    RFC 5861 does not override those). keep applies when the response has a
 //    validator (ETag or Last-Modified), since only then is a stale copy cheap
-//    to revalidate.
+//    to revalidate. stale_on_disconnect applies whenever serving stale is
+//    not forbidden (the same rule as the stale-if-error window).
 // `req` is unused today: RFC 9111 dropped RFC 2616's "no heuristics for URIs
 // with a query" rule; the parameter keeps request-dependent rules local.
 Freshness compute_freshness(const http::RequestHead& req, const http::ResponseHead& resp,

@@ -33,7 +33,7 @@ bool reusable(const http::ResponseHead& resp, const ResponseCacheControl& cc, co
   else if (cc.max_age)
     lifetime = *cc.max_age > 0;
   else
-    lifetime = h.has("expires") || opts.has_default_ttl;
+    lifetime = (!cc.targeted && h.has("expires")) || opts.has_default_ttl;  // RFC 9213 §2.2
   if (lifetime) return true;
   const bool may_serve_stale = !cc.must_revalidate && !cc.proxy_revalidate && !cc.s_maxage;
   return may_serve_stale && (cc.stale_while_revalidate.value_or(0) > 0 || cc.stale_if_error.value_or(0) > 0 ||
@@ -52,6 +52,7 @@ std::string_view to_string(StoreReason r) noexcept {
     case StoreReason::Authorization: return "authorization";
     case StoreReason::SetCookie: return "set-cookie";
     case StoreReason::Status: return "status";
+    case StoreReason::MustUnderstand: return "must-understand";
     case StoreReason::Partial: return "partial";
     case StoreReason::VaryStar: return "vary-star";
     case StoreReason::NoFreshness: return "no-freshness";
@@ -81,12 +82,14 @@ bool is_understood_status(int status) noexcept {
   }
 }
 
+bool is_final_status(int status) noexcept { return status >= 200 && status <= 599; }
+
 bool may_serve_to_authorized(const ResponseCacheControl& cc) noexcept {
   return cc.public_ || cc.s_maxage.has_value() || cc.must_revalidate;
 }
 
 bool explicitly_cacheable(const http::ResponseHead& resp, const ResponseCacheControl& cc) noexcept {
-  return cc.max_age || cc.s_maxage || cc.public_ || resp.headers.has("expires");
+  return cc.max_age || cc.s_maxage || cc.public_ || (!cc.targeted && resp.headers.has("expires"));
 }
 
 StoreVerdict storable(const http::RequestHead& req, const RequestCacheControl& req_cc,
@@ -96,11 +99,13 @@ StoreVerdict storable(const http::RequestHead& req, const RequestCacheControl& r
   if (req.method != http::Method::Get) return refuse(StoreReason::Method);
   // §5.2.1.5: nothing of a no-store request or its response may be stored.
   if (req_cc.no_store) return refuse(StoreReason::RequestNoStore);
-  // §3: the status is final; §3.3 / file comment: no partial content.
+  // §3: "the response status code is final"; §3.3 / file comment: no partial
+  // content; a 304 updates a stored response instead (§4.3.4).
+  if (!is_final_status(resp.status) || resp.status == 304) return refuse(StoreReason::Status);
   if (resp.status == 206) return refuse(StoreReason::Partial);
-  if (!is_understood_status(resp.status)) return refuse(StoreReason::Status);
-  // §5.2.2.5; §5.2.2.3: must-understand lifts no-store for a cache that
-  // understands the status, which is_understood_status() just established.
+  // §3, §5.2.2.3: with must-understand, only a cache that understands the
+  // status may store it; for that cache it lifts no-store.
+  if (cc.must_understand && !is_understood_status(resp.status)) return refuse(StoreReason::MustUnderstand);
   if (cc.no_store && !cc.must_understand) return refuse(StoreReason::NoStore);
   // §5.2.2.7: unqualified private is for the user's own cache only.
   if (cc.private_) return refuse(StoreReason::Private);
@@ -118,10 +123,12 @@ StoreVerdict storable(const http::RequestHead& req, const RequestCacheControl& r
   // §5.2.2.7 / §5.2.2.4: qualified forms store the rest of the response.
   for (const auto& f : cc.private_fields) add_unique(v.strip_fields, f);
   for (const auto& f : cc.no_cache_fields) add_unique(v.strip_fields, f);
-  if (resp.headers.has("set-cookie") && !names(v.strip_fields, "set-cookie")) {
+  // Set-Cookie2 (RFC 2965, obsolete) sets cookies too; it gets the same treatment.
+  for (std::string_view cookie : {std::string_view("set-cookie"), std::string_view("set-cookie2")}) {
+    if (!resp.headers.has(cookie) || names(v.strip_fields, cookie)) continue;
     if (!opts.allow_set_cookie_strip) return refuse(StoreReason::SetCookie);
     v.strip_set_cookie = true;
-    v.strip_fields.emplace_back("set-cookie");
+    v.strip_fields.emplace_back(cookie);
   }
   if (!reusable(resp, cc, opts)) return refuse(StoreReason::NoFreshness);
   return v;

@@ -526,6 +526,10 @@ Store::Shard& Store::shard_for(uint64_t hash) const noexcept {
 
 uint64_t Store::shard_budget() const noexcept { return max_bytes_.load(std::memory_order_relaxed) / shard_count_; }
 
+unsigned Store::shard_index(std::string_view primary_key) const noexcept {
+  return static_cast<unsigned>(&shard_for(hash_key(primary_key).hash) - shards_.get());
+}
+
 EntryRef Store::find_impl(std::string_view primary_key, detail::EntryPredicate match) const {
   const HashedKey k = hash_key(primary_key);
   Shard& s = shard_for(k.hash);
@@ -770,6 +774,18 @@ void Store::for_each(const std::function<void(const Entry&)>& f) const {
     }
     for (const auto& e : snapshot) f(*e);
   }
+}
+
+std::vector<EntryRef> Store::entries() const {
+  std::vector<EntryRef> out;
+  out.reserve(stats().objects);
+  for (unsigned i = 0; i < shard_count_; ++i) {
+    const Shard& s = shards_[i];
+    std::shared_lock lock(s.mutex);
+    for (std::size_t ki = 0; ki < s.keys.capacity(); ++ki)
+      if (s.keys[ki].head != kNoNode) s.collect(ki, out);
+  }
+  return out;
 }
 
 void Store::set_limits(uint64_t max_bytes, unsigned max_variants) {

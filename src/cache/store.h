@@ -252,6 +252,9 @@ class Store {
   // Calls f for every stored entry, one shard's snapshot at a time, with no
   // lock held while f runs (snapshots, inspection).
   void for_each(const std::function<void(const Entry&)>& f) const;
+  // Every stored entry, one shard's snapshot at a time (the snapshot writer
+  // sorts them). The references keep them alive until dropped, evicted or not.
+  std::vector<EntryRef> entries() const;
 
   // ---- Limits and introspection ----
 
@@ -265,6 +268,9 @@ class Store {
   unsigned shard_count() const noexcept { return shard_count_; }
   // The largest charge() that can be stored (max_bytes / shards).
   uint64_t shard_budget() const noexcept;
+  // The shard (0..shard_count()-1) that holds `primary_key`, so a bulk loader
+  // can keep within each shard's budget instead of evicting what it loaded.
+  unsigned shard_index(std::string_view primary_key) const noexcept;
   EvictionPolicy policy() const noexcept { return policy_; }
 
   // Verifies every invariant listed at the top of this file, one shard at a

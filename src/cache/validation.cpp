@@ -1,5 +1,6 @@
 #include "cache/validation.h"
 
+#include <charconv>
 #include <vector>
 
 #include "cache/conditional.h"
@@ -84,6 +85,44 @@ http::HeaderMap merge_304(const http::HeaderMap& stored, const http::HeaderMap& 
   for (auto nf : resp304)
     if (!stored.has(nf.name) && !never_merged(resp304, nf.name)) out.add(nf.name, nf.value);
   return out;
+}
+
+std::string_view to_string(HeadUpdate u) noexcept {
+  switch (u) {
+    case HeadUpdate::Update: return "update";
+    case HeadUpdate::MarkStale: return "mark-stale";
+    case HeadUpdate::Ignore: return "ignore";
+  }
+  return "unknown";
+}
+
+HeadMerge merge_head(const http::HeaderMap& stored, uint64_t stored_body_size, const http::ResponseHead& head) {
+  HeadMerge m;
+  if (head.status != 200) return m;
+  m.verdict = HeadUpdate::MarkStale;
+  const http::HeaderMap& h = head.headers;
+  const auto etag = h.get("etag");
+  const auto lm = h.get("last-modified");
+  if (etag) {
+    const auto stored_tag = stored.get("etag");
+    const std::string_view t = http::trim_ows(*etag);
+    const bool weak = t.size() >= 2 && t[0] == 'W' && t[1] == '/';
+    if (!stored_tag || !(weak ? etag_weak_match(t, *stored_tag) : etag_strong_match(t, *stored_tag))) return m;
+  }
+  if (lm) {
+    const auto stored_lm = stored.get("last-modified");
+    if (!stored_lm || !same_date(*lm, *stored_lm)) return m;
+  }
+  if (!etag && !lm && (stored.has("etag") || stored.has("last-modified"))) return m;
+  if (auto cl = h.get("content-length")) {
+    const std::string_view v = http::trim_ows(*cl);
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n != stored_body_size) return m;
+  }
+  m.verdict = HeadUpdate::Update;
+  m.fields = merge_304(stored, h);
+  return m;
 }
 
 }  // namespace cachalot::cache

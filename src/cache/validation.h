@@ -11,9 +11,11 @@
 // without validators. A 5xx while validating: see can_serve_stale_on_error().
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 #include "http/header_map.h"
+#include "http/message.h"
 
 namespace cachalot::cache {
 
@@ -50,5 +52,43 @@ bool response_304_matches(const http::HeaderMap& stored, const http::HeaderMap& 
 //     dates the response at receipt, as RFC 9110 §6.6.1 allows; the caller
 //     should add a Date before storing, as it does for any response lacking one.
 http::HeaderMap merge_304(const http::HeaderMap& stored, const http::HeaderMap& resp304);
+
+// §4.3.5: what a response to a HEAD request that reached the origin does to
+// the stored GET response that request selected (§4.1).
+enum class HeadUpdate : uint8_t {
+  Update,     // 200 whose validators (and Content-Length) match: the stored response takes its fields
+  MarkStale,  // 200 that differs (a validator, Content-Length): "consider the stored response to be stale"
+  Ignore,     // not a 200: §4.3.5 says nothing about it; the stored response is left as it is
+};
+// "update", "mark-stale", "ignore".
+std::string_view to_string(HeadUpdate u) noexcept;
+
+struct HeadMerge {
+  HeadUpdate verdict = HeadUpdate::Ignore;
+  http::HeaderMap fields;  // verdict Update: the stored fields updated as merge_304() does (§3.2); else empty
+};
+
+// §4.3.5: "if the stored response and HEAD response have matching values for
+// any received validator fields (ETag and Last-Modified) and, if the HEAD
+// response has a Content-Length header field, the value of Content-Length
+// matches that of the stored response, the cache SHOULD update the stored
+// response ...; otherwise, the cache SHOULD consider the stored response to
+// be stale." Read as:
+//   - only a 200 counts (else Ignore);
+//   - every validator the HEAD response carries must match the stored one:
+//     ETag as response_304_matches() compares it (a strong tag matches only
+//     the same strong tag, a weak one weakly), Last-Modified as the same date;
+//     a validator the stored response lacks does not match;
+//   - a HEAD response without validators updates only a stored response
+//     without them (both then describe "the" representation; if the stored
+//     one has validators the HEAD cannot confirm it, so it is stale);
+//   - a Content-Length must equal `stored_body_size` (the stored fields have
+//     no Content-Length: the entry frames its own body); unparsable differs.
+// The merged fields follow §3.2 exactly as for a 304 (merge_304: no
+// Content-Length, hop-by-hop or Proxy-Authenticate fields; the old Age and
+// Date go). Set-Cookie is merged like any field: the caller separates it,
+// as freshen() (admission.h) does for a 304, so it reaches only the client
+// that sent the HEAD.
+HeadMerge merge_head(const http::HeaderMap& stored, uint64_t stored_body_size, const http::ResponseHead& head);
 
 }  // namespace cachalot::cache

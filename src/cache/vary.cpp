@@ -35,44 +35,136 @@ constexpr bool is_tchar(char ch) noexcept {
 
 // How a field's value may be normalised without changing its meaning (§4.1).
 enum class FieldKind : uint8_t {
-  Opaque,      // unknown syntax: trim and combine lines only
-  List,        // case-insensitive list; order may matter
-  SortedList,  // case-insensitive list; order carries no meaning
-  Accept,      // list of media ranges: type/subtype case-insensitive, parameters kept
+  Opaque,          // unknown syntax: trim and combine lines only
+  List,            // case-insensitive list; order may matter
+  SortedList,      // case-insensitive list; order carries no meaning
+  Accept,          // list of media ranges: type/subtype case-insensitive, parameters kept
+  AcceptEncoding,  // weighted codings (RFC 9110 §12.5.3); List semantics when it does not parse
+  AcceptLanguage,  // weighted language ranges (RFC 9110 §12.5.4); List semantics when it does not parse
 };
 
 FieldKind kind_of(std::string_view name) noexcept {
-  if (iequals(name, "accept-encoding") || iequals(name, "accept-charset")) return FieldKind::SortedList;
-  if (iequals(name, "accept-language")) return FieldKind::List;
+  if (iequals(name, "accept-encoding")) return FieldKind::AcceptEncoding;
+  if (iequals(name, "accept-charset")) return FieldKind::SortedList;
+  if (iequals(name, "accept-language")) return FieldKind::AcceptLanguage;
   if (iequals(name, "accept")) return FieldKind::Accept;
   return FieldKind::Opaque;
 }
 
-// Offsets of list items written into the output string. Up to 32 items live
-// on the stack; pathological requests spill to the heap.
-struct Span {
-  std::size_t off, len;
-};
-class Spans {
+// Up to 32 elements live on the stack; pathological requests spill to the heap.
+template <class T>
+class InlineVec {
  public:
-  void push(Span s) {
+  void push(const T& v) {
     if (n_ < inline_.size() && heap_.empty()) {
-      inline_[n_++] = s;
+      inline_[n_++] = v;
       return;
     }
     if (heap_.empty()) heap_.assign(inline_.begin(), inline_.begin() + n_);
-    heap_.push_back(s);
+    heap_.push_back(v);
     ++n_;
   }
-  Span* begin() noexcept { return heap_.empty() ? inline_.data() : heap_.data(); }
-  Span* end() noexcept { return begin() + n_; }
+  T* begin() noexcept { return heap_.empty() ? inline_.data() : heap_.data(); }
+  T* end() noexcept { return begin() + n_; }
   std::size_t size() const noexcept { return n_; }
 
  private:
-  std::array<Span, 32> inline_;  // only the first n_ are ever read
-  std::vector<Span> heap_;
+  std::array<T, 32> inline_;  // only the first n_ are ever read (left uninitialised: this is the lookup path)
+  std::vector<T> heap_;
   std::size_t n_ = 0;
 };
+
+// Offsets of list items written into the output string.
+struct Span {
+  std::size_t off, len;
+};
+using Spans = InlineVec<Span>;
+
+// ---- weighted lists: Accept-Encoding, Accept-Language ----
+
+constexpr int kQOne = 1000;  // weights in thousandths: "q=0.5" is 500, no weight is 1000
+
+// RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ),
+// in thousandths; -1 when invalid.
+int parse_qvalue(std::string_view s) noexcept {
+  if (s.empty() || (s[0] != '0' && s[0] != '1')) return -1;
+  const bool one = s[0] == '1';
+  if (s.size() == 1) return one ? kQOne : 0;
+  if (s[1] != '.' || s.size() > 5) return -1;
+  int v = 0, scale = 100;
+  for (std::size_t i = 2; i < s.size(); ++i, scale /= 10) {
+    const char c = s[i];
+    if (c < '0' || c > '9' || (one && c != '0')) return -1;
+    v += (c - '0') * scale;
+  }
+  return one ? kQOne : v;
+}
+
+// One parsed item: the normalised text written into the output string
+// ("gzip", "gzip;q=0.5"), how much of it is the name, and its weight.
+struct Weighted {
+  std::size_t off, len, name_len;
+  int q;
+};
+using WeightedItems = InlineVec<Weighted>;
+
+// A list item of the shape `token [ OWS ";" OWS "q=" qvalue ]` (the q is
+// case-insensitive, RFC 9110 §12.4.2): its name as written and its weight.
+struct WeightedItem {
+  std::string_view name;
+  int q = kQOne;
+};
+bool parse_weighted(std::string_view item, WeightedItem& out) noexcept {
+  std::size_t i = 0;
+  while (i < item.size() && is_tchar(item[i])) ++i;
+  if (i == 0) return false;
+  out.name = item.substr(0, i);
+  out.q = kQOne;
+  std::string_view rest = http::trim_ows(item.substr(i));
+  if (rest.empty()) return true;
+  if (rest[0] != ';') return false;
+  rest = http::trim_ows(rest.substr(1));
+  if (rest.size() < 2 || (rest[0] != 'q' && rest[0] != 'Q') || rest[1] != '=') return false;
+  out.q = parse_qvalue(rest.substr(2));
+  return out.q >= 0;
+}
+
+// RFC 9110 §8.4.1.1, §8.4.1.3: "x-gzip" and "x-compress" are "gzip" and
+// "compress"; codings are case-insensitive (§8.4.1). Returns the canonical
+// name for an alias, else "" (the name itself, lower-cased, is canonical).
+std::string_view coding_alias(std::string_view name) noexcept {
+  if (iequals(name, "x-gzip")) return "gzip";
+  if (iequals(name, "x-compress")) return "compress";
+  return {};
+}
+
+// Appends the normalised text of a parsed item to `out`: the name lower-cased
+// (codings and language ranges are case-insensitive: RFC 9110 §8.4.1, RFC 4647
+// §2), Accept-Encoding aliases replaced, and ";q=" with the weight's shortest
+// form ("q=1.0" or "q=1" as no weight, "q=0.50" as "q=0.5").
+void append_weighted(std::string& out, const WeightedItem& item, FieldKind kind, Weighted& w) {
+  const std::string_view name = item.name;
+  const int q = item.q;
+  w.off = out.size();
+  w.q = q;
+  if (std::string_view alias = kind == FieldKind::AcceptEncoding ? coding_alias(name) : ""; !alias.empty()) {
+    out.append(alias);
+  } else {
+    for (char c : name) out.push_back(ascii_lower(c));
+  }
+  w.name_len = out.size() - w.off;
+  if (q < kQOne) {
+    out.append(";q=0");
+    if (q > 0) {
+      out.push_back('.');
+      for (int scale = 100, rem = q; rem > 0; scale /= 10) {
+        out.push_back(static_cast<char>('0' + rem / scale));
+        rem %= scale;
+      }
+    }
+  }
+  w.len = out.size() - w.off;
+}
 
 // Appends a trimmed, non-empty list item: OWS around ';' dropped,
 // case-folded as `kind` allows, quoted-strings copied verbatim. The result is
@@ -139,10 +231,87 @@ void for_each_item(std::string_view v, F&& f) {
   }
 }
 
+bool append_value_as(std::string& out, std::string_view name, const http::HeaderMap& headers, FieldKind kind);
+
+// The normalised weighted list of every `name` field line (see vary.h for the
+// rules and why they differ between the two fields), appended to `out`.
+// Returns false, appending nothing, if some item does not parse.
+bool append_weighted_list(std::string& out, std::string_view name, const http::HeaderMap& headers, FieldKind kind) {
+  const std::size_t start = out.size();
+  WeightedItems items;
+  bool ok = true;
+  for (auto f : headers) {
+    if (!ok) break;
+    if (!iequals(f.name, name)) continue;
+    for_each_item(f.value, [&](std::string_view item) {
+      WeightedItem parsed;
+      if (!ok || !parse_weighted(item, parsed)) {
+        ok = false;
+        return;
+      }
+      Weighted w{};
+      append_weighted(out, parsed, kind, w);
+      items.push(w);
+    });
+  }
+  if (!ok) {
+    out.resize(start);
+    return false;
+  }
+  // Build the result after the scratch region, then drop the region. It is
+  // never longer than the region, so reserving twice keeps offsets valid.
+  const std::size_t region = out.size() - start;
+  out.reserve(out.size() + region);
+  auto text = [&out](const Weighted& w) { return std::string_view(out.data() + w.off, w.len); };
+  auto name_of = [&out](const Weighted& w) { return std::string_view(out.data() + w.off, w.name_len); };
+  if (kind == FieldKind::AcceptEncoding) {
+    std::sort(items.begin(), items.end(), [&](const Weighted& a, const Weighted& b) { return text(a) < text(b); });
+  } else {
+    // Descending weight; equal weights keep their order (some servers read it
+    // as priority, RFC 9110 §12.5.4), except among q=0, where it means nothing.
+    std::stable_sort(items.begin(), items.end(), [&](const Weighted& a, const Weighted& b) {
+      if (a.q != b.q) return a.q > b.q;
+      return a.q == 0 && name_of(a) < name_of(b);
+    });
+  }
+  auto dropped = [&](const Weighted& w) {
+    if (kind != FieldKind::AcceptEncoding || w.q != 0) return false;
+    const std::string_view n = name_of(w);
+    if (n == "*" || n == "identity") return false;  // their q=0 excludes what is not listed
+    // Kept when "*" would admit the coding, or it is also listed with a weight (ambiguous).
+    for (const Weighted& o : items)
+      if (o.q > 0 && (name_of(o) == "*" || name_of(o) == n)) return false;
+    return true;
+  };
+  const std::size_t result = out.size();
+  for (const Weighted* it = items.begin(); it != items.end(); ++it) {
+    if (dropped(*it)) continue;
+    bool duplicate = false;
+    for (const Weighted* prev = items.begin(); prev != it && !duplicate; ++prev)
+      duplicate = text(*prev) == text(*it);
+    if (duplicate) continue;
+    if (out.size() > result) out.push_back(',');
+    out.append(out.data() + it->off, it->len);
+  }
+  out.erase(start, region);
+  return true;
+}
+
 // Appends the normalised value of every `name` field line; returns false if
 // there is none.
 bool append_value(std::string& out, std::string_view name, const http::HeaderMap& headers) {
   const FieldKind kind = kind_of(name);
+  if (kind == FieldKind::AcceptEncoding || kind == FieldKind::AcceptLanguage) {
+    if (!headers.has(name)) return false;
+    if (append_weighted_list(out, name, headers, kind)) return true;
+    // Not a list of weighted tokens: normalise it as a list with unknown items.
+    return append_value_as(out, name, headers,
+                           kind == FieldKind::AcceptEncoding ? FieldKind::SortedList : FieldKind::List);
+  }
+  return append_value_as(out, name, headers, kind);
+}
+
+bool append_value_as(std::string& out, std::string_view name, const http::HeaderMap& headers, FieldKind kind) {
   const std::size_t start = out.size();
   bool present = false;
   Spans items;
@@ -228,6 +397,61 @@ std::string variant_key(const std::vector<std::string>& vary_names, const http::
     append_field_entry(key, name, req_headers);
   }
   return key;
+}
+
+namespace {
+
+// The weight the client's Accept-Encoding gives `coding` (lower-case,
+// canonical) by listing it, -1 when it does not list it. Listed more than
+// once (ambiguous), the lowest weight counts.
+int listed_weight(const http::HeaderMap& req_headers, std::string_view coding) {
+  int q = -1;
+  for (auto f : req_headers) {
+    if (!iequals(f.name, "accept-encoding")) continue;
+    for_each_item(f.value, [&](std::string_view item) {
+      WeightedItem w;
+      if (!parse_weighted(item, w)) return;
+      const std::string_view alias = coding_alias(w.name);
+      if (!iequals(alias.empty() ? w.name : alias, coding)) return;
+      q = q < 0 ? w.q : std::min(q, w.q);
+    });
+  }
+  return q;
+}
+
+}  // namespace
+
+bool reduce_accept_encoding(const http::HeaderMap& req_headers, const std::vector<std::string>& codings,
+                            std::string& out) {
+  out.clear();
+  if (codings.empty() || !req_headers.has("accept-encoding")) return false;
+  bool parses = true;
+  for (auto f : req_headers) {
+    if (!iequals(f.name, "accept-encoding")) continue;
+    for_each_item(f.value, [&](std::string_view item) {
+      WeightedItem w;
+      parses = parses && parse_weighted(item, w);
+    });
+  }
+  if (!parses) return false;
+  // RFC 9110 §12.5.3: a listed coding is acceptable unless its weight is 0;
+  // one not listed takes the weight of "*", or is not acceptable without it.
+  const int star = listed_weight(req_headers, "*");
+  for (const auto& configured : codings) {
+    const std::string_view alias = coding_alias(configured);
+    const std::string_view coding = alias.empty() ? std::string_view(configured) : alias;
+    int q = listed_weight(req_headers, coding);
+    if (q < 0) q = std::max(star, 0);
+    if (q == 0) continue;
+    if (!out.empty()) out.append(", ");
+    for (char c : coding) out.push_back(ascii_lower(c));
+  }
+  // An unencoded response is acceptable by default unless "identity;q=0" (or "*;q=0"
+  // without an identity entry) excludes it: keep that exclusion.
+  int identity = listed_weight(req_headers, "identity");
+  if (identity < 0) identity = star < 0 ? kQOne : star;
+  if (identity == 0) out.append(out.empty() ? "identity;q=0" : ", identity;q=0");
+  return true;
 }
 
 std::string variant_key_joined(std::string_view joined, const http::HeaderMap& req_headers) {

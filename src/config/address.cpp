@@ -81,6 +81,34 @@ bool is_hostname(std::string_view s) {
   });
 }
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Userinfo may hold '@', ':' or '/' only percent-encoded (RFC 3986 §3.2.1).
+std::optional<std::string> percent_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size() || hex_digit(s[i + 1]) < 0 || hex_digit(s[i + 2]) < 0) return std::nullopt;
+    out += char(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
+    i += 2;
+  }
+  return out;
+}
+
+std::optional<uint32_t> parse_db(std::string_view s, std::string* error) {
+  auto n = parse_decimal(s);
+  if (!n || *n > 65535) return fail(error, "database '" + std::string(s) + "' is not a number in 0..65535");
+  return n;
+}
+
 }  // namespace
 
 std::optional<ListenerConfig> parse_listen_address(std::string_view text, std::string* error) {
@@ -133,6 +161,63 @@ std::optional<UpstreamUrl> parse_upstream_url(std::string_view text, std::string
     url.port = *port;
   }
   return url;
+}
+
+std::optional<RedisAddress> parse_redis_address(std::string_view text, std::string* error) {
+  RedisAddress a;
+  if (text.starts_with("unix://")) {
+    std::string_view rest = text.substr(7);
+    size_t q = rest.find('?');
+    a.unix_socket = true;
+    a.path = rest.substr(0, q);
+    a.text = text;
+    if (!a.path.starts_with('/')) return fail(error, "expected unix:///absolute/path/to/redis.sock");
+    if (q == std::string_view::npos) return a;
+    std::string_view query = rest.substr(q + 1);
+    if (!query.starts_with("db=")) return fail(error, "the only parameter a unix:// address takes is ?db=N");
+    auto db = parse_db(query.substr(3), error);
+    if (!db) return std::nullopt;
+    a.db = *db;
+    return a;
+  }
+  if (!text.starts_with("redis://"))
+    return fail(error, "expected redis://host[:port][/db] or unix:///path/to/redis.sock[?db=N]");
+  std::string_view rest = text.substr(8);
+  size_t slash = std::min(rest.find('/'), rest.size());
+  std::string_view authority = rest.substr(0, slash), tail = rest.substr(slash);
+  std::string shown(text);
+  if (size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    std::string_view userinfo = authority.substr(0, at);
+    size_t colon = userinfo.find(':');
+    auto user = percent_decode(userinfo.substr(0, colon));
+    auto password = percent_decode(colon == std::string_view::npos ? "" : userinfo.substr(colon + 1));
+    if (!user || !password) return fail(error, "invalid %-escape in the user or password");
+    if (password->empty()) return fail(error, "a user needs a password: redis://user:password@host");
+    a.user = *user;
+    a.password = *password;
+    authority = authority.substr(at + 1);
+    shown = "redis://" + (a.user.empty() ? std::string() : std::string(userinfo.substr(0, colon))) + ":***@" +
+            std::string(rest.substr(at + 1));
+  }
+  auto hp = split_host_port(authority, error);
+  if (!hp) return std::nullopt;
+  if (hp->host.empty()) return fail(error, "missing host");
+  bool v4 = false;
+  if (hp->bracketed ? !parse_ip(hp->host, v4) || v4 : !is_hostname(hp->host))
+    return fail(error, "invalid host '" + std::string(hp->host) + "'");
+  a.host = hp->host;
+  if (!hp->port.empty()) {
+    auto port = parse_port(hp->port, error);
+    if (!port) return std::nullopt;
+    a.port = *port;
+  }
+  if (tail.size() > 1) {
+    auto db = parse_db(tail.substr(1), error);
+    if (!db) return std::nullopt;
+    a.db = *db;
+  }
+  a.text = std::move(shown);
+  return a;
 }
 
 bool Cidr::contains(const std::array<uint8_t, 16>& v6) const {

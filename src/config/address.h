@@ -41,6 +41,25 @@ struct UpstreamUrl {
 };
 std::optional<UpstreamUrl> parse_upstream_url(std::string_view text, std::string* error = nullptr);
 
+// Where the cluster's Redis is (cluster.redis):
+//   "redis://[[user]:password@]host[:port][/db]"   TCP; port 6379, db 0 by default
+//   "unix:///path/to/redis.sock[?db=N]"            a Unix socket
+// user and password are percent-decoded; `text` is what logs and GET /cluster
+// show, with the password replaced by "***".
+struct RedisAddress {
+  bool unix_socket = false;
+  std::string host;       // TCP: DNS name or IP literal, IPv6 without brackets
+  uint16_t port = 6379;   // TCP
+  std::string path;       // unix_socket: the socket's path
+  uint32_t db = 0;        // SELECT'ed after connecting when not 0
+  std::string user;       // AUTH user password (Redis 6 ACLs); empty: AUTH password
+  std::string password;   // empty: no AUTH
+  std::string text;       // as written, password redacted
+
+  bool operator==(const RedisAddress&) const = default;
+};
+std::optional<RedisAddress> parse_redis_address(std::string_view text, std::string* error = nullptr);
+
 // An address range. IPv4 is stored IPv4-mapped (::ffff:a.b.c.d, prefix + 96),
 // so one comparison serves both families and a v4 client accepted on a v6
 // socket matches v4 ranges.

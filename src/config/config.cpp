@@ -21,6 +21,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 namespace cachalot::config {
 namespace {
 
@@ -37,8 +39,17 @@ constexpr std::array kLogLevels = {Named<LogLevel>{"trace", LogLevel::Trace}, Na
                                    Named<LogLevel>{"error", LogLevel::Error}};
 constexpr std::array kAccessLogFormats = {Named<AccessLogFormat>{"text", AccessLogFormat::Text},
                                           Named<AccessLogFormat>{"json", AccessLogFormat::Json}};
+// "store_without" says what "strip" does; both stay accepted. to_string() gives the first name.
 constexpr std::array kSetCookiePolicies = {Named<SetCookiePolicy>{"no_store", SetCookiePolicy::NoStore},
-                                           Named<SetCookiePolicy>{"strip", SetCookiePolicy::Strip}};
+                                           Named<SetCookiePolicy>{"strip", SetCookiePolicy::Strip},
+                                           Named<SetCookiePolicy>{"store_without", SetCookiePolicy::Strip}};
+
+// ASCII case-insensitive equality (field names, content codings).
+bool iequals_ascii(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
 
 template <class E, size_t N>
 std::string_view name_of(const std::array<Named<E>, N>& table, E value) {
@@ -208,6 +219,22 @@ Reader list(std::vector<T>& out, std::string what, Parser<T> parse) {
   };
 }
 
+// A list like list(), whose items must also differ ignoring ASCII case (field
+// names, content codings): a repeated one is an error at its position.
+Reader unique_list(std::vector<std::string>& out, std::string what, Parser<std::string> parse) {
+  return [&out, inner = list(out, std::move(what), std::move(parse))](Loader& l, const Node& n,
+                                                                       const std::string& key) {
+    inner(l, n, key);
+    if (!n.IsSequence()) return;
+    for (size_t i = 0; i < out.size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if (!out[i].empty() && iequals_ascii(out[i], out[j])) {
+          l.error(n[i], fmt::format("{}[{}]", key, i), fmt::format("'{}' is already listed ({}[{}])", out[i], key, j));
+          break;
+        }
+  };
+}
+
 // --- Scalar parsers ---------------------------------------------------------
 
 Parser<std::string> any_string() {
@@ -228,6 +255,14 @@ Reader boolean(bool& out) {
     if (s == "false" || s == "False" || s == "FALSE") return false;
     return std::nullopt;
   });
+}
+
+Reader optional_boolean(std::optional<bool>& out) {
+  return [&out](Loader& l, const Node& n, const std::string& key) {
+    bool v = false;
+    boolean(v)(l, n, key);
+    if (l.written(key)) out = v;
+  };
 }
 
 Parser<uint32_t> count_parser(uint32_t min, uint32_t max) {
@@ -292,6 +327,19 @@ Reader duration(Duration& out, Zero zero = Zero::Allowed) {
                           });
 }
 
+// cache.snapshot.interval: 0 (off) or at least a second.
+Reader snapshot_interval(Duration& out) {
+  return scalar<Duration>(out, "a duration such as 30s, 5m or 1h, or 0 for none",
+                          [](const std::string& s, std::string& why) {
+                            auto d = parse_duration(s);
+                            if (d && d->count() != 0 && *d < 1s) {
+                              why = "must be 0 (off) or at least 1s";
+                              return std::optional<Duration>();
+                            }
+                            return d;
+                          });
+}
+
 template <class E, size_t N>
 Reader one_of(E& out, const std::array<Named<E>, N>& table) {
   std::string what = "one of ";
@@ -326,6 +374,34 @@ Parser<std::string> droppable_field_name() {
         why = fmt::format("{} may not be dropped: the request is framed and routed by it", s);
         return std::nullopt;
       }
+    }
+    return name;
+  };
+}
+
+// A cache.targeted_cache_control entry (RFC 9213 §2): a field name other than
+// Cache-Control, which is what a targeted field stands in for.
+Parser<std::string> targeted_field_name() {
+  return [token = field_name()](const std::string& s, std::string& why) -> std::optional<std::string> {
+    auto name = token(s, why);
+    if (!name) return std::nullopt;
+    if (iequals_ascii(s, "cache-control")) {
+      why = "Cache-Control is the fallback a targeted field replaces, not a targeted field (RFC 9213 §2.2)";
+      return std::nullopt;
+    }
+    return name;
+  };
+}
+
+// A cache.accept_encoding entry: a content coding (RFC 9110 §8.4.1, a token),
+// not "*" or "identity" (every request may have those).
+Parser<std::string> content_coding() {
+  return [token = field_name()](const std::string& s, std::string& why) -> std::optional<std::string> {
+    auto name = token(s, why);
+    if (!name) return std::nullopt;
+    if (s == "*" || iequals_ascii(s, "identity")) {
+      why = fmt::format("'{}' is not a content coding the origin applies", s);
+      return std::nullopt;
     }
     return name;
   };
@@ -437,6 +513,7 @@ Fields route_fields(Route& r) {
       {"stale_if_error", duration(r.stale_if_error)},
       {"refresh_ahead", boolean(r.refresh_ahead)},
       {"set_cookie", one_of(r.set_cookie, kSetCookiePolicies)},
+      {"synthesize_etag", optional_boolean(r.synthesize_etag)},
       {"key", section({
                   {"sort_query", boolean(r.key.sort_query)},
                   {"ignore_params", list(r.key.ignore_params, "a query parameter name", non_empty())},
@@ -477,6 +554,41 @@ Reader routes(std::vector<Route>& out) {
       check_route(l, n[i], path, r, lines_by_name);
     }
   };
+}
+
+// cluster: present (even empty) turns the bus on, with the defaults of ClusterConfig.
+Reader cluster(std::optional<ClusterConfig>& out) {
+  return [&out](Loader& l, const Node& n, const std::string& key) {
+    ClusterConfig& c = out.emplace();
+    auto node_name = [](const std::string& s, std::string&) -> std::optional<std::string> {
+      bool ok = s.size() <= 64 && std::all_of(s.begin(), s.end(), [](unsigned char ch) {
+                  return std::isalnum(ch) || ch == '_' || ch == '.' || ch == '-' || ch == ':';
+                });
+      return ok ? std::optional(s) : std::nullopt;
+    };
+    read_map(l, n, key, {
+        {"redis", scalar(c.redis, "redis://host[:port][/db] or unix:///path[?db=N]", from(parse_redis_address))},
+        {"stream", scalar(c.stream, "a Redis key", non_empty())},
+        {"node", scalar<std::string>(c.node, "a name of up to 64 letters, digits, '_', '.', ':' and '-'", node_name)},
+        {"max_events", count(c.max_events, 1, 1'000'000'000)},
+        {"queue_limit", count(c.queue_limit, 1, 10'000'000)},
+        {"read_batch", count(c.read_batch, 1, 10'000)},
+        {"timeout", duration(c.timeout, Zero::Rejected)},
+        {"backoff_min", duration(c.backoff_min, Zero::Rejected)},
+        {"backoff_max", duration(c.backoff_max, Zero::Rejected)},
+    });
+    if (c.backoff_max < c.backoff_min)
+      l.error_at_key(key + (l.written(key + ".backoff_max") ? ".backoff_max" : ".backoff_min"),
+                     fmt::format("backoff_max ({}) is below backoff_min ({})", format_duration(c.backoff_max),
+                                 format_duration(c.backoff_min)));
+  };
+}
+
+// The host name, the default cluster.node.
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "cachalot";
+  return buf;
 }
 
 // The whole file, shaped like config/cachalot.yaml.
@@ -531,7 +643,14 @@ Fields config_fields(Config& c) {
                     {"heuristic_max", duration(k.heuristic_max)},
                     {"keep", duration(k.keep)},
                     {"stale_if_error", duration(k.stale_if_error)},
+                    {"stale_on_disconnect", duration(k.stale_on_disconnect)},
                     {"tag_headers", list(k.tag_headers, "a field name", field_name())},
+                    {"targeted_cache_control",
+                     unique_list(k.targeted_cache_control, "a field name", targeted_field_name())},
+                    {"drop_targeted_cache_control",
+                     unique_list(k.drop_targeted_cache_control, "a field name", field_name())},
+                    {"accept_encoding", unique_list(k.accept_encoding, "a content coding", content_coding())},
+                    {"synthesize_etag", boolean(k.synthesize_etag)},
                     {"coalesce", section({
                                      {"enabled", boolean(k.coalesce.enabled)},
                                      {"max_waiters", count(k.coalesce.max_waiters, 0, 1'000'000)},
@@ -539,6 +658,10 @@ Fields config_fields(Config& c) {
                                      {"hit_for_miss", duration(k.coalesce.hit_for_miss)},
                                  })},
                     {"max_background_refreshes", count(k.max_background_refreshes, 0, 1'000'000)},
+                    {"snapshot", section({
+                                     {"path", scalar(k.snapshot.path, "a file path, or \"\" for none", any_string())},
+                                     {"interval", snapshot_interval(k.snapshot.interval)},
+                                 })},
                 })},
       {"admin", section({
                     {"listen", optional_listener(c.admin.listen)},
@@ -551,6 +674,7 @@ Fields config_fields(Config& c) {
                   {"access_log", scalar(c.log.access_log, "off, stderr or a file path", non_empty())},
                   {"access_log_format", one_of(c.log.access_log_format, kAccessLogFormats)},
               })},
+      {"cluster", cluster(c.cluster)},
       {"routes", routes(c.routes)},
   };
 }
@@ -563,6 +687,20 @@ void check_config(Loader& l, const Config& c) {
     l.error_at_key(l.written("cache.max_object_size") ? "cache.max_object_size" : "cache.max_memory",
                    fmt::format("cache.max_object_size ({}) must not exceed cache.max_memory ({})",
                                format_size(k.max_object_size), format_size(k.max_memory)));
+
+  // RFC 9213 §2.2: a targeted field not on the target list "MUST be passed through".
+  for (size_t i = 0; i < k.drop_targeted_cache_control.size(); ++i) {
+    const std::string& name = k.drop_targeted_cache_control[i];
+    const bool listed = std::any_of(k.targeted_cache_control.begin(), k.targeted_cache_control.end(),
+                                    [&](const std::string& t) { return iequals_ascii(t, name); });
+    if (!listed)
+      l.error_at_key(fmt::format("cache.drop_targeted_cache_control[{}]", i),
+                     fmt::format("{} is not in cache.targeted_cache_control: a targeted field this cache does not "
+                                 "use is always forwarded (RFC 9213 §2.2)",
+                                 name));
+  }
+  if (k.snapshot.interval.count() != 0 && k.snapshot.path.empty())
+    l.error_at_key("cache.snapshot.interval", "needs cache.snapshot.path (periodic snapshots have nowhere to go)");
 
   std::vector<std::pair<const ListenerConfig*, std::string>> listeners;
   for (size_t i = 0; i < c.server.listen.size(); ++i)
@@ -628,6 +766,7 @@ LoadResult load_config_string(std::string_view yaml, std::string name) {
   if (!l.ok()) return l.take_errors();
 
   if (config->server.workers == 0) config->server.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (config->cluster && config->cluster->node.empty()) config->cluster->node = host_name();
   return std::shared_ptr<const Config>(std::move(config));
 }
 

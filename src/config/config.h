@@ -101,6 +101,15 @@ struct CoalesceConfig {
   bool operator==(const CoalesceConfig&) const = default;
 };
 
+// Warm restarts (cache.snapshot): the store is written to `path` on SIGTERM
+// (after the drain) and, with an interval, periodically; it is loaded from
+// there at start, before the listeners open.
+struct SnapshotConfig {
+  std::string path;        // "" = off; the packages use /var/lib/cachalot/cache.snap
+  Duration interval = 0s;  // also write every interval while running; 0 = only on SIGTERM (else >= 1s)
+  bool operator==(const SnapshotConfig&) const = default;
+};
+
 struct CacheConfig {
   uint64_t max_memory = 256 * kMiB;     // byte budget: bodies + fields + per-entry overhead
   uint64_t max_object_size = 8 * kMiB;  // larger responses are streamed but not stored; <= max_memory
@@ -110,9 +119,27 @@ struct CacheConfig {
   Duration heuristic_max = 24h;         // cap on heuristic freshness
   Duration keep = 1h;                   // an expired entry with validators is kept this long to revalidate
   Duration stale_if_error = 0s;         // serve stale on origin errors this long even without the directive
+  // RFC 9111 §4.2.4: when the origin cannot be reached at all (refused, reset
+  // or closed without answering; not an HTTP error status), a stale entry is
+  // served this long past its lifetime, unless must-revalidate,
+  // proxy-revalidate, s-maxage or no-cache forbid it. Entries are kept that long.
+  Duration stale_on_disconnect = 10s;
   std::vector<std::string> tag_headers = {"Surrogate-Key", "Cache-Tag"};  // response fields holding purge tags
+  // RFC 9213 target list, most applicable first: the first of these response
+  // fields present with a valid value decides storing and freshness instead
+  // of Cache-Control and Expires. Tokens, unique, never Cache-Control; [] = off.
+  std::vector<std::string> targeted_cache_control = {"CDN-Cache-Control"};
+  // Fields of targeted_cache_control removed from responses to clients
+  // (RFC 9213 §3: when nothing downstream uses them); all others are forwarded.
+  std::vector<std::string> drop_targeted_cache_control;
+  // The content codings the origin uses: a request's Accept-Encoding is
+  // forwarded (and keyed) reduced to those it accepts. Tokens, unique, not
+  // "*" or "identity"; [] = forwarded as sent.
+  std::vector<std::string> accept_encoding;
+  bool synthesize_etag = true;  // stored 200s without ETag and Last-Modified get a strong ETag from their body
   CoalesceConfig coalesce;
   uint32_t max_background_refreshes = 64;  // per worker
+  SnapshotConfig snapshot;
   bool operator==(const CacheConfig&) const = default;
 };
 
@@ -142,10 +169,29 @@ struct LogConfig {
   bool operator==(const LogConfig&) const = default;
 };
 
+// The invalidation bus (src/cluster): every invalidation this node applies is
+// published to a Redis stream, and the other nodes' are applied here. Only
+// present when the file has a cluster: section; without it no Redis is needed.
+struct ClusterConfig {
+  RedisAddress redis = *parse_redis_address("redis://127.0.0.1:6379/0");
+  std::string stream = "cachalot:invalidations";  // the stream's key
+  std::string node;                // this node's name in events; "" in the file = the host name (resolved at load)
+  uint32_t max_events = 100000;    // XADD MAXLEN ~: how far back a node that was away can catch up
+  uint32_t queue_limit = 10000;    // local events kept while Redis is unreachable; more are dropped
+  uint32_t read_batch = 100;       // XREAD COUNT: events read (and applied) per round trip
+  Duration timeout = 3s;           // connect and command timeout (> 0)
+  Duration backoff_min = 100ms;    // first reconnect delay (> 0); doubles per failed attempt
+  Duration backoff_max = 5s;       // reconnect delay cap; >= backoff_min
+  bool operator==(const ClusterConfig&) const = default;
+};
+
 // What a route does with a response that carries Set-Cookie.
 enum class SetCookiePolicy {
   NoStore,  // do not store it (the response is still served)
-  Strip,    // store it without the Set-Cookie fields; the client that caused the fetch still gets them
+  // "store_without" (alias "strip", the older name): store it without the
+  // Set-Cookie fields; the client that caused the fetch (or the revalidation)
+  // still gets them, nobody served from the entry does.
+  Strip,
 };
 
 struct RouteKey {
@@ -169,6 +215,7 @@ struct Route {
   Duration stale_if_error = 0s;        // default window when the origin sends none
   bool refresh_ahead = false;          // refresh hot entries shortly before they expire
   SetCookiePolicy set_cookie = SetCookiePolicy::NoStore;
+  std::optional<bool> synthesize_etag;  // unset: cache.synthesize_etag
   RouteKey key;
 
   // `path` is the request target's path (origin-form, without the query).
@@ -182,6 +229,7 @@ struct Config {
   CacheConfig cache;
   AdminConfig admin;
   LogConfig log;
+  std::optional<ClusterConfig> cluster;  // nullopt: no cluster: section, a node on its own
   std::vector<Route> routes;  // in file order
   std::string source_path;    // the file it was loaded from (or the name given to load_config_string)
 

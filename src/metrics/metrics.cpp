@@ -11,6 +11,7 @@ std::string_view to_string(Result r) noexcept {
     case Result::Hit: return "hit";
     case Result::Stale: return "stale";
     case Result::StaleError: return "stale-error";
+    case Result::StaleDisconnect: return "stale-disconnect";
     case Result::Revalidated: return "revalidated";
     case Result::Miss: return "miss";
     case Result::Coalesced: return "coalesced";
@@ -72,9 +73,52 @@ std::string_view to_string(StoreDecisionExtra d) noexcept {
     case StoreDecisionExtra::Revalidated: return "revalidated";
     case StoreDecisionExtra::Unshared: return "unshared";
     case StoreDecisionExtra::Invalidated: return "invalidated";
+    case StoreDecisionExtra::HeadUpdated: return "head-update";
+    case StoreDecisionExtra::HeadMarkedStale: return "head-mark-stale";
     case StoreDecisionExtra::kCount: break;
   }
   return "unknown";
+}
+
+std::string_view to_string(ClusterCounter c) noexcept {
+  switch (c) {
+    case ClusterCounter::Published: return "published";
+    case ClusterCounter::Applied: return "applied";
+    case ClusterCounter::Own: return "own";
+    case ClusterCounter::Duplicate: return "duplicate";
+    case ClusterCounter::Invalid: return "invalid";
+    case ClusterCounter::Dropped: return "dropped";
+    case ClusterCounter::Reconnects: return "reconnects";
+    case ClusterCounter::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(SnapshotMetrics::LoadStatus s) noexcept {
+  switch (s) {
+    case SnapshotMetrics::LoadStatus::Disabled: return "disabled";
+    case SnapshotMetrics::LoadStatus::Missing: return "missing";
+    case SnapshotMetrics::LoadStatus::Rejected: return "rejected";
+    case SnapshotMetrics::LoadStatus::Loaded: return "loaded";
+    case SnapshotMetrics::LoadStatus::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(ResyncReason r) noexcept {
+  switch (r) {
+    case ResyncReason::Trimmed: return "trimmed";
+    case ResyncReason::Gap: return "gap";
+    case ResyncReason::Unreadable: return "unreadable";
+    case ResyncReason::kCount: break;
+  }
+  return "unknown";
+}
+
+uint64_t ClusterMetrics::resync_count() const noexcept {
+  uint64_t n = 0;
+  for (const auto& r : resyncs) n += r.load(std::memory_order_relaxed);
+  return n;
 }
 
 uint32_t RouteIds::id(std::string_view name) {
@@ -115,24 +159,63 @@ void header(std::string& out, std::string_view name, std::string_view type, std:
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
-void histogram(std::string& out, const std::vector<std::unique_ptr<WorkerMetrics>>& ws, std::string_view name,
-               std::string_view help, Histogram WorkerMetrics::*h) {
+// Buckets, sum and count of the histograms `parts` (one per worker, or just one).
+void histogram_parts(std::string& out, std::string_view name, std::string_view help,
+                     const std::vector<const Histogram*>& parts) {
   header(out, name, "histogram", help);
   uint64_t cumulative = 0;
   for (std::size_t i = 0; i <= Histogram::kBounds.size(); ++i) {
-    for (const auto& w : ws) cumulative += ((*w).*h).buckets[i].load(std::memory_order_relaxed);
+    for (const Histogram* h : parts) cumulative += h->buckets[i].load(std::memory_order_relaxed);
     if (i < Histogram::kBounds.size())
       fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {}\n", name, Histogram::kBounds[i], cumulative);
     else
       fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"+Inf\"}} {}\n", name, cumulative);
   }
   uint64_t count = 0, sum_us = 0;
-  for (const auto& w : ws) {
-    count += ((*w).*h).count.load(std::memory_order_relaxed);
-    sum_us += ((*w).*h).sum_us.load(std::memory_order_relaxed);
+  for (const Histogram* h : parts) {
+    count += h->count.load(std::memory_order_relaxed);
+    sum_us += h->sum_us.load(std::memory_order_relaxed);
   }
   fmt::format_to(std::back_inserter(out), "{}_sum {}\n{}_count {}\n", name, static_cast<double>(sum_us) / 1e6, name,
                  count);
+}
+
+void histogram(std::string& out, const std::vector<std::unique_ptr<WorkerMetrics>>& ws, std::string_view name,
+               std::string_view help, Histogram WorkerMetrics::*h) {
+  std::vector<const Histogram*> parts;
+  for (const auto& w : ws) parts.push_back(&((*w).*h));
+  histogram_parts(out, name, help, parts);
+}
+
+// cachalot_cluster_*: only for a node with a cluster: section.
+void render_cluster(std::string& out, const ClusterMetrics& c) {
+  if (!c.enabled.load(std::memory_order_relaxed)) return;
+  auto one = [&out](std::string_view name, std::string_view type, std::string_view help, auto value) {
+    header(out, name, type, help);
+    fmt::format_to(std::back_inserter(out), "{} {}\n", name, value);
+  };
+  using C = ClusterCounter;
+  one("cachalot_cluster_connected", "gauge", "1 while the invalidation bus is connected to Redis and reading.",
+      c.connected.load(std::memory_order_relaxed));
+  one("cachalot_cluster_events_published_total", "counter", "Local invalidations Redis acknowledged.", c.get(C::Published));
+  one("cachalot_cluster_events_applied_total", "counter", "Other nodes' invalidations applied here.", c.get(C::Applied));
+  header(out, "cachalot_cluster_events_skipped_total", "counter", "Stream entries read but not applied, by reason.");
+  for (C k : {C::Own, C::Duplicate, C::Invalid})
+    fmt::format_to(std::back_inserter(out), "cachalot_cluster_events_skipped_total{{reason=\"{}\"}} {}\n", to_string(k),
+                   c.get(k));
+  one("cachalot_cluster_events_queued", "gauge", "Local invalidations waiting for Redis.",
+      c.queued.load(std::memory_order_relaxed));
+  one("cachalot_cluster_events_dropped_total", "counter", "Local invalidations dropped: the queue was full.",
+      c.get(C::Dropped));
+  one("cachalot_cluster_reconnects_total", "counter", "Times the bus got its Redis connection back.",
+      c.get(C::Reconnects));
+  header(out, "cachalot_cluster_resyncs_total", "counter", "Soft purges of everything because events were lost, by reason.");
+  for (std::size_t r = 0; r < static_cast<size_t>(ResyncReason::kCount); ++r)
+    fmt::format_to(std::back_inserter(out), "cachalot_cluster_resyncs_total{{reason=\"{}\"}} {}\n",
+                   to_string(static_cast<ResyncReason>(r)), c.resyncs[r].load(std::memory_order_relaxed));
+  one("cachalot_cluster_lag_last_seconds", "gauge", "Age of the last applied event (now - its publish time).",
+      static_cast<double>(c.lag_last_us.load(std::memory_order_relaxed)) / 1e6);
+  histogram_parts(out, "cachalot_cluster_lag_seconds", "Age of applied events (now - publish time).", {&c.lag});
 }
 
 }  // namespace
@@ -220,10 +303,53 @@ std::string Metrics::render() const {
     fmt::format_to(std::back_inserter(out), "{} {}\n", g.name, g.read());
   }
 
+  {
+    const SnapshotMetrics& m = snapshot_;
+    auto get = [](const auto& a) { return a.load(std::memory_order_relaxed); };
+    header(out, "cachalot_snapshot_load_status", "gauge",
+           "How the cache.snapshot file was used at start (1 for the one that happened).");
+    const auto status = get(m.load_status);
+    for (std::size_t i = 0; i < static_cast<size_t>(SnapshotMetrics::LoadStatus::kCount); ++i)
+      fmt::format_to(std::back_inserter(out), "cachalot_snapshot_load_status{{status=\"{}\"}} {}\n",
+                     to_string(static_cast<SnapshotMetrics::LoadStatus>(i)), status == i ? 1 : 0);
+    header(out, "cachalot_snapshot_loaded_objects", "gauge", "Entries loaded from the snapshot at start.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_loaded_objects {}\n", get(m.loaded_objects));
+    header(out, "cachalot_snapshot_loaded_bytes", "gauge", "Bytes (charged) loaded from the snapshot at start.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_loaded_bytes {}\n", get(m.loaded_bytes));
+    header(out, "cachalot_snapshot_skipped_total", "counter",
+           "Snapshot records not loaded at start (phase=load) and entries left out of writes (phase=write), by reason.");
+    for (std::size_t k = 0; k < SnapshotMetrics::kSkips; ++k) {
+      const auto reason = cache::snapshot::to_string(static_cast<cache::snapshot::Skip>(k));
+      fmt::format_to(std::back_inserter(out), "cachalot_snapshot_skipped_total{{phase=\"load\",reason=\"{}\"}} {}\n",
+                     reason, get(m.load_skipped[k]));
+      fmt::format_to(std::back_inserter(out), "cachalot_snapshot_skipped_total{{phase=\"write\",reason=\"{}\"}} {}\n",
+                     reason, get(m.write_skipped[k]));
+    }
+    header(out, "cachalot_snapshot_load_duration_seconds", "gauge", "Time the start spent loading the snapshot.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_load_duration_seconds {}\n",
+                   static_cast<double>(get(m.load_duration_us)) / 1e6);
+    header(out, "cachalot_snapshot_writes_total", "counter", "Snapshot writes, by result.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_writes_total{{result=\"ok\"}} {}\n", get(m.writes_ok));
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_writes_total{{result=\"error\"}} {}\n",
+                   get(m.writes_failed));
+    header(out, "cachalot_snapshot_written_objects", "gauge", "Entries in the last snapshot written.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_written_objects {}\n", get(m.written_objects));
+    header(out, "cachalot_snapshot_written_bytes", "gauge", "Size of the last snapshot file written.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_written_bytes {}\n", get(m.written_bytes));
+    header(out, "cachalot_snapshot_write_duration_seconds", "gauge", "Time the last snapshot write took.");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_write_duration_seconds {}\n",
+                   static_cast<double>(get(m.write_duration_us)) / 1e6);
+    header(out, "cachalot_snapshot_last_write_timestamp_seconds", "gauge",
+           "Unix time of the last successful snapshot write (0: none yet).");
+    fmt::format_to(std::back_inserter(out), "cachalot_snapshot_last_write_timestamp_seconds {}\n",
+                   get(m.last_write_unix));
+  }
+
   histogram(out, ws, "cachalot_request_duration_seconds", "Time from request head to response end.",
             &WorkerMetrics::request_duration);
   histogram(out, ws, "cachalot_upstream_duration_seconds", "Origin fetch time for misses and revalidations.",
             &WorkerMetrics::upstream_duration);
+  render_cluster(out, cluster_);
   return out;
 }
 

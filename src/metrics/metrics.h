@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/snapshot.h"
 #include "cache/storable.h"
 
 namespace cachalot::metrics {
@@ -27,6 +28,7 @@ enum class Result : uint8_t {
   Hit,          // fresh entry served without contacting the origin
   Stale,        // stale entry served (stale-while-revalidate or max-stale)
   StaleError,   // stale entry served because the origin failed (stale-if-error)
+  StaleDisconnect,  // stale entry served because the origin could not be reached (RFC 9111 §4.2.4)
   Revalidated,  // entry validated with the origin (304) and served
   Miss,         // fetched from the origin (stored or not) for a cacheable request
   Coalesced,    // answered from another request's fetch
@@ -58,6 +60,8 @@ enum class StoreDecisionExtra : uint8_t {
   Revalidated,  // a 304 freshened the stored entry
   Unshared,     // a 304 made the stored response unstorable: the entry was removed
   Invalidated,  // an invalidation issued while the fill was in flight voided it
+  HeadUpdated,      // a HEAD response updated the stored GET response (RFC 9111 §4.3.5)
+  HeadMarkedStale,  // a HEAD response that differs made the stored GET response stale (§4.3.5)
   kCount
 };
 std::string_view to_string(StoreDecisionExtra d) noexcept;
@@ -71,6 +75,46 @@ struct Histogram {
   std::atomic<uint64_t> count{0};
   std::atomic<uint64_t> sum_us{0};
   void observe(double seconds) noexcept;
+};
+
+// The invalidation bus (src/cluster). One writer: the bus's loop; relaxed
+// atomics so a scrape on the admin thread reads them without locks.
+enum class ClusterCounter : uint8_t {
+  Published,   // local events Redis acknowledged (XADD)
+  Applied,     // remote invalidations applied here
+  Own,         // this node's own events read back from the stream (skipped)
+  Duplicate,   // a remote event seen before (a republish after a lost reply; skipped)
+  Invalid,     // entries this node cannot read (newer version, malformed): each one resyncs
+  Dropped,     // local events dropped because the queue was full (the other nodes resync)
+  Reconnects,  // times the bus got its connection back after losing it
+  kCount
+};
+std::string_view to_string(ClusterCounter c) noexcept;
+
+// Why a node soft-purged everything (a resync): events it should have applied are gone.
+enum class ResyncReason : uint8_t {
+  Trimmed,     // its last id is older than the stream's first entry (away longer than max_events)
+  Gap,         // a sender's sequence skipped numbers (its queue overflowed, or Redis lost entries)
+  Unreadable,  // an entry it cannot read: it may have been an invalidation
+  kCount
+};
+std::string_view to_string(ResyncReason r) noexcept;
+
+struct ClusterMetrics {
+  std::atomic<bool> enabled{false};  // rendered only for a node with a cluster: section
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(ClusterCounter::kCount)> counters{};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(ResyncReason::kCount)> resyncs{};
+  std::atomic<uint64_t> queued{0};     // gauge: local events waiting for Redis
+  std::atomic<uint64_t> connected{0};  // gauge: 1 while both connections are up and reading
+  std::atomic<int64_t> lag_last_us{0}; // gauge: now - event time of the last applied event
+  Histogram lag;                       // now - event time (publisher's wall clock), applied events
+
+  void inc(ClusterCounter c, uint64_t n = 1) noexcept {
+    counters[static_cast<size_t>(c)].fetch_add(n, std::memory_order_relaxed);
+  }
+  uint64_t get(ClusterCounter c) const noexcept { return counters[static_cast<size_t>(c)].load(std::memory_order_relaxed); }
+  void resync(ResyncReason r) noexcept { resyncs[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+  uint64_t resync_count() const noexcept;
 };
 
 // Route ids for per-route counters: a route name gets the same id for the
@@ -131,6 +175,29 @@ struct alignas(64) WorkerMetrics {
   }
 };
 
+// Warm restarts (cache.snapshot): the load at start and the writes. Rare
+// events, written by the thread doing them; read by scrapes.
+struct SnapshotMetrics {
+  enum class LoadStatus : uint8_t {
+    Disabled,  // cache.snapshot.path is ""
+    Missing,   // no file (first start, or it was removed)
+    Rejected,  // the file was damaged or foreign: the cache started cold
+    Loaded,    // the file was read (loaded_objects may still be 0)
+    kCount
+  };
+  static constexpr std::size_t kSkips = static_cast<std::size_t>(cache::snapshot::Skip::kCount);
+  std::atomic<uint8_t> load_status{static_cast<uint8_t>(LoadStatus::Disabled)};
+  std::atomic<uint64_t> loaded_objects{0}, loaded_bytes{0};
+  std::array<std::atomic<uint64_t>, kSkips> load_skipped{};   // records not loaded, by reason
+  std::array<std::atomic<uint64_t>, kSkips> write_skipped{};  // entries left out of writes (expired, invalidated)
+  std::atomic<uint64_t> load_duration_us{0};
+  std::atomic<uint64_t> writes_ok{0}, writes_failed{0};
+  std::atomic<uint64_t> written_objects{0}, written_bytes{0};  // the last successful write
+  std::atomic<uint64_t> write_duration_us{0};                   // the last successful write
+  std::atomic<int64_t> last_write_unix{0};                      // 0 = none yet
+};
+std::string_view to_string(SnapshotMetrics::LoadStatus s) noexcept;
+
 class Metrics {
  public:
   // `workers` proxy workers, plus one more slot for the admin thread and other
@@ -139,6 +206,10 @@ class Metrics {
   WorkerMetrics& worker(std::size_t i) noexcept { return *workers_[i]; }
   WorkerMetrics& extra() noexcept { return *workers_.back(); }
   RouteIds& routes() noexcept { return routes_; }
+  ClusterMetrics& cluster() noexcept { return cluster_; }
+  const ClusterMetrics& cluster() const noexcept { return cluster_; }
+  SnapshotMetrics& snapshot() noexcept { return snapshot_; }
+  const SnapshotMetrics& snapshot() const noexcept { return snapshot_; }
 
   // Gauges read at scrape time (store objects/bytes...).
   struct Gauge {
@@ -153,6 +224,8 @@ class Metrics {
   std::vector<std::unique_ptr<WorkerMetrics>> workers_;
   std::vector<Gauge> gauges_;
   RouteIds routes_;
+  ClusterMetrics cluster_;
+  SnapshotMetrics snapshot_;
 };
 
 }  // namespace cachalot::metrics

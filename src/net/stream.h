@@ -93,8 +93,23 @@ class Stream {
   asio::awaitable<bool> write(const Buffers& buffers, std::chrono::milliseconds timeout,
                               std::size_t* written = nullptr) {
     if (write_failed_) co_return false;
-    watchdog_.arm(timeout);
     asio::error_code ec;
+    if (!tls_) {
+      // Plain TCP: one non-blocking sendmsg first. A response that fits the
+      // socket buffer (nearly every hit) is done without an async operation,
+      // a trip through the scheduler and a coroutine suspension; the rest, if
+      // any, is written asynchronously under the watchdog.
+      const std::size_t n = write_now(buffers, ec);
+      if (written) *written += n;
+      if (!ec) co_return true;
+      if (ec != asio::error::would_block && ec != asio::error::try_again) {
+        write_failed_ = true;
+        co_return false;
+      }
+      if (n != 0) co_return co_await write_rest(buffers, n, timeout, written);
+      ec.clear();
+    }
+    watchdog_.arm(timeout);
     std::size_t n = tls_ ? co_await asio::async_write(*tls_, buffers, asio::redirect_error(asio::use_awaitable, ec))
                          : co_await asio::async_write(socket_, buffers, asio::redirect_error(asio::use_awaitable, ec));
     watchdog_.disarm();
@@ -103,6 +118,62 @@ class Stream {
     co_return !write_failed_;
   }
   bool write_failed() const noexcept { return write_failed_; }
+
+ private:
+  // Writes what the socket takes now, without blocking: all of `buffers`
+  // (ec clear), part or none (ec would_block), or fails (ec set).
+  template <class Buffers>
+  std::size_t write_now(const Buffers& buffers, asio::error_code& ec) {
+    if (!non_blocking_) {
+      socket_.non_blocking(true, ec);  // sync calls return would_block instead of blocking
+      if (ec) return 0;
+      non_blocking_ = true;
+    }
+    const std::size_t total = asio::buffer_size(buffers);
+    std::size_t done = 0;
+    while (done < total) {
+      // The first call sends everything in one sendmsg; a retry only follows a short write.
+      const std::size_t n = done == 0 ? socket_.write_some(buffers, ec) : write_from(buffers, done, ec);
+      done += n;
+      if (ec) return done;
+      if (n == 0) break;
+    }
+    return done;
+  }
+  template <class Buffers>
+  std::size_t write_from(const Buffers& buffers, std::size_t skip, asio::error_code& ec) {
+    std::vector<asio::const_buffer> rest = tail_of(buffers, skip);
+    return socket_.write_some(rest, ec);
+  }
+  template <class Buffers>
+  static std::vector<asio::const_buffer> tail_of(const Buffers& buffers, std::size_t skip) {
+    std::vector<asio::const_buffer> rest;
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
+      asio::const_buffer b(*it);
+      if (skip >= b.size()) {
+        skip -= b.size();
+        continue;
+      }
+      rest.push_back(b + skip);
+      skip = 0;
+    }
+    return rest;
+  }
+  // The part of `buffers` after the first `skip` bytes, asynchronously.
+  template <class Buffers>
+  asio::awaitable<bool> write_rest(const Buffers& buffers, std::size_t skip, std::chrono::milliseconds timeout,
+                                   std::size_t* written) {
+    std::vector<asio::const_buffer> rest = tail_of(buffers, skip);
+    watchdog_.arm(timeout);
+    asio::error_code ec;
+    const std::size_t n = co_await asio::async_write(socket_, rest, asio::redirect_error(asio::use_awaitable, ec));
+    watchdog_.disarm();
+    if (written) *written += n;
+    if (ec) write_failed_ = true;
+    co_return !write_failed_;
+  }
+
+ public:
 
   // Drops the unread bytes (a connection being reset for reuse).
   void discard() noexcept { rpos_ = rend_ = 0; }
@@ -121,6 +192,7 @@ class Stream {
   std::size_t rpos_ = 0, rend_ = 0;
   bool eof_ = false;
   bool write_failed_ = false;
+  bool non_blocking_ = false;  // the socket's user-level non-blocking mode is on
 };
 
 }  // namespace cachalot::net

@@ -38,6 +38,14 @@ std::string_view to_string(UpstreamError e) noexcept;
 inline bool is_timeout(UpstreamError e) noexcept {
   return e == UpstreamError::ConnectTimeout || e == UpstreamError::Timeout;
 }
+// RFC 9111 §4.2.4 "disconnected": the origin could not be reached, or closed
+// or reset the connection before a response head (refused, connect timeout,
+// reset, write failed). Not a first-byte timeout (the origin is there, only
+// slow), nor a bad response or a TLS failure (something answered).
+inline bool is_disconnection(UpstreamError e) noexcept {
+  return e == UpstreamError::ConnectRefused || e == UpstreamError::ConnectTimeout || e == UpstreamError::Reset ||
+         e == UpstreamError::WriteFailed;
+}
 
 struct UpstreamOptions {
   std::string host;  // for DNS and the Host default

@@ -84,6 +84,13 @@ App::~App() {
     w->ioc.stop();
     if (w->thread.joinable()) w->thread.join();
   }
+  purger_.set_publisher(nullptr);
+  publisher_.reset();  // before the io_contexts it runs on
+}
+
+void App::set_publisher(std::unique_ptr<InvalidationPublisher> p) {
+  publisher_ = std::move(p);
+  purger_.set_publisher(publisher_.get());
 }
 
 App::TlsContexts App::make_tls(const config::Config& cfg) {
@@ -172,6 +179,7 @@ void App::accept_loop(Worker& w, asio::ip::tcp::acceptor& acc, std::string liste
 void App::start() {
   auto cfg = config();
   configure_access_log(*cfg);
+  snapshotter_.load();  // before any listener: no request sees a half-loaded cache
   bind_listeners(*cfg);
   for (auto& w : workers_) {
     Worker* wp = w.get();
@@ -187,6 +195,12 @@ void App::start() {
   }
   for (const auto& l : cfg->server.listen)
     spdlog::info("listening on {} ({} workers), origin {}", l.text, workers_.size(), cfg->upstream.url.text);
+  snapshotter_.start_periodic();
+}
+
+void App::write_final_snapshot() {
+  snapshotter_.stop_periodic();
+  snapshotter_.write("shutdown");
 }
 
 void App::begin_drain() {
@@ -239,6 +253,7 @@ std::string App::reload(std::shared_ptr<const config::Config> cfg) {
   if (cfg->server.workers != old->server.workers)
     spdlog::warn("server.workers changed from {} to {}: takes effect on restart", old->server.workers,
                  cfg->server.workers);
+  if (cfg->cluster != old->cluster) spdlog::warn("cluster: changed: takes effect on restart");
   TlsContexts tls;
   try {
     tls = make_tls(*cfg);  // re-reads certificates and keys

@@ -29,6 +29,7 @@
 #include "net/upstream.h"
 #include "proxy/purger.h"
 #include "proxy/runtime.h"
+#include "proxy/snapshotter.h"
 
 namespace cachalot::proxy {
 
@@ -77,7 +78,9 @@ class App {
   explicit App(std::shared_ptr<const config::Config> cfg);
   ~App();
 
-  // Binds listeners (throws std::system_error naming the address on failure).
+  // Loads the cache snapshot (cache.snapshot.path), then binds listeners
+  // (throws std::system_error naming the address on failure) and starts the
+  // workers and the periodic snapshots.
   void start();
   // Blocks until stop() completes; returns the exit code.
   int run();
@@ -87,6 +90,8 @@ class App {
   std::string reload(std::shared_ptr<const config::Config> cfg);
   // Re-reads the config file it was started with.
   std::string reload_from_file();
+  // After run(): stops the periodic snapshots and writes the last one.
+  void write_final_snapshot();
 
   std::shared_ptr<const config::Config> config() const { return runtime()->config_ptr(); }
   std::shared_ptr<const Runtime> runtime() const { return runtime_.load(std::memory_order_acquire); }
@@ -99,6 +104,10 @@ class App {
   const metrics::Metrics& metrics() const noexcept { return metrics_; }
   bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
   std::vector<std::unique_ptr<Worker>>& workers() noexcept { return workers_; }
+
+  // Hands every local invalidation to `p` as well (the cluster bus). Call
+  // before start(); the App owns it and destroys it after the workers stopped.
+  void set_publisher(std::unique_ptr<InvalidationPublisher> p);
 
   // Applies an invalidation from the admin API (counted by kind).
   cache::PurgeOutcome purge(const cache::Purge& p);
@@ -134,6 +143,10 @@ class App {
   cache::InvalidationLog invalidations_;
   Purger purger_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // After workers_: destroyed first, once the workers' threads are joined
+  // (the bus runs on a worker's io_context and must go before it).
+  std::unique_ptr<InvalidationPublisher> publisher_;
+  Snapshotter snapshotter_{*this};  // after the store and workers: its thread stops first
   std::atomic<bool> draining_{false};
   std::mutex reload_mu_;
   // Route generations (purge by route, O(1)): one atomic per slot, slot =

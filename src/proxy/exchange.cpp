@@ -24,7 +24,8 @@ Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHe
       conn_(conn),
       out_(out),
       buffers_(buffers),
-      responder_(conn, req, out, buffers, rt_->config().server.timeouts.send, w.app.draining()),
+      responder_(conn, req, out, buffers, rt_->config().server.timeouts.send, w.app.draining(),
+                 &rt_->drop_targeted_cache_control()),
       fwd_(fwd),
       key_(fwd.key()) {}
 
@@ -37,7 +38,8 @@ Exchange::Exchange(Worker& w, std::shared_ptr<const Runtime> rt, http::RequestHe
       conn_(nullptr),
       out_(out),
       buffers_(buffers),
-      responder_(nullptr, req, out, buffers, rt_->config().server.timeouts.send, false),
+      responder_(nullptr, req, out, buffers, rt_->config().server.timeouts.send, false,
+                 &rt_->drop_targeted_cache_control()),
       fwd_(fwd),
       policy_(&rt_->policy_for(fwd.path())),
       key_(fwd.key()) {}
@@ -48,6 +50,7 @@ awaitable<void> Exchange::run() {
   opts.fallback_host = cfg.upstream.url.host;
   opts.trusted_proxies = &rt_->trusted_proxies();
   opts.drop_fields = &rt_->drop_request_fields();
+  opts.accept_encoding = &rt_->accept_encoding();
   if (auto e = fwd_.prepare(req_, conn_->scheme(), conn_->peer(), opts); e != http::TargetError::None)
     return bad_target(e);
   policy_ = &rt_->policy_for(fwd_.path());
@@ -167,7 +170,7 @@ awaitable<void> Exchange::cacheable() {
   FetchPlan plan;
   plan.may_store = !rcc_.no_store && req_.method == http::Method::Get;
   plan.stale = entry;
-  plan.conditional = entry && (!entry->etag().empty() || !entry->last_modified().empty());
+  plan.conditional = entry && (!entry->origin_etag().empty() || !entry->last_modified().empty());
   out_.cache_status = "fwd=" + std::string(miss_reason);
   if (!detail.empty() && detail != miss_reason) out_.cache_status += "; detail=" + std::string(detail);
   out_.result = metrics::Result::Miss;
@@ -216,7 +219,7 @@ awaitable<void> Exchange::revalidate(cache::EntryRef stale, cache::FetchPermit p
   FetchPlan plan;
   plan.may_store = true;
   plan.stale = std::move(stale);
-  plan.conditional = !plan.stale->etag().empty() || !plan.stale->last_modified().empty();
+  plan.conditional = !plan.stale->origin_etag().empty() || !plan.stale->last_modified().empty();
   plan.permit = std::move(permit);
   out_.result = metrics::Result::Miss;
   out_.cache_status = "fwd=stale; detail=background";

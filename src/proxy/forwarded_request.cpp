@@ -133,6 +133,10 @@ http::TargetError ForwardedRequest::prepare(http::RequestHead& req, std::string_
         if (iequals(d, f.name)) return true;
     return false;
   });
+  // What is forwarded is what is keyed: the reduced value replaces the
+  // client's lines here, before any key or variant key reads the fields.
+  if (opts.accept_encoding && cache::reduce_accept_encoding(req.headers, *opts.accept_encoding, accept_encoding_))
+    req.headers.set("Accept-Encoding", accept_encoding_);
   return http::TargetError::None;
 }
 

@@ -9,6 +9,10 @@
 //    (RFC 9110 §7.6.1), except Host, which can never be removed;
 //  - server.drop_request_fields (X-Original-URL, X-HTTP-Method-Override...)
 //    are removed;
+//  - with cache.accept_encoding, Accept-Encoding is reduced to the configured
+//    codings the client accepts (cache::reduce_accept_encoding(), RFC 9110
+//    §12.5.3): one line with the reduced value replaces the client's, so the
+//    origin gets, and the variant key is computed from, the same value;
 //  - forwarding fields belong to us: X-Forwarded-For/-Host/-Proto and
 //    Forwarded from the client are removed and written anew; from a peer in
 //    server.trusted_proxies their values are kept and extended.
@@ -41,6 +45,7 @@ struct ForwardOptions {
   const config::CidrSet* trusted_proxies = nullptr;     // server.trusted_proxies
   const std::vector<std::string>* drop_fields = nullptr;  // server.drop_request_fields
   std::string_view fallback_host;                       // Host for requests without one (HTTP/1.0): the origin's
+  const std::vector<std::string>* accept_encoding = nullptr;  // cache.accept_encoding (null or empty: as sent)
 };
 
 struct Peer {
@@ -102,6 +107,7 @@ class ForwardedRequest {
   bool has_query_ = false;
   bool finished_ = false;
   std::string client_ip_;
+  std::string accept_encoding_;  // the reduced Accept-Encoding (capacity reused)
   bool trusted_ = false;
   bool asterisk_ = false;
   // From a trusted peer: what it sent (empty when it sent nothing).

@@ -76,11 +76,25 @@ cache::AdmissionContext OriginFetch::admission() const {
   c.storable = &x_.policy_->storable;
   c.freshness = &x_.policy_->freshness;
   c.tag_fields = &cfg_.cache.tag_headers;
+  c.targeted = &x_.rt_->targeted_cache_control();       // RFC 9213 §2.2
+  c.withheld = &x_.rt_->drop_targeted_cache_control();  // RFC 9213 §3
   c.route = x_.policy_->name;
   c.route_generation = route_generation_;
+  c.synthesize_etag = x_.policy_->synthesize_etag;
   c.request_time = request_time_;
   c.response_time = response_time_;
   return c;
+}
+
+cache::AdmissionContext OriginFetch::admission_as_get(std::optional<http::RequestHead>& as_get) const {
+  auto ctx = admission();
+  if (x_.req_.method != http::Method::Get) {
+    as_get.emplace(x_.req_);
+    as_get->method = http::Method::Get;
+    as_get->method_name = "GET";
+    ctx.request = &*as_get;
+  }
+  return ctx;
 }
 
 bool OriginFetch::publish(const cache::EntryRef& e,
@@ -128,7 +142,7 @@ void OriginFetch::build_head() {
   });
   if (plan_.conditional && plan_.stale) {
     http::HeaderMap v;
-    cache::add_validators(v, plan_.stale->etag(), plan_.stale->last_modified());
+    cache::add_validators(v, plan_.stale->origin_etag(), plan_.stale->last_modified());
     v.serialize(head);
   }
   if (x_.conn_ && pass) {
@@ -262,22 +276,37 @@ bool OriginFetch::stale_usable_on_error(core::TimePoint now) const {
                                          std::chrono::duration_cast<core::Seconds>(cfg_.cache.stale_if_error));
 }
 
-awaitable<void> OriginFetch::serve_stale_on_error(int origin_status, std::string_view detail) {
+bool OriginFetch::stale_usable_when_disconnected(core::TimePoint now) const {
+  return plan_.stale && !plan_.pass &&
+         cache::can_serve_stale_when_disconnected(plan_.stale->freshness(), x_.rcc_, now, x_.rt_->stale_on_disconnect());
+}
+
+awaitable<void> OriginFetch::serve_stale_on_error(int origin_status, std::string_view detail, metrics::Result result) {
   auto now = core::Clock::now();
   x_.out_.cache_status = "fwd=stale; fwd-status=" + std::to_string(origin_status) +
                          "; ttl=" + std::to_string(plan_.stale->freshness().ttl(now)) + "; detail=" + std::string(detail);
-  co_await x_.responder_.entry(*plan_.stale, metrics::Result::StaleError);
+  co_await x_.responder_.entry(*plan_.stale, result);
 }
 
 awaitable<void> OriginFetch::failed(UpstreamError err) {
   w_.metrics.upstream_error(kind_of(err));
-  spdlog::warn("upstream {} for {} {}: {}", cfg_.upstream.url.text, http::to_string(x_.req_.method), x_.req_.target,
-               net::to_string(err));
   release(false);
   plan_.permit.finish(cache::Fill::State::Failed);
-  // RFC 5861 §4: failing to reach the origin at all is an error too.
-  if (stale_usable_on_error(core::Clock::now())) {
-    co_await serve_stale_on_error(0, "stale-if-error-" + std::string(net::to_string(err)));
+  const auto now = core::Clock::now();
+  std::string stale_detail;
+  metrics::Result result = metrics::Result::StaleError;
+  if (stale_usable_on_error(now)) {
+    // RFC 5861 §4: failing to reach the origin at all is an error too.
+    stale_detail = "stale-if-error-" + std::string(net::to_string(err));
+  } else if (net::is_disconnection(err) && stale_usable_when_disconnected(now)) {
+    // RFC 9111 §4.2.4: a disconnected cache may serve stale (cache.stale_on_disconnect).
+    stale_detail = "stale-on-disconnect-" + std::string(net::to_string(err));
+    result = metrics::Result::StaleDisconnect;
+  }
+  spdlog::warn("upstream {} for {} {}: {}{}{}", cfg_.upstream.url.text, http::to_string(x_.req_.method), x_.req_.target,
+               net::to_string(err), stale_detail.empty() ? "" : "; served stale: ", stale_detail);
+  if (!stale_detail.empty()) {
+    co_await serve_stale_on_error(0, stale_detail, result);
     co_return;
   }
   x_.out_.cache_status += "; detail=upstream-" + std::string(net::to_string(err));
@@ -287,15 +316,8 @@ awaitable<void> OriginFetch::failed(UpstreamError err) {
 awaitable<void> OriginFetch::not_modified() {
   // The stored response is a GET's; a HEAD revalidated it (RFC 9111 §4.3.5),
   // so the gate judges the merged response as the GET it updates.
-  auto ctx = admission();
   std::optional<http::RequestHead> as_get;
-  if (x_.req_.method != http::Method::Get) {
-    as_get.emplace(x_.req_);
-    as_get->method = http::Method::Get;
-    as_get->method_name = "GET";
-    ctx.request = &*as_get;
-  }
-  auto f = cache::freshen(ctx, *plan_.stale, up_->parser.response());
+  auto f = cache::freshen(admission_as_get(as_get), *plan_.stale, up_->parser.response());
   release(up_->reusable());  // the 304 is not used past this point
   w_.metrics.upstream_duration.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at_).count());
   auto& out = x_.out_;
@@ -314,9 +336,55 @@ awaitable<void> OriginFetch::not_modified() {
   plan_.permit.finish(cache::Fill::State::Uncacheable);
   cache::EntryDraft d = cache::draft_of(*plan_.stale);
   d.headers = std::move(f.response_fields);
+  d.withheld = x_.rt_->drop_targeted_cache_control();  // RFC 9213 §3, as for any response
   cache::EntryRef served = cache::build_entry(d);
   out.cache_status = "fwd=stale; fwd-status=304; detail=" + std::string(cache::to_string(f.verdict.reason));
   co_await x_.responder_.entry(*served, metrics::Result::Revalidated, client);
+}
+
+awaitable<void> OriginFetch::head_response() {
+  // RFC 9111 §4.3.5: a HEAD response that reached us with a stored GET
+  // response for the same request (the variant it selected, §4.1) says
+  // something about that stored response.
+  const auto& resp = up_->parser.response();
+  const cache::EntryRef stored = plan_.stale;
+  const cache::HeadMerge m = cache::merge_head(stored->fields(), stored->body().size(), resp);
+  auto& out = x_.out_;
+  switch (m.verdict) {
+    case cache::HeadUpdate::Update: {
+      // "update the stored response as described in Section 4.3.4": the HEAD's
+      // fields are merged as a 304's (Set-Cookie to this client only) and the
+      // result passes the gate as the GET it is.
+      std::optional<http::RequestHead> as_get;
+      auto f = cache::freshen(admission_as_get(as_get), *stored, resp);
+      if (!f.entry) {
+        // Its directives now forbid sharing (private, no-store...): as for a 304.
+        x_.app_.store().erase_entry(stored);
+        w_.metrics.store_decision(metrics::StoreDecisionExtra::Unshared);
+        head_detail_ = "head-unshared";
+        break;
+      }
+      release(up_->reusable());  // a HEAD response has no body: nothing more to read
+      w_.metrics.upstream_duration.observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at_).count());
+      if (publish(f.entry, stored)) w_.metrics.store_decision(metrics::StoreDecisionExtra::HeadUpdated);
+      out.cache_status = "fwd=stale; fwd-status=" + std::to_string(resp.status) +
+                         "; ttl=" + std::to_string(f.entry->freshness().ttl(response_time_)) + "; detail=head-update";
+      const http::HeaderMap* client = f.client_fields.empty() ? nullptr : &f.client_fields;
+      co_await x_.responder_.entry(*f.entry, metrics::Result::Revalidated, client);
+      co_return;
+    }
+    case cache::HeadUpdate::MarkStale:
+      // "otherwise, the cache SHOULD consider the stored response to be stale":
+      // the next GET revalidates it (a soft purge's stale copy, in its place).
+      if (x_.app_.store().replace_if_same(stored, cache::mark_stale(*stored, response_time_)))
+        w_.metrics.store_decision(metrics::StoreDecisionExtra::HeadMarkedStale);
+      head_detail_ = "head-mark-stale";
+      break;
+    case cache::HeadUpdate::Ignore:
+      break;
+  }
+  co_await relay();
 }
 
 awaitable<void> OriginFetch::run() {
@@ -387,6 +455,10 @@ awaitable<void> OriginFetch::run() {
     co_await serve_stale_on_error(status, "stale-if-error");
     co_return;
   }
+  if (x_.req_.method == http::Method::Head && plan_.stale && !plan_.pass) {
+    co_await head_response();
+    co_return;
+  }
   co_await relay();
 }
 
@@ -410,18 +482,27 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
     plan_.permit.finish(cache::Fill::State::Uncacheable);
     if (not_shareable(admitted.verdict.reason) && plan_.may_store)
       x_.app_.coalescer().mark_hit_for_miss(x_.key_, response_time_ + cfg_.cache.coalesce.hit_for_miss);
-    out.cache_status += "; fwd-status=" + std::to_string(resp.status) + "; detail=" + std::string(cache::to_string(reason));
+    // A HEAD names what its response did to the stored GET response instead (§4.3.5).
+    out.cache_status += "; fwd-status=" + std::to_string(resp.status) + "; detail=" +
+                        std::string(head_detail_.empty() ? cache::to_string(reason) : head_detail_);
     return nullptr;
   }
   auto entry = std::move(admitted.entry);
   if (clen > 0) entry->body.reserve(static_cast<std::size_t>(clen));
   out.cache_status += "; fwd-status=" + std::to_string(resp.status) + "; stored; ttl=" +
                       std::to_string(entry->freshness.ttl(response_time_));
+  // RFC 9211 §2.8: one detail per entry; a revalidation's detail comes first.
+  if (entry->synthesize_etag && out.cache_status.find("; detail=") == std::string::npos)
+    out.cache_status += "; detail=etag-synthesized";
   if (plan_.permit) {
     // Followers get the head as it will be stored, framed for them.
     auto fh = std::make_shared<cache::Fill::Head>();
     wire::append_status_line(fh->head_block, resp.status, resp.reason);
-    entry->headers.serialize(fh->head_block);
+    // As the entry's own head block: without the withheld fields (RFC 9213 §3).
+    for (auto f : entry->headers) {
+      if (cache::withheld_downstream(f.name, entry->withheld)) continue;
+      fh->head_block.append(f.name).append(": ").append(f.value).append("\r\n");
+    }
     fh->head_block.append("Via: 1.1 cachalot\r\n");
     if (clen >= 0) {
       fh->head_block.append("Content-Length: ");
@@ -429,7 +510,7 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
       fh->head_block.append("\r\n");
     }
     fh->content_length = clen;
-    fh->proto = cache::build_entry(*entry);  // the body is still empty
+    fh->proto = cache::build_entry(*entry, false);  // the body is still empty (and so has no ETag yet)
     plan_.permit.set_head(std::move(fh));
   }
   return entry;

@@ -5,8 +5,11 @@
 //   send: connect or reuse, write head and body, read the final head
 //         (interim 1xx relayed; an unsolicited 101 is a bad response)
 //   then one of:
-//     failed         nothing usable came back: stale-if-error or 502/504
+//     failed         nothing usable came back: stale-if-error, the disconnect
+//                    grace (cache.stale_on_disconnect) or 502/504
 //     not_modified   304 to our conditional request: freshen through the gate
+//     head_response  a HEAD's response with a stored GET response: update it,
+//                    mark it stale or leave it (RFC 9111 §4.3.5), then relay
 //     relay          a full response: admission gate, head to the client and
 //                    the fill, body in lockstep, publish through the
 //                    invalidation log before the client's last byte
@@ -52,6 +55,7 @@ class OriginFetch {
   asio::awaitable<bool> send_request_body();
   asio::awaitable<void> failed(net::UpstreamError err);
   asio::awaitable<void> not_modified();
+  asio::awaitable<void> head_response();
   asio::awaitable<void> relay();
   // The admission gate for a full response: the entry to fill (and the fill's
   // head offered to followers), or null when nothing is stored.
@@ -66,7 +70,11 @@ class OriginFetch {
   // Packs the draft, publishes it and ends the fill Done (the draft is consumed).
   void complete_entry(std::unique_ptr<cache::EntryDraft>& draft);
   bool stale_usable_on_error(core::TimePoint now) const;
-  asio::awaitable<void> serve_stale_on_error(int origin_status, std::string_view detail);
+  bool stale_usable_when_disconnected(core::TimePoint now) const;
+  asio::awaitable<void> serve_stale_on_error(int origin_status, std::string_view detail,
+                                             metrics::Result result = metrics::Result::StaleError);
+  // The request as the stored GET response's: a HEAD is judged as the GET it updates (§4.3.5).
+  cache::AdmissionContext admission_as_get(std::optional<http::RequestHead>& as_get) const;
   cache::AdmissionContext admission() const;
   // Publishes `e` (finalized) unless an invalidation voided it; `replacing`:
   // the entry a 304 freshened. True when the store holds it now.
@@ -85,6 +93,7 @@ class OriginFetch {
   std::chrono::steady_clock::time_point sent_at_{};
   bool has_body_ = false;
   bool body_failed_ = false;  // reading the client's request body failed
+  std::string_view head_detail_;  // a HEAD's §4.3.5 verdict, the Cache-Status detail of its relay
 };
 
 }  // namespace cachalot::proxy

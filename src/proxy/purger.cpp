@@ -19,7 +19,7 @@ std::string normalized_target(std::string_view target, const cache::KeyOptions& 
 
 }  // namespace
 
-cache::PurgeOutcome Purger::apply(const cache::Purge& p, const Runtime& rt) {
+cache::PurgeOutcome Purger::apply(const cache::Purge& p, const Runtime& rt, Source source) {
   using Kind = cache::Purge::Kind;
   cache::PurgeOutcome out;
   cache::InvalidationLog::Rule rule;
@@ -84,6 +84,10 @@ cache::PurgeOutcome Purger::apply(const cache::Purge& p, const Runtime& rt) {
     case Kind::All: out.purged = soft ? store_.rewrite_all(rewrite) : store_.purge_all(); break;
     case Kind::Route: out.generation = app_.bump_route_generation(p.value); break;
   }
+
+  // 4. the other nodes (after this node's own purge: the publisher only queues)
+  if (source == Source::Local)
+    if (InvalidationPublisher* pub = publisher_.load(std::memory_order_acquire)) pub->publish(p);
   return out;
 }
 

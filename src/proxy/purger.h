@@ -1,6 +1,7 @@
 // Purger: every invalidation goes through here, whoever asked for it: the
 // admin API (URL, prefix, tag, all, route; soft or hard), the PURGE method,
-// the responses to unsafe methods (RFC 9111 §4.4), and later remote nodes.
+// the responses to unsafe methods (RFC 9111 §4.4), and remote nodes (the
+// cluster bus, src/cluster).
 //
 // Order, for each invalidation:
 //   1. record it in the InvalidationLog (a sequence number): fills whose
@@ -11,8 +12,13 @@
 //   3. purge the store (remove, or mark stale).
 // So an invalidation voids every response whose origin request was sent
 // before it, whether that response is stored, arriving, or not yet answered.
+// Then, for a local invalidation only:
+//   4. hand it to the publisher (if any), which tells the other nodes; they
+//      apply it through their own Purger as Source::Remote, which does not
+//      publish again.
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <string_view>
 
@@ -27,8 +33,23 @@ namespace cachalot::proxy {
 class App;
 class Runtime;
 
+// Where local invalidations go besides this node: the cluster bus
+// (src/cluster) publishes them to the other nodes. proxy/ knows only this
+// interface, not Redis. publish() is called on whichever thread applied the
+// invalidation (a worker, the admin thread) and must not block.
+class InvalidationPublisher {
+ public:
+  virtual ~InvalidationPublisher() = default;
+  virtual void publish(const cache::Purge& p) = 0;
+};
+
 class Purger {
  public:
+  enum class Source : uint8_t {
+    Local,   // asked for on this node: applied, then published
+    Remote,  // another node's, read from the bus: applied only
+  };
+
   Purger(App& app, cache::Store& store, cache::Coalescer& coalescer, cache::InvalidationLog& log)
       : app_(app), store_(store), coalescer_(coalescer), log_(log) {}
 
@@ -36,7 +57,10 @@ class Purger {
   // options (sort_query, ignore_params) from `rt`; every variant goes,
   // including those split by the route's key headers. Not counted in the
   // metrics: the caller counts by its own kind.
-  cache::PurgeOutcome apply(const cache::Purge& p, const Runtime& rt);
+  cache::PurgeOutcome apply(const cache::Purge& p, const Runtime& rt, Source source = Source::Local);
+
+  // Set once, before the workers start (App::set_publisher); null: none.
+  void set_publisher(InvalidationPublisher* p) noexcept { publisher_.store(p, std::memory_order_release); }
 
   // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the
   // target URI and same-origin Location / Content-Location.
@@ -48,6 +72,7 @@ class Purger {
   cache::Store& store_;
   cache::Coalescer& coalescer_;
   cache::InvalidationLog& log_;
+  std::atomic<InvalidationPublisher*> publisher_{nullptr};
 };
 
 }  // namespace cachalot::proxy

@@ -13,8 +13,14 @@ namespace cachalot::proxy {
 using asio::awaitable;
 
 Responder::Responder(ClientConnection* conn, const http::RequestHead& req, Outcome& out, ResponseBuffers& buffers,
-                     std::chrono::milliseconds send_timeout, bool draining)
-    : conn_(conn), req_(req), out_(out), buf_(buffers), send_timeout_(send_timeout), draining_(draining) {}
+                     std::chrono::milliseconds send_timeout, bool draining, const std::vector<std::string>* withheld)
+    : conn_(conn),
+      req_(req),
+      out_(out),
+      buf_(buffers),
+      send_timeout_(send_timeout),
+      draining_(draining),
+      withheld_(withheld && !withheld->empty() ? withheld : nullptr) {}
 
 bool Responder::connected() const noexcept { return conn_ && !conn_->gone(); }
 
@@ -63,7 +69,7 @@ awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, 
     buf_.head.clear();
     buf_.head.append("HTTP/1.1 304 Not Modified\r\n");
     http::HeaderMap h;
-    cache::copy_304_fields(e.fields(), h);
+    cache::copy_304_fields(e.downstream_fields(), h);
     h.serialize(buf_.head);
     buf_.head.append("Via: 1.1 cachalot\r\n");
     bufs[0] = asio::buffer(buf_.head);
@@ -88,7 +94,8 @@ awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, 
 
 awaitable<void> Responder::error(int status, std::string_view detail, bool close) {
   out_.status = status;
-  if (out_.result != metrics::Result::StaleError) out_.result = metrics::Result::Error;
+  if (out_.result != metrics::Result::StaleError && out_.result != metrics::Result::StaleDisconnect)
+    out_.result = metrics::Result::Error;
   if (close) out_.close = true;
   if (head_sent_) {
     // Too late for a clean answer: the client sees the connection close.
@@ -162,7 +169,10 @@ void Responder::stream_head(const http::ResponseHead& resp, bool chunked, bool c
     f.serialize(h);
   } else {
     wire::append_status_line(h, resp.status, resp.reason);
-    http::serialize_end_to_end(resp.headers, h, [](std::string_view) { return false; });
+    // RFC 9213 §3: a targeted field the operator knows is not used downstream may be removed.
+    http::serialize_end_to_end(resp.headers, h, [w = withheld_](std::string_view n) {
+      return w && cache::withheld_downstream(n, *w);
+    });
     if (chunked_) h.append("Transfer-Encoding: chunked\r\n");
   }
   if (!resp.headers.has("date")) {

@@ -55,8 +55,10 @@ struct ResponseBuffers {
 
 class Responder {
  public:
+  // `withheld`: response fields clients never get (cache.drop_targeted_cache_control,
+  // RFC 9213 §3), or null. Stored entries already keep them out of their head block.
   Responder(ClientConnection* conn, const http::RequestHead& req, Outcome& out, ResponseBuffers& buffers,
-            std::chrono::milliseconds send_timeout, bool draining);
+            std::chrono::milliseconds send_timeout, bool draining, const std::vector<std::string>* withheld = nullptr);
 
   // A client that can still receive this response.
   bool connected() const noexcept;
@@ -79,7 +81,7 @@ class Responder {
 
   // ---- a response relayed from the origin
   // Prepares the head; it is written with the first body bytes (one write for
-  // a small response). `client_304`: the origin's 200 answers the client's
+  // a small response). The withheld fields are left out. `client_304`: the origin's 200 answers the client's
   // own conditional, so the client gets a 304 (RFC 9110 §13.2.2).
   void stream_head(const http::ResponseHead& resp, bool chunked, bool client_304);
   // One piece of body (and the chunked terminator with the last one). False
@@ -112,6 +114,7 @@ class Responder {
   ResponseBuffers& buf_;
   std::chrono::milliseconds send_timeout_;
   bool draining_;
+  const std::vector<std::string>* withheld_;
   bool head_sent_ = false;
   bool head_pending_ = false;  // stream_head() prepared a head not yet written
   bool chunked_ = false;

@@ -16,12 +16,15 @@ RoutePolicy make_policy(const config::Config& cfg, const config::Route* route, m
   f.heuristic_max = secs(cfg.cache.heuristic_max);
   f.grace_sie = secs(cfg.cache.stale_if_error);
   f.keep = secs(cfg.cache.keep);
+  f.stale_on_disconnect = secs(cfg.cache.stale_on_disconnect);  // entries are kept for the disconnect grace
   bool stale_defaults = cfg.cache.stale_if_error.count() > 0;
+  p.synthesize_etag = cfg.cache.synthesize_etag;
   if (route) {
     p.name = route->name;
     p.metric_id = ids.id(route->name);
     p.bypass = route->bypass;
     p.refresh_ahead = route->refresh_ahead;
+    if (route->synthesize_etag) p.synthesize_etag = *route->synthesize_etag;
     p.key.sort_query = route->key.sort_query;
     p.key.ignore_params = route->key.ignore_params;
     p.key.headers = route->key.headers;
@@ -47,6 +50,7 @@ Runtime::Runtime(std::shared_ptr<const config::Config> cfg, metrics::RouteIds& i
   none_ = make_policy(c, nullptr, ids);
   routes_.reserve(c.routes.size());
   for (const auto& r : c.routes) routes_.push_back(make_policy(c, &r, ids));
+  stale_on_disconnect_ = secs(c.cache.stale_on_disconnect);
   max_object_size_ = std::min<uint64_t>(c.cache.max_object_size, c.cache.max_memory / std::max<uint32_t>(1, c.cache.shards));
 }
 

@@ -25,6 +25,7 @@ struct RoutePolicy {
   uint32_t metric_id = metrics::kNoRoute;
   bool bypass = false;
   bool refresh_ahead = false;
+  bool synthesize_etag = true;  // cache.synthesize_etag, or the route's own
   cache::KeyOptions key;
   cache::FreshnessOptions freshness;
   cache::StorableOptions storable;
@@ -44,12 +45,26 @@ class Runtime {
   uint64_t max_object_size() const noexcept { return max_object_size_; }
   const config::CidrSet& trusted_proxies() const noexcept { return config_->server.trusted_proxies; }
   const std::vector<std::string>& drop_request_fields() const noexcept { return config_->server.drop_request_fields; }
+  // RFC 9213 target list (cache.targeted_cache_control), for
+  // cache::select_response_cache_control() wherever a response is admitted.
+  const std::vector<std::string>& targeted_cache_control() const noexcept {
+    return config_->cache.targeted_cache_control;
+  }
+  // cache.drop_targeted_cache_control, for cache::forward_targeted_field().
+  const std::vector<std::string>& drop_targeted_cache_control() const noexcept {
+    return config_->cache.drop_targeted_cache_control;
+  }
+  // cache.accept_encoding, for cache::reduce_accept_encoding() on the forwarded request.
+  const std::vector<std::string>& accept_encoding() const noexcept { return config_->cache.accept_encoding; }
+  // cache.stale_on_disconnect, the `grace` of cache::can_serve_stale_when_disconnected().
+  core::Seconds stale_on_disconnect() const noexcept { return stale_on_disconnect_; }
 
  private:
   std::shared_ptr<const config::Config> config_;
   RoutePolicy none_;
   std::vector<RoutePolicy> routes_;  // parallel to config_->routes
   uint64_t max_object_size_ = 0;
+  core::Seconds stale_on_disconnect_{0};
 };
 
 }  // namespace cachalot::proxy

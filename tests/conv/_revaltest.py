@@ -36,7 +36,9 @@ UPSTREAM_ERRORS = "cachalot_upstream_errors_total"
 # Cache-Status shapes (README "Cache-Status (RFC 9211)").
 FRESH_HIT = re.compile(r"^cachalot; hit; ttl=[1-9]\d*$")
 SWR_HIT = re.compile(r"^cachalot; hit; ttl=(-\d+|0); detail=stale-while-revalidate$")
-STORED_MISS = re.compile(r"^cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=\d+$")
+# A 200 without ETag or Last-Modified is stored with a synthesized ETag, and
+# its first store says so (README, ETags for every response).
+STORED_MISS = re.compile(r"^cachalot; fwd=uri-miss; fwd-status=200; stored; ttl=\d+(; detail=etag-synthesized)?$")
 COLLAPSED = re.compile(r"^cachalot; fwd=uri-miss; collapsed\b")
 REVALIDATED_304 = re.compile(r"^cachalot; fwd=stale; fwd-status=304; ttl=\d+$")
 

@@ -34,6 +34,7 @@ CONTAINER_CONFIG = SOURCE_DIR / "packaging" / "container.yaml"
 DEFAULT_CONFIG = SOURCE_DIR / "config" / "cachalot.yaml"
 
 INSTALLED_BIN = "/usr/bin/cachalot"
+SNAPSHOT_PATH = "/var/lib/cachalot/cache.snap"  # cache.snapshot.path by convention (README)
 INSTALLED_CONFIG = "/etc/cachalot/cachalot.yaml"
 
 # Libraries every bookworm-slim image already has.
@@ -347,6 +348,13 @@ class SystemdUnitTest(unittest.TestCase):
         self.assertNotIn("PrivateUsers", self.service,
                          "capabilities in a private user namespace cannot bind :80 on the host")
 
+    def test_state_directory_holds_the_conventional_snapshot_path(self):
+        # README: cache.snapshot.path /var/lib/cachalot/cache.snap, writable under ProtectSystem=strict.
+        self.assertEqual(self.value("StateDirectory"), "cachalot")
+        self.assertEqual(self.value("StateDirectoryMode"), "0750")
+        self.assertEqual(os.path.dirname(SNAPSHOT_PATH), "/var/lib/" + self.value("StateDirectory"))
+        self.assertIn(SNAPSHOT_PATH, DEFAULT_CONFIG.read_text(), "config/cachalot.yaml names the path")
+
     def test_stop_timeout_exceeds_the_drain_timeout(self):
         stop = parse_duration(self.value("TimeoutStopSec"))
         for config in (DEFAULT_CONFIG, CONTAINER_CONFIG):
@@ -518,6 +526,7 @@ class DebianPackageTest(unittest.TestCase):
         self.assertEqual(stray, [], "install() rules put unexpected files in the package")
         if (SOURCE_DIR / "README.md").is_file():
             self.assertIn("./usr/share/doc/cachalot/README.md", entries)
+        self.assertIn("./usr/share/doc/cachalot/grafana/cachalot.json", entries)
 
     def test_control_fields(self):
         self.assertEqual(self.field("Package"), "cachalot")
@@ -555,6 +564,7 @@ class DebianPackageTest(unittest.TestCase):
         postinst = (self.control / "postinst").read_text()
         self.assertRegex(postinst, r"adduser --system\b.*")
         self.assertIn("/var/log/cachalot", postinst)
+        self.assertIn("/var/lib/cachalot", postinst)
         self.assertIn("getent passwd cachalot", postinst, "user creation must be idempotent")
         self.assertIn("stop", (self.control / "prerm").read_text())
 
@@ -649,6 +659,14 @@ class ContainerTest(unittest.TestCase):
         copies = [copy_sources(a) for a in self.final("COPY")]
         self.assertIn((["packaging/container.yaml"], INSTALLED_CONFIG),
                       [(s, d) for _, s, d in copies])
+
+    def test_snapshot_path_is_on_a_volume_owned_by_the_runtime_user(self):
+        volumes = [v for args in self.final("VOLUME") for v in json.loads(args)]
+        self.assertIn(os.path.dirname(SNAPSHOT_PATH), volumes)
+        self.assertRegex(CONTAINER_CONFIG.read_text(), r"(?m)^\s*path:\s*" + re.escape(SNAPSHOT_PATH) + r"\s*$")
+        uid = self.final("USER")[-1].split(":")[0]
+        runs = " ".join(self.final("RUN"))
+        self.assertRegex(runs, r"install -d -m 0750 -o " + uid + r" -g \d+ " + re.escape(os.path.dirname(SNAPSHOT_PATH)))
 
     def test_runtime_stage_installs_every_linked_library(self):
         binary = need_bin(self)

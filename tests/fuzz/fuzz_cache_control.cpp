@@ -1,5 +1,7 @@
 // libFuzzer target for the policy layer's parsers: Cache-Control (request and
-// response), HTTP-date, and the request-derived keys (primary_key, Vary).
+// response), targeted cache-control fields (RFC 9213, over the RFC 8941
+// Dictionary parser), HTTP-date, and the request-derived keys (primary_key,
+// Vary, the Accept-Encoding reduction).
 // Any bytes must be accepted without crashing, reading or writing out of
 // bounds or looping, and results must stay inside their documented ranges.
 //
@@ -10,7 +12,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "cache/cache_control.h"
 #include "cache/key.h"
@@ -18,6 +22,7 @@
 #include "http/date.h"
 #include "http/header_map.h"
 #include "http/message.h"
+#include "http/structured_fields.h"
 
 using namespace cachalot;
 
@@ -54,6 +59,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   lines.add("Cache-Control", in);
   check(cache::parse_response_cache_control(lines) == resp);
 
+  // Targeted fields: a strict Dictionary parse; what it yields stays in range,
+  // and the field-line form parses like the value.
+  const auto dict = http::sf::parse_dictionary(in);
+  const auto targeted = cache::parse_targeted_cache_control(in);
+  check(!targeted || dict);
+  if (targeted) {
+    check(targeted->targeted && in_delta_range(targeted->max_age) && in_delta_range(targeted->s_maxage) &&
+          in_delta_range(targeted->stale_while_revalidate) && in_delta_range(targeted->stale_if_error));
+    for (const auto& f : targeted->no_cache_fields) check(!f.empty());
+    for (const auto& f : targeted->private_fields) check(!f.empty());
+  }
+  http::HeaderMap targeted_lines;
+  targeted_lines.add("CDN-Cache-Control", in);
+  check(cache::parse_targeted_cache_control(targeted_lines, "cdn-cache-control") == targeted);
+
   // A date that parses must format back to a date that parses to the same
   // instant (formatting clamps to years 0000-9999, which parsing never exceeds).
   if (const auto t = http::parse_http_date(in)) {
@@ -81,6 +101,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     const std::size_t authority_end = static_cast<std::size_t>(path.data() - key.data());
     const std::string_view authority = std::string_view(key).substr(7, authority_end - 7);  // after "http://"
     check(cache::primary_key("http", authority, path, req_headers, o) == key);
+  }
+
+  // Weighted lists (Accept-Encoding, Accept-Language) and the reduction, whose
+  // result must itself be reducible to the same value.
+  http::HeaderMap weighted;
+  weighted.add("Accept-Encoding", in);
+  weighted.add("Accept-Language", in);
+  (void)cache::variant_key(std::vector<std::string>{"accept-encoding", "accept-language"}, weighted);
+  std::string reduced;
+  const std::vector<std::string> codings = {"br", "gzip"};
+  if (cache::reduce_accept_encoding(weighted, codings, reduced)) {
+    http::HeaderMap forwarded;
+    forwarded.add("Accept-Encoding", reduced);
+    std::string again;
+    check(cache::reduce_accept_encoding(forwarded, codings, again) && again == reduced);
   }
 
   // Vary: names from the bytes, values from the bytes.

@@ -409,3 +409,88 @@ TEST_CASE("freshen keeps the variant and takes the route from the context", "[ad
   CHECK(f.entry->route() == "web");
   CHECK(f.entry->route_generation() == 9);
 }
+
+TEST_CASE("admit and freshen read a targeted field of the target list first (RFC 9213 §2.2)", "[admission]") {
+  Gate g;
+  const std::vector<std::string> targets = {"Cachalot-Cache-Control", "CDN-Cache-Control"};
+  auto ctx = [&](int64_t sent, int64_t received) {
+    auto c = g.ctx(sent, received);
+    c.targeted = &targets;
+    return c;
+  };
+  SECTION("§2.2 a valid targeted field replaces Cache-Control: no-store is ignored") {
+    auto a = cache::admit(ctx(-1, 0), response(200, {{"Date", D(0)}, {"Cache-Control", "no-store"},
+                                                     {"CDN-Cache-Control", "max-age=600"}}));
+    REQUIRE(a.verdict.store);
+    CHECK(a.entry->freshness.lifetime == core::Seconds(600));
+    // Without a target list the same response is not stored.
+    CHECK(cache::admit(g.ctx(-1, 0), response(200, {{"Cache-Control", "no-store"}, {"CDN-Cache-Control", "max-age=600"}}))
+              .verdict.reason == StoreReason::NoStore);
+  }
+  SECTION("§2.2 a targeted no-store wins over Cache-Control") {
+    auto a = cache::admit(ctx(-1, 0), response(200, {{"Cache-Control", "max-age=60"}, {"CDN-Cache-Control", "no-store"}}));
+    CHECK(a.verdict.reason == StoreReason::NoStore);
+  }
+  SECTION("§2.1 an invalid first field is ignored, the next one of the list is used") {
+    auto a = cache::admit(ctx(-1, 0), response(200, {{"Date", D(0)}, {"Cache-Control", "no-store"},
+                                                     {"Cachalot-Cache-Control", "max-age=1.5"},
+                                                     {"CDN-Cache-Control", "max-age=300"}}));
+    REQUIRE(a.verdict.store);
+    CHECK(a.entry->freshness.lifetime == core::Seconds(300));
+  }
+  SECTION("§2.2 Expires is ignored with a targeted field") {
+    auto a = cache::admit(ctx(-1, 0), response(200, {{"Expires", "Fri, 31 Dec 9999 23:59:59 GMT"},
+                                                     {"CDN-Cache-Control", "none"}}));
+    CHECK(a.verdict.reason == StoreReason::NoFreshness);
+  }
+  SECTION("§2.2 a targeted field not on the list changes nothing") {
+    auto a = cache::admit(ctx(-1, 0), response(200, {{"Date", D(0)}, {"Cache-Control", "max-age=60"},
+                                                     {"Other-Cache-Control", "no-store"}}));
+    REQUIRE(a.verdict.store);
+    CHECK(a.entry->freshness.lifetime == core::Seconds(60));
+    CHECK(get(a.entry->headers, "other-cache-control") == "no-store");
+  }
+  SECTION("§4.3.4 a 304 without the targeted field keeps the stored one's directives") {
+    auto a = cache::admit(ctx(-101, -100), response(200, {{"Date", D(-100)}, {"ETag", "\"v1\""},
+                                                          {"Cache-Control", "max-age=60"},
+                                                          {"CDN-Cache-Control", "max-age=600"}}));
+    REQUIRE(a.entry);
+    const auto stored = cache::build_entry(*a.entry);
+    const auto f = cache::freshen(ctx(-1, 0), *stored, response(304, {{"Date", D(0)}, {"ETag", "\"v1\""}}));
+    REQUIRE(f.entry);
+    CHECK(f.entry->freshness().lifetime == core::Seconds(600));
+    // A 304 whose targeted field says no-store unshares the response.
+    const auto g2 = cache::freshen(ctx(-1, 0), *stored,
+                                   response(304, {{"Date", D(0)}, {"ETag", "\"v1\""}, {"CDN-Cache-Control", "no-store"}}));
+    CHECK_FALSE(g2.entry);
+    CHECK(g2.verdict.reason == StoreReason::NoStore);
+  }
+}
+
+TEST_CASE("fields dropped downstream are stored withheld, and stay so through a 304 (RFC 9213 §3)", "[admission]") {
+  Gate g;
+  const std::vector<std::string> targets = {"Cachalot-Cache-Control", "CDN-Cache-Control"};
+  const std::vector<std::string> drop = {"Cachalot-Cache-Control"};
+  auto ctx = [&](int64_t sent, int64_t received) {
+    auto c = g.ctx(sent, received);
+    c.targeted = &targets;
+    c.withheld = &drop;
+    return c;
+  };
+  auto a = cache::admit(ctx(-101, -100), response(200, {{"Date", D(-100)}, {"ETag", "\"v1\""},
+                                                        {"Cache-Control", "max-age=60"},
+                                                        {"Cachalot-Cache-Control", "max-age=600"},
+                                                        {"CDN-Cache-Control", "max-age=30"}}));
+  REQUIRE(a.entry);
+  CHECK(a.entry->freshness.lifetime == core::Seconds(600));
+  const auto stored = cache::build_entry(*a.entry);
+  CHECK(stored->head_block().find("Cachalot-Cache-Control") == std::string_view::npos);
+  CHECK(stored->head_block().find("CDN-Cache-Control: max-age=30\r\n") != std::string_view::npos);  // §3: forwarded
+  CHECK(get(stored->fields(), "cachalot-cache-control") == "max-age=600");
+  // The 304 re-reads the withheld field (it has none itself): still 600 s, still withheld.
+  const auto f = cache::freshen(ctx(-1, 0), *stored, response(304, {{"Date", D(0)}, {"ETag", "\"v1\""}}));
+  REQUIRE(f.entry);
+  CHECK(f.entry->freshness().lifetime == core::Seconds(600));
+  CHECK(f.entry->head_block().find("Cachalot-Cache-Control") == std::string_view::npos);
+  CHECK(get(f.entry->fields(), "cachalot-cache-control") == "max-age=600");
+}

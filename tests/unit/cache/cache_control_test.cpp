@@ -12,6 +12,8 @@ using cachalot::cache::kMaxStaleAny;
 using cachalot::cache::parse_delta_seconds;
 using cachalot::cache::parse_request_cache_control;
 using cachalot::cache::parse_response_cache_control;
+using cachalot::cache::parse_targeted_cache_control;
+using cachalot::cache::select_response_cache_control;
 using cachalot::cache::RequestCacheControl;
 using cachalot::cache::ResponseCacheControl;
 
@@ -38,7 +40,7 @@ struct StringMaker<ResponseCacheControl> {
       << " no_transform=" << c.no_transform << " immutable=" << c.immutable << " max_age=" << opt(c.max_age)
       << " s_maxage=" << opt(c.s_maxage) << " swr=" << opt(c.stale_while_revalidate)
       << " sie=" << opt(c.stale_if_error) << " no_cache_fields=" << list(c.no_cache_fields)
-      << " private_fields=" << list(c.private_fields) << "}";
+      << " private_fields=" << list(c.private_fields) << " targeted=" << c.targeted << "}";
     return o.str();
   }
 };
@@ -227,4 +229,125 @@ TEST_CASE("Pragma: no-cache counts only when the request has no Cache-Control (R
       CHECK(parse_request_cache_control(req) == r.want);
     }
   }
+}
+
+TEST_CASE("parse_targeted_cache_control reads an RFC 9213 targeted field strictly", "[policy][cache-control]") {
+  using R = ResponseCacheControl;
+  struct Row {
+    const char* name;
+    std::string_view value;
+    std::optional<R> want;  // nullopt: the field is ignored, as if absent
+  };
+  const std::vector<Row> rows = {
+      {"§2.1 max-age is an Integer", "max-age=60", R{.max_age = 60, .targeted = true}},
+      {"§2.1 several directives", "max-age=60, must-revalidate, stale-if-error=30",
+       R{.must_revalidate = true, .max_age = 60, .stale_if_error = 30, .targeted = true}},
+      {"§2.1 s-maxage, stale-while-revalidate", "s-maxage=10, stale-while-revalidate=5",
+       R{.s_maxage = 10, .stale_while_revalidate = 5, .targeted = true}},
+      {"§2.1 no-store is Boolean true", "no-store", R{.no_store = true, .targeted = true}},
+      {"§2.1 ?1 is the same Boolean true", "no-store=?1", R{.no_store = true, .targeted = true}},
+      {"§2.1 public, must-understand, immutable, no-transform, proxy-revalidate",
+       "public, must-understand, immutable, no-transform, proxy-revalidate",
+       R{.public_ = true, .proxy_revalidate = true, .must_understand = true, .no_transform = true, .immutable = true,
+         .targeted = true}},
+      {"§2.1 unqualified no-cache and private", "no-cache, private",
+       R{.no_cache = true, .private_ = true, .targeted = true}},
+      {"§2.1 no-cache with a String of field names", "no-cache=\"Set-Cookie, X-A\"",
+       R{.no_cache_fields = {"set-cookie", "x-a"}, .targeted = true}},
+      {"§2.1 private with a Token (a Cache-Control token argument maps to a Token)", "private=x-user",
+       R{.private_fields = {"x-user"}, .targeted = true}},
+      {"§2.1 parameters are ignored", "max-age=60;foo=bar, no-store;x", R{.no_store = true, .max_age = 60,
+                                                                            .targeted = true}},
+      {"§2.2 unknown directives are ignored, whatever their type", "foo=(1 2), bar=\"x\", max-age=5",
+       R{.max_age = 5, .targeted = true}},
+      {"§2.2 only unknown directives: valid, non-empty, no directives (RFC 9213 §3 'none' example)", "none",
+       R{.targeted = true}},
+      {"RFC 8941 §4.2.2 a repeated key: the last value wins", "max-age=5, max-age=60",
+       R{.max_age = 60, .targeted = true}},
+      {"RFC 9111 §1.2.2 a large Integer clamps to 2^31", "max-age=99999999999",
+       R{.max_age = kDeltaSecondsMax, .targeted = true}},
+      {"RFC 8941 §4.2 OWS around commas is allowed", "max-age=60 ,\tno-cache",
+       R{.no_cache = true, .max_age = 60, .targeted = true}},
+      {"§2.1 an empty field is ignored", "", std::nullopt},
+      {"§2.1 a field of spaces is empty", "   ", std::nullopt},
+      {"§2.1 not a Dictionary (unknown type) is ignored", "max-age=10000, &&&&&", std::nullopt},
+      {"§2.1 max-age as a String violates its type: ignored", "max-age=\"60\"", std::nullopt},
+      {"§2.1 max-age as a Decimal is not coerced: ignored", "max-age=1.5", std::nullopt},
+      {"§2.1 a negative max-age is no delta-seconds: ignored", "max-age=-1", std::nullopt},
+      {"§2.1 a bare max-age (Boolean) violates its type: ignored", "max-age", std::nullopt},
+      {"§2.1 no-store=?0 is not Boolean true: ignored", "no-store=?0", std::nullopt},
+      {"§2.1 no-store with an Integer: ignored", "no-store=1", std::nullopt},
+      {"§2.1 no-cache with an Inner List is not one of its types: ignored", "no-cache=(set-cookie)", std::nullopt},
+      {"§2.1 no-cache with an empty String: ignored", "no-cache=\"\"", std::nullopt},
+      {"§2.1 private with a String that is not field names: ignored", "private=\"a b\"", std::nullopt},
+      {"RFC 8941 §3.1.2 keys are lower-case: MaX-aGe fails the field", "MaX-aGe=60", std::nullopt},
+      {"RFC 8941 §4.2.2 space before '=' fails the field", "max-age =100", std::nullopt},
+      {"RFC 8941 §4.2.2 space after '=' fails the field", "max-age= 100", std::nullopt},
+      {"RFC 8941 §4.2.2 a trailing comma fails the field", "max-age=60,", std::nullopt},
+      {"RFC 8941 §4.2.4 a 16-digit Integer fails the field", "max-age=1234567890123456", std::nullopt},
+      {"RFC 8941: Cache-Control's quoted field list with a bad escape fails", "no-cache=\"a\\b\"", std::nullopt},
+  };
+  for (const Row& r : rows) {
+    DYNAMIC_SECTION(r.name) {
+      CHECK(parse_targeted_cache_control(r.value) == r.want);
+    }
+  }
+}
+
+TEST_CASE("select_response_cache_control takes the first valid targeted field, else Cache-Control (RFC 9213 §2.2)",
+          "[policy][cache-control]") {
+  using R = ResponseCacheControl;
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+  const std::vector<std::string> targets = {"Cachalot-Cache-Control", "CDN-Cache-Control"};
+  struct Row {
+    const char* name;
+    Fields fields;
+    R want;
+    std::vector<std::string> list = {"Cachalot-Cache-Control", "CDN-Cache-Control"};
+  };
+  const std::vector<Row> rows = {
+      {"§2.2 no targeted field: Cache-Control", {{"Cache-Control", "max-age=10"}}, R{.max_age = 10}},
+      {"§2.2 the targeted field replaces Cache-Control entirely",
+       {{"Cache-Control", "no-store, max-age=10"}, {"CDN-Cache-Control", "max-age=600"}},
+       R{.max_age = 600, .targeted = true}},
+      {"§2.2 the first of the target list wins, whatever the field order",
+       {{"CDN-Cache-Control", "max-age=600"}, {"Cachalot-Cache-Control", "max-age=5"}},
+       R{.max_age = 5, .targeted = true}},
+      {"§2.2 an invalid first target falls through to the next",
+       {{"Cachalot-Cache-Control", "max-age=\"5\""}, {"CDN-Cache-Control", "max-age=600"}},
+       R{.max_age = 600, .targeted = true}},
+      {"§2.2 an empty first target falls through to the next",
+       {{"Cachalot-Cache-Control", ""}, {"CDN-Cache-Control", "max-age=600"}}, R{.max_age = 600, .targeted = true}},
+      {"§2.2 every target invalid: Cache-Control",
+       {{"Cache-Control", "max-age=10"}, {"CDN-Cache-Control", "max-age=1.5"}}, R{.max_age = 10}},
+      {"§2.2 field names match case-insensitively", {{"cdn-cache-control", "no-store"}},
+       R{.no_store = true, .targeted = true}},
+      {"RFC 8941 §4.2 field lines are combined before parsing",
+       {{"CDN-Cache-Control", "max-age=60"}, {"CDN-Cache-Control", "must-revalidate"}},
+       R{.must_revalidate = true, .max_age = 60, .targeted = true}},
+      {"RFC 8941 §4.2 one bad line fails the combined field",
+       {{"Cache-Control", "max-age=10"}, {"CDN-Cache-Control", "max-age=60"}, {"CDN-Cache-Control", "Bad"}},
+       R{.max_age = 10}},
+      {"§2.2 a field not on the target list changes nothing",
+       {{"Cache-Control", "max-age=10"}, {"Other-Cache-Control", "no-store"}}, R{.max_age = 10}},
+      {"an empty target list: Cache-Control only", {{"Cache-Control", "max-age=10"}, {"CDN-Cache-Control", "no-store"}},
+       R{.max_age = 10}, {}},
+  };
+  for (const Row& r : rows) {
+    DYNAMIC_SECTION(r.name) {
+      cachalot::http::HeaderMap h;
+      for (const auto& [n, v] : r.fields) h.add(n, v);
+      CHECK(select_response_cache_control(h, r.list) == r.want);
+    }
+  }
+}
+
+TEST_CASE("forward_targeted_field drops only the fields the operator lists (RFC 9213 §2.2, §3)",
+          "[policy][cache-control]") {
+  using cachalot::cache::forward_targeted_field;
+  const std::vector<std::string> drop = {"Cachalot-Cache-Control"};
+  CHECK(forward_targeted_field("CDN-Cache-Control", {}));             // §3: typically forwarded
+  CHECK(forward_targeted_field("CDN-Cache-Control", drop));           // §3: kept unless configured
+  CHECK_FALSE(forward_targeted_field("cachalot-cache-control", drop));  // §3: MAY remove when configured
+  CHECK(forward_targeted_field("Other-Cache-Control", drop));         // §2.2: MUST be passed through
 }

@@ -141,3 +141,87 @@ TEST_CASE("mark_stale gives a copy whose lifetime ends at its current age (a sof
     CHECK(stale->freshness().state(now) != cache::FreshnessState::Fresh);
   }
 }
+
+TEST_CASE("an entry keeps every freshness number of its draft, the disconnect grace included", "[policy][entry]") {
+  // The packed form must not lose a window: drop_after() and state() use them all
+  // (RFC 9111 §4.2.4 disconnect grace: cache.stale_on_disconnect at store time).
+  cache::EntryDraft d = fresh_draft();
+  d.freshness.corrected_initial_age = core::Seconds(3);
+  d.freshness.stale_while_revalidate = core::Seconds(5);
+  d.freshness.stale_if_error = core::Seconds(7);
+  d.freshness.keep = core::Seconds(0);
+  d.freshness.stale_on_disconnect = core::Seconds(4000);
+  d.freshness.heuristic = true;
+  const cache::EntryRef e = cache::build_entry(d);
+  const cache::Freshness f = e->freshness();
+  CHECK(f.corrected_initial_age == core::Seconds(3));
+  CHECK(f.lifetime == core::Seconds(100));
+  CHECK(f.stale_while_revalidate == core::Seconds(5));
+  CHECK(f.stale_if_error == core::Seconds(7));
+  CHECK(f.keep == core::Seconds(0));
+  CHECK(f.stale_on_disconnect == core::Seconds(4000));
+  CHECK(f.heuristic);
+  // The disconnect grace is the longest window here: it decides when the entry may go.
+  CHECK(e->drop_after() == at(100 + 4000 - 3));
+  CHECK(f.state(at(100 + 3000)) == cache::FreshnessState::StaleRevalidateOnly);
+  // with_freshness() and mark_stale() carry it too.
+  const auto stale = cache::mark_stale(*e, at(10));
+  REQUIRE(stale);
+  CHECK(stale->freshness().stale_on_disconnect == core::Seconds(4000));
+  CHECK(cache::with_freshness(*e, f)->freshness().stale_on_disconnect == core::Seconds(4000));
+}
+
+TEST_CASE("withheld fields are stored but never in the head clients get (RFC 9213 §3)", "[policy][entry]") {
+  // §3: a cache MAY remove a targeted field "when configured to do so because it is
+  // known not to be used downstream"; the entry keeps it, because a later 304 or
+  // HEAD merge re-reads the stored fields (RFC 9111 §3.2, §4.3.4) to select
+  // the directives again.
+  cache::EntryDraft d = fresh_draft();
+  d.headers.add("Cachalot-Cache-Control", "max-age=600");
+  d.headers.add("X-A", "1");
+  d.headers.add("cachalot-cache-control", "public");
+  d.headers.add("Date", "Tue, 14 Nov 2023 22:13:20 GMT");
+  d.withheld = {"CACHALOT-cache-control", "etag", "date"};  // validators and Date are never withheld
+  const cache::EntryRef e = cache::build_entry(d);
+  const std::string_view head = e->head_block();
+  CHECK(head.find("achalot-Cache-Control") == std::string_view::npos);
+  CHECK(head.find("achalot-cache-control") == std::string_view::npos);
+  CHECK(head == "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nX-A: 1\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n"
+                "Via: 1.1 cachalot\r\nContent-Length: 5\r\n");
+  CHECK(e->withheld_block() == "Cachalot-Cache-Control: max-age=600\r\ncachalot-cache-control: public\r\n");
+  // The block sits in front of the body, which still ends the allocation.
+  CHECK(e->body() == d.body);
+  CHECK(e->allocation_size() == sizeof(cache::Entry) + e->primary_key().size() + head.size() + 4 +
+                                    e->withheld_block().size() + d.body.size());
+  CHECK(e->etag() == "\"v1\"");
+  CHECK(e->date().has_value());
+  // Every stored field for merges, only the others for a client's 304.
+  const http::HeaderMap all = e->fields();
+  CHECK(all.get_combined("cachalot-cache-control") == "max-age=600, public");
+  CHECK(all.get_combined("x-a") == "1");
+  const http::HeaderMap down = e->downstream_fields();
+  CHECK_FALSE(down.has("cachalot-cache-control"));
+  CHECK(down.get_combined("etag") == "\"v1\"");
+  // draft_of() gives them back withheld, so a rebuilt entry (a 304 merge) withholds them too.
+  const cache::EntryDraft back = cache::draft_of(*e);
+  REQUIRE(back.withheld.size() == 1);
+  CHECK(http::iequals(back.withheld[0], "cachalot-cache-control"));
+  const cache::EntryRef again = cache::build_entry(back);
+  CHECK(again->head_block() == e->head_block());
+  CHECK(again->withheld_block() == e->withheld_block());
+  // A soft purge copies the block as it is.
+  CHECK(cache::mark_stale(*e, at(10))->withheld_block() == e->withheld_block());
+  CHECK(cache::mark_stale(*e, at(10))->body() == d.body);
+  CHECK(again->body() == d.body);
+  // An empty body behind a withheld block.
+  cache::EntryDraft empty = d;
+  empty.body.clear();
+  const cache::EntryRef bare = cache::build_entry(empty);
+  CHECK(bare->body().empty());
+  CHECK(bare->withheld_block() == e->withheld_block());
+  // Without withheld names the head holds every field and the block is empty.
+  const cache::EntryRef plain = cache::build_entry(fresh_draft());
+  CHECK(plain->withheld_block().empty());
+  CHECK(plain->allocation_size() == sizeof(cache::Entry) + plain->primary_key().size() + plain->head_block().size() +
+                                        plain->body().size());
+}

@@ -121,6 +121,18 @@ TEST_CASE("evaluate decides hit, stale hit, revalidation or miss (RFC 9111 §4.2
       {"keep: a stale entry with validators is revalidated until keep runs out", none, {}, 3699,
        {Decision::Revalidate, LookupReason::Stale}},
       {"keep: once keep runs out it is a miss", none, {}, 3700, {Decision::Miss, LookupReason::Stale}},
+      {"§4.2.4 inside the disconnect window an entry is forwarded, kept as a fallback",
+       [](Freshness& f) {
+         f.keep = s(0);
+         f.stale_on_disconnect = s(10);
+       },
+       {}, 109, {Decision::Revalidate, LookupReason::Stale}},
+      {"§4.2.4 past the disconnect window it is a miss",
+       [](Freshness& f) {
+         f.keep = s(0);
+         f.stale_on_disconnect = s(10);
+       },
+       {}, 110, {Decision::Miss, LookupReason::Stale}},
   };
   for (const Row& r : rows) {
     DYNAMIC_SECTION(r.name) {
@@ -164,6 +176,49 @@ TEST_CASE("can_serve_stale_on_error follows RFC 5861 §4 within RFC 9111 §4.2.4
       f.stale_if_error = s(60);
       r.change(f);
       CHECK(cache::can_serve_stale_on_error(f, r.rcc, at(r.now), s(r.grace)) == r.want);
+    }
+  }
+}
+
+TEST_CASE("can_serve_stale_when_disconnected follows RFC 9111 §4.2.4", "[policy][evaluate]") {
+  // Baseline: lifetime 100 (stale from 100 on), stored without a disconnect window.
+  struct Row {
+    const char* name;
+    std::function<void(Freshness&)> change;
+    RequestCacheControl rcc;
+    int64_t now;
+    int64_t grace;  // cache.stale_on_disconnect now
+    bool want;
+  };
+  auto none = [](Freshness&) {};
+  auto stored_with_10 = [](Freshness& f) { f.stale_on_disconnect = s(10); };
+  const std::vector<Row> rows = {
+      {"§4.2.4 a fresh response may stand in for an unreachable origin", none, {}, 10, 0, true},
+      {"§4.2.4 disconnected: stale inside the grace is served", none, {}, 105, 10, true},
+      {"§4.2.4 at the end of the grace it is not", none, {}, 110, 10, false},
+      {"§4.2.4 without a grace a stale response is not served", none, {}, 100, 0, false},
+      {"§4.2.4 the window stored with the entry counts after a reload lowered the grace", stored_with_10, {}, 105,
+       0, true},
+      {"§4.2.4 a reload that raised the grace applies to stored entries", stored_with_10, {}, 150, 60, true},
+      {"§5.2.1.2 the request's max-stale permits more", none, {.max_stale = 100}, 200, 10, true},
+      {"§5.2.1.2 but not beyond it", none, {.max_stale = 100}, 201, 10, false},
+      {"§5.2.2.2 must-revalidate forbids a stale response even when disconnected",
+       [](Freshness& f) { f.must_revalidate = true; }, {}, 105, 10, false},
+      {"§5.2.2.2 must-revalidate beats the request's max-stale too", [](Freshness& f) { f.must_revalidate = true; },
+       {.max_stale = cache::kMaxStaleAny}, 105, 10, false},
+      {"§5.2.2.2 must-revalidate does not stop a fresh response", [](Freshness& f) { f.must_revalidate = true; }, {},
+       10, 10, true},
+      {"§5.2.2.4 response no-cache: never without a successful validation", [](Freshness& f) { f.no_cache = true; },
+       {}, 10, 10, false},
+      {"§5.2.1.4 request no-cache: the client wants a validated response", none, {.no_cache = true}, 105, 10, false},
+      {"RFC 5861 stale-if-error is not a disconnect window (the caller checks it first)",
+       [](Freshness& f) { f.stale_if_error = s(60); }, {}, 150, 10, false},
+  };
+  for (const Row& r : rows) {
+    DYNAMIC_SECTION(r.name) {
+      Freshness f = baseline();
+      r.change(f);
+      CHECK(cache::can_serve_stale_when_disconnected(f, r.rcc, at(r.now), s(r.grace)) == r.want);
     }
   }
 }

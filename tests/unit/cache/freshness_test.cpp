@@ -37,6 +37,7 @@ TEST_CASE("compute_freshness follows RFC 9111 §4.2 and RFC 5861, one change per
     int64_t swr = 0;
     int64_t sie = 0;
     int64_t keep = 0;
+    int64_t disconnect = 0;
   };
   struct Row {
     const char* name;
@@ -46,6 +47,8 @@ TEST_CASE("compute_freshness follows RFC 9111 §4.2 and RFC 5861, one change per
     FreshnessOptions opts = {};
     int64_t request_sent = 0;  // offset of request_time; the response arrives at 0
   };
+  // Rows with a CDN-Cache-Control field read it as the target list's only field (RFC 9213).
+  const std::vector<std::string> targets = {"CDN-Cache-Control"};
   const std::string now = D(0);
   const std::vector<Row> rows = {
       {"§5.2.2.1 baseline: max-age gives the lifetime", 200, {{"Date", now}, {"Cache-Control", "max-age=100"}},
@@ -160,6 +163,27 @@ TEST_CASE("compute_freshness follows RFC 9111 §4.2 and RFC 5861, one change per
        {.lifetime = 100, .keep = 3600}, {.keep = s(3600)}},
       {"no keep without a validator", 200, {{"Date", now}, {"Cache-Control", "max-age=100"}}, {.lifetime = 100},
        {.keep = s(3600)}},
+      {"§4.2.4 cache.stale_on_disconnect keeps any entry past its lifetime", 200,
+       {{"Date", now}, {"Cache-Control", "max-age=100"}}, {.lifetime = 100, .disconnect = 10},
+       {.stale_on_disconnect = s(10)}},
+      {"§4.2.4 must-revalidate leaves no disconnect window", 200,
+       {{"Date", now}, {"Cache-Control", "max-age=100, must-revalidate"}},
+       {.lifetime = 100, .must_revalidate = true}, {.stale_on_disconnect = s(10)}},
+      {"§4.2.4 s-maxage leaves no disconnect window (§5.2.2.10)", 200,
+       {{"Date", now}, {"Cache-Control", "s-maxage=100"}}, {.lifetime = 100, .must_revalidate = true},
+       {.stale_on_disconnect = s(10)}},
+      {"§5.2.2.4 no-cache leaves no disconnect window", 200, {{"Date", now}, {"Cache-Control", "no-cache"}},
+       {.lifetime = 0, .heuristic = true, .no_cache = true}, {.stale_on_disconnect = s(10)}},
+      {"RFC 9213 §2.2 a targeted max-age replaces Cache-Control's", 200,
+       {{"Date", now}, {"Cache-Control", "max-age=100"}, {"CDN-Cache-Control", "max-age=30"}}, {.lifetime = 30}},
+      {"RFC 9213 §2.2 a targeted field makes Expires ignored too: a heuristic instead", 200,
+       {{"Date", now}, {"Expires", D(300)}, {"Last-Modified", D(-1000)}, {"CDN-Cache-Control", "must-revalidate"}},
+       {.lifetime = 100, .heuristic = true, .must_revalidate = true}},
+      {"RFC 9213 §2.1 an invalid targeted field is ignored: Expires counts again", 200,
+       {{"Date", now}, {"Expires", D(300)}, {"CDN-Cache-Control", "max-age=1.5"}}, {.lifetime = 300}},
+      {"RFC 9213 §2.2 targeted s-maxage is s-maxage for a shared cache", 200,
+       {{"Date", now}, {"CDN-Cache-Control", "s-maxage=40, max-age=10"}},
+       {.lifetime = 40, .must_revalidate = true}},
   };
   for (const Row& r : rows) {
     DYNAMIC_SECTION(r.name) {
@@ -167,7 +191,7 @@ TEST_CASE("compute_freshness follows RFC 9111 §4.2 and RFC 5861, one change per
       http::ResponseHead resp;
       resp.status = r.status;
       for (const auto& [n, v] : r.fields) resp.headers.add(n, v);
-      const auto cc = cache::parse_response_cache_control(resp.headers);
+      const auto cc = cache::select_response_cache_control(resp.headers, targets);
       const Freshness f = cache::compute_freshness(req, resp, cc, at(r.request_sent), at(0), r.opts);
       CHECK(f.lifetime.count() == r.want.lifetime);
       CHECK(f.corrected_initial_age.count() == r.want.age);
@@ -177,6 +201,7 @@ TEST_CASE("compute_freshness follows RFC 9111 §4.2 and RFC 5861, one change per
       CHECK(f.stale_while_revalidate.count() == r.want.swr);
       CHECK(f.stale_if_error.count() == r.want.sie);
       CHECK(f.keep.count() == r.want.keep);
+      CHECK(f.stale_on_disconnect.count() == r.want.disconnect);
       CHECK(f.request_time == at(r.request_sent));
       CHECK(f.response_time == at(0));
     }
@@ -224,6 +249,10 @@ TEST_CASE("Freshness::state walks fresh, swr, revalidate-only and expired (RFC 9
       {"past every window", none, 150, FreshnessState::Expired, -60},
       {"keep extends the revalidate-only period", [](Freshness& f) { f.keep = s(3600); }, 150,
        FreshnessState::StaleRevalidateOnly, -60},
+      {"§4.2.4 the disconnect window extends the revalidate-only period",
+       [](Freshness& f) { f.stale_on_disconnect = s(61); }, 150, FreshnessState::StaleRevalidateOnly, -60},
+      {"§4.2.4 past the disconnect window the entry is expired", [](Freshness& f) { f.stale_on_disconnect = s(61); },
+       151, FreshnessState::Expired, -61},
       {"§5.2.2.4 a no-cache entry is never fresh", [](Freshness& f) { f.no_cache = true; }, 0,
        FreshnessState::StaleRevalidateOnly, 90},
       {"§4.2.4 must-revalidate: no stale-while-revalidate", [](Freshness& f) { f.must_revalidate = true; }, 90,
@@ -252,6 +281,10 @@ TEST_CASE("drop_after is the first moment the entry is expired", "[policy][fresh
   CHECK(f.state(cache::drop_after(f)) == FreshnessState::Expired);
   f.keep = s(3600);
   CHECK(cache::drop_after(f) == at(3690));
+  f.stale_on_disconnect = s(7200);
+  CHECK(cache::drop_after(f) == at(7290));
+  CHECK(f.state(cache::drop_after(f) - core::Seconds(1)) == FreshnessState::StaleRevalidateOnly);
+  CHECK(f.state(cache::drop_after(f)) == FreshnessState::Expired);
 }
 
 TEST_CASE("FreshnessState names are kebab-case", "[policy][freshness]") {

@@ -27,6 +27,7 @@ TEST_CASE("storable applies RFC 9111 §3 for a shared cache, one change per row"
     std::string cache_control = "max-age=60";
     Fields response = {{"ETag", "\"v1\""}};
     cache::StorableOptions opts = {};
+    std::string cdn_cache_control = "";  // RFC 9213 rows: a CDN-Cache-Control field (the target list's only one)
     // Expected.
     bool store = true;
     StoreReason reason = StoreReason::Stored;
@@ -47,10 +48,33 @@ TEST_CASE("storable applies RFC 9111 §3 for a shared cache, one change per row"
       {.name = "§5.2.2.3 must-understand lifts no-store for an understood status",
        .cache_control = "no-store, must-understand, max-age=60"},
       {.name = "§5.2.2.3 must-understand with an unknown status is not stored", .status = 299,
-       .cache_control = "no-store, must-understand, max-age=60", .store = false, .reason = StoreReason::Status},
-      {.name = "§3 a status we do not understand is not stored even with max-age", .status = 299, .store = false,
+       .cache_control = "no-store, must-understand, max-age=60", .store = false,
+       .reason = StoreReason::MustUnderstand},
+      {.name = "§5.2.2.3 must-understand without no-store, unknown status: still not stored", .status = 599,
+       .cache_control = "must-understand, max-age=60", .store = false, .reason = StoreReason::MustUnderstand},
+      {.name = "§5.2.2.3 must-understand without no-store, understood status: stored",
+       .cache_control = "must-understand, max-age=60"},
+      {.name = "§5.2.2.3 must-understand lifts no-store for an understood 404", .status = 404,
+       .cache_control = "no-store, must-understand, max-age=60"},
+      {.name = "§5.2.2.5 no-store on an unknown status without must-understand is not stored", .status = 299,
+       .cache_control = "no-store, max-age=60", .store = false, .reason = StoreReason::NoStore},
+      {.name = "§3 an unknown 2xx (299) with max-age is stored: its status is final", .status = 299},
+      {.name = "§3 an unknown 4xx (499) with s-maxage is stored", .status = 499, .cache_control = "s-maxage=60"},
+      {.name = "§3 an unknown 5xx (599) with Expires is stored", .status = 599, .cache_control = "",
+       .response = {{"ETag", "\"v1\""}, {"Expires", "Tue, 14 Nov 2023 22:13:20 GMT"}}},
+      {.name = "§3 an unknown status marked public is stored (heuristics allowed, §4.2.2)", .status = 299,
+       .cache_control = "public"},
+      {.name = "§3 an unknown status without explicit freshness is not stored", .status = 299, .cache_control = "",
+       .response = {{"Last-Modified", "Tue, 14 Nov 2023 22:13:20 GMT"}}, .store = false,
        .reason = StoreReason::Status},
+      {.name = "§3 a known but not heuristically cacheable 201 without explicit freshness is not stored",
+       .status = 201, .cache_control = "", .store = false, .reason = StoreReason::Status},
+      {.name = "§3 a 201 with max-age is stored", .status = 201},
       {.name = "§3 a 1xx status is not final", .status = 103, .store = false, .reason = StoreReason::Status},
+      {.name = "RFC 9110 §15 600 is no HTTP status, so not a final one", .status = 600, .store = false,
+       .reason = StoreReason::Status},
+      {.name = "§3.3 206 stays excluded even with must-understand", .status = 206,
+       .cache_control = "no-store, must-understand, max-age=60", .store = false, .reason = StoreReason::Partial},
       {.name = "§3 a 304 is not stored (it updates entries, §4.3.4)", .status = 304, .store = false,
        .reason = StoreReason::Status},
       {.name = "§3.3 206 Partial Content is not stored", .status = 206, .store = false,
@@ -78,6 +102,11 @@ TEST_CASE("storable applies RFC 9111 §3 for a shared cache, one change per row"
       {.name = "§3.1 Set-Cookie is stripped before storing when the route says strip",
        .response = {{"ETag", "\"v1\""}, {"Set-Cookie", "a=1"}}, .opts = {.allow_set_cookie_strip = true},
        .strip_set_cookie = true, .strip = {"set-cookie"}},
+      {.name = "Set-Cookie2 (RFC 2965) is not stored by default either",
+       .response = {{"ETag", "\"v1\""}, {"Set-Cookie2", "a=1"}}, .store = false, .reason = StoreReason::SetCookie},
+      {.name = "§3.1 Set-Cookie and Set-Cookie2 are both stripped under store_without",
+       .response = {{"ETag", "\"v1\""}, {"Set-Cookie2", "b=2"}, {"Set-Cookie", "a=1"}},
+       .opts = {.allow_set_cookie_strip = true}, .strip_set_cookie = true, .strip = {"set-cookie", "set-cookie2"}},
       {.name = "§5.2.2.4 Set-Cookie named by no-cache=\"set-cookie\" is stripped without the route option",
        .cache_control = "max-age=60, no-cache=\"Set-Cookie\"", .response = {{"ETag", "\"v1\""}, {"Set-Cookie", "a=1"}},
        .strip = {"set-cookie"}},
@@ -121,6 +150,23 @@ TEST_CASE("storable applies RFC 9111 §3 for a shared cache, one change per row"
        .reason = StoreReason::NoFreshness},
       {.name = "§5.3 Expires alone is a lifetime", .cache_control = "",
        .response = {{"Expires", "Tue, 14 Nov 2023 22:13:20 GMT"}}},
+      {.name = "RFC 9213 §2.2 a targeted max-age stores a response Cache-Control forbids",
+       .cache_control = "no-store", .cdn_cache_control = "max-age=60"},
+      {.name = "RFC 9213 §2.2 a targeted no-store wins over Cache-Control: max-age", .cdn_cache_control = "no-store",
+       .store = false, .reason = StoreReason::NoStore},
+      {.name = "RFC 9213 §2.2 a targeted private is not stored", .cdn_cache_control = "private", .store = false,
+       .reason = StoreReason::Private},
+      {.name = "RFC 9213 §2.2 a targeted private=\"x-user\" strips the field", .cache_control = "private",
+       .cdn_cache_control = "max-age=60, private=\"X-User\"", .strip = {"x-user"}},
+      {.name = "RFC 9213 §2.1 an invalid targeted field is ignored: Cache-Control's no-store decides",
+       .cache_control = "no-store", .cdn_cache_control = "max-age=\"60\"", .store = false,
+       .reason = StoreReason::NoStore},
+      {.name = "RFC 9213 §2.2 with a targeted field Expires does not make a 302 cacheable", .status = 302,
+       .cache_control = "", .response = {{"ETag", "\"v1\""}, {"Expires", "Tue, 14 Nov 2023 22:13:20 GMT"}},
+       .cdn_cache_control = "none", .store = false, .reason = StoreReason::Status},
+      {.name = "RFC 9213 §2.2 with a targeted field Expires is no lifetime", .cache_control = "",
+       .response = {{"Expires", "Tue, 14 Nov 2023 22:13:20 GMT"}}, .cdn_cache_control = "none", .store = false,
+       .reason = StoreReason::NoFreshness},
   };
   for (const Row& r : rows) {
     DYNAMIC_SECTION(r.name) {
@@ -131,9 +177,10 @@ TEST_CASE("storable applies RFC 9111 §3 for a shared cache, one change per row"
       resp.status = r.status;
       if (!r.cache_control.empty()) resp.headers.add("Cache-Control", r.cache_control);
       for (const auto& [n, v] : r.response) resp.headers.add(n, v);
+      if (!r.cdn_cache_control.empty()) resp.headers.add("CDN-Cache-Control", r.cdn_cache_control);
 
       const auto v = cache::storable(req, cache::parse_request_cache_control(req), resp,
-                                     cache::parse_response_cache_control(resp.headers), r.opts);
+                                     cache::select_response_cache_control(resp.headers, {"CDN-Cache-Control"}), r.opts);
       INFO("reason: " << cache::to_string(v.reason));
       CHECK(v.store == r.store);
       CHECK(v.reason == r.reason);
@@ -164,6 +211,13 @@ TEST_CASE("may_serve_to_authorized allows public, s-maxage and must-revalidate o
   }
 }
 
+TEST_CASE("is_final_status: 200..599 (RFC 9110 §15)", "[policy][storable]") {
+  for (int status = 0; status < 1000; ++status) {
+    INFO("status " << status);
+    CHECK(cache::is_final_status(status) == (status >= 200 && status <= 599));
+  }
+}
+
 TEST_CASE("StoreReason names are unique kebab-case words", "[policy][storable]") {
   const std::vector<std::pair<StoreReason, std::string_view>> names = {
       {StoreReason::Stored, "stored"},
@@ -174,6 +228,7 @@ TEST_CASE("StoreReason names are unique kebab-case words", "[policy][storable]")
       {StoreReason::Authorization, "authorization"},
       {StoreReason::SetCookie, "set-cookie"},
       {StoreReason::Status, "status"},
+      {StoreReason::MustUnderstand, "must-understand"},
       {StoreReason::Partial, "partial"},
       {StoreReason::VaryStar, "vary-star"},
       {StoreReason::NoFreshness, "no-freshness"},

@@ -114,3 +114,74 @@ TEST_CASE("merge_304 updates stored fields per RFC 9111 §3.2", "[policy][valida
     DYNAMIC_SECTION(r.name) { CHECK(fields_of(cache::merge_304(headers(r.stored), headers(r.resp304))) == r.want); }
   }
 }
+
+TEST_CASE("merge_head: a HEAD response updates or stales the stored GET response (RFC 9111 §4.3.5)",
+          "[policy][validation]") {
+  using cache::HeadUpdate;
+  // Baseline: the stored GET response has a 10-byte body, an ETag and Last-Modified.
+  const Fields stored = {{"Cache-Control", "max-age=60"}, {"ETag", "\"a\""}, {"Last-Modified", kLM},
+                         {"Content-Type", "text/plain"}, {"Date", "old"}};
+  const Fields no_validators = {{"Cache-Control", "max-age=60"}, {"X-A", "1"}};
+  struct Row {
+    const char* name;
+    Fields head;
+    HeadUpdate want;
+    Fields want_fields = {};  // for Update
+    int status = 200;
+    Fields stored_fields = {};  // empty: the baseline
+  };
+  const std::vector<Row> rows = {
+      {"§4.3.5 same ETag: the HEAD's fields update the stored ones (§3.2)",
+       {{"ETag", "\"a\""}, {"Cache-Control", "max-age=600"}, {"X-New", "n"}}, HeadUpdate::Update,
+       {{"Cache-Control", "max-age=600"}, {"ETag", "\"a\""}, {"Last-Modified", kLM}, {"Content-Type", "text/plain"},
+        {"X-New", "n"}}},
+      {"§4.3.5 same ETag and Last-Modified", {{"ETag", "\"a\""}, {"Last-Modified", kLM}}, HeadUpdate::Update,
+       {{"Cache-Control", "max-age=60"}, {"ETag", "\"a\""}, {"Last-Modified", kLM}, {"Content-Type", "text/plain"}}},
+      {"§4.3.5 same Last-Modified alone", {{"Last-Modified", kLM}}, HeadUpdate::Update,
+       {{"Cache-Control", "max-age=60"}, {"ETag", "\"a\""}, {"Last-Modified", kLM}, {"Content-Type", "text/plain"}}},
+      {"§4.3.5 a weak ETag matches weakly", {{"ETag", "W/\"a\""}}, HeadUpdate::Update,
+       {{"Cache-Control", "max-age=60"}, {"ETag", "W/\"a\""}, {"Last-Modified", kLM}, {"Content-Type", "text/plain"}}},
+      {"§4.3.5 another ETag: the stored response is stale", {{"ETag", "\"b\""}}, HeadUpdate::MarkStale},
+      {"§4.3.5 same ETag, another Last-Modified: stale",
+       {{"ETag", "\"a\""}, {"Last-Modified", "Tue, 14 Nov 2023 22:13:21 GMT"}}, HeadUpdate::MarkStale},
+      {"§4.3.5 a matching Content-Length is fine", {{"ETag", "\"a\""}, {"Content-Length", "10"}}, HeadUpdate::Update,
+       {{"Cache-Control", "max-age=60"}, {"ETag", "\"a\""}, {"Last-Modified", kLM}, {"Content-Type", "text/plain"}}},
+      {"§4.3.5 another Content-Length: stale", {{"ETag", "\"a\""}, {"Content-Length", "11"}}, HeadUpdate::MarkStale},
+      {"§4.3.5 an unreadable Content-Length: stale", {{"ETag", "\"a\""}, {"Content-Length", "ten"}},
+       HeadUpdate::MarkStale},
+      {"§4.3.5 no validators cannot confirm a stored response that has them: stale", {{"X-A", "2"}},
+       HeadUpdate::MarkStale},
+      {"§4.3.5 an ETag cannot match a stored response without one", {{"ETag", "\"a\""}}, HeadUpdate::MarkStale, {},
+       200, no_validators},
+      {"§4.3.5 neither has validators: the HEAD updates (Content-Length permitting)",
+       {{"X-A", "2"}, {"Content-Length", "10"}}, HeadUpdate::Update, {{"Cache-Control", "max-age=60"}, {"X-A", "2"}},
+       200, no_validators},
+      {"§4.3.5 neither has validators, another Content-Length: stale", {{"Content-Length", "3"}},
+       HeadUpdate::MarkStale, {}, 200, no_validators},
+      {"§4.3.5 only a 200 counts: a 404 leaves the stored response alone", {{"ETag", "\"b\""}}, HeadUpdate::Ignore,
+       {}, 404},
+      {"§4.3.5 a 304 to a HEAD is validation's business (merge_304), not this", {{"ETag", "\"a\""}},
+       HeadUpdate::Ignore, {}, 304},
+      {"§3.2 hop-by-hop and Proxy-Authenticate fields of the HEAD are not taken",
+       {{"ETag", "\"a\""}, {"Connection", "X-Hop"}, {"X-Hop", "1"}, {"Transfer-Encoding", "chunked"},
+        {"Proxy-Authenticate", "Basic"}},
+       HeadUpdate::Update,
+       {{"Cache-Control", "max-age=60"}, {"ETag", "\"a\""}, {"Last-Modified", kLM}, {"Content-Type", "text/plain"}}},
+  };
+  for (const Row& r : rows) {
+    DYNAMIC_SECTION(r.name) {
+      http::ResponseHead head;
+      head.status = r.status;
+      head.headers = headers(r.head);
+      const auto m = cache::merge_head(headers(r.stored_fields.empty() ? stored : r.stored_fields), 10, head);
+      CHECK(m.verdict == r.want);
+      if (r.want == HeadUpdate::Update)
+        CHECK(fields_of(m.fields) == r.want_fields);
+      else
+        CHECK(m.fields.empty());
+    }
+  }
+  CHECK(cache::to_string(HeadUpdate::Update) == "update");
+  CHECK(cache::to_string(HeadUpdate::MarkStale) == "mark-stale");
+  CHECK(cache::to_string(HeadUpdate::Ignore) == "ignore");
+}

@@ -139,3 +139,54 @@ TEST_CASE("CIDR ranges reject bad prefixes and set host bits", "[config]") {
   CHECK(parse_cidr("10.0.0.0/8")->prefix_len == 8 + 96);
   CHECK(parse_cidr("::1")->prefix_len == 128);
 }
+
+TEST_CASE("redis addresses: redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]", "[config]") {
+  struct Row {
+    const char* text;
+    bool ok;
+    bool unix_socket;
+    const char* host_or_path;  // or, when rejected, a part of the error
+    uint16_t port;
+    uint32_t db;
+    const char* user;
+    const char* password;
+    const char* shown;  // `text`: what logs and GET /cluster print
+  };
+  const Row rows[] = {
+      {"redis://127.0.0.1:6379/0", true, false, "127.0.0.1", 6379, 0, "", "", "redis://127.0.0.1:6379/0"},
+      {"redis://redis.internal", true, false, "redis.internal", 6379, 0, "", "", "redis://redis.internal"},
+      {"redis://[::1]:7000/3", true, false, "::1", 7000, 3, "", "", "redis://[::1]:7000/3"},
+      {"redis://:s3cret@10.0.0.5:6380/2", true, false, "10.0.0.5", 6380, 2, "", "s3cret", "redis://:***@10.0.0.5:6380/2"},
+      {"redis://app:p%40ss@redis/1", true, false, "redis", 6379, 1, "app", "p@ss", "redis://app:***@redis/1"},
+      {"redis://h/", true, false, "h", 6379, 0, "", "", "redis://h/"},
+      {"unix:///run/redis/redis.sock", true, true, "/run/redis/redis.sock", 0, 0, "", "", "unix:///run/redis/redis.sock"},
+      {"unix:///tmp/r.sock?db=4", true, true, "/tmp/r.sock", 0, 4, "", "", "unix:///tmp/r.sock?db=4"},
+      {"http://127.0.0.1:6379", false, false, "expected redis://", 0, 0, "", "", ""},
+      {"redis://", false, false, "missing host", 0, 0, "", "", ""},
+      {"redis://h:0", false, false, "1..65535", 0, 0, "", "", ""},
+      {"redis://h/x", false, false, "database 'x'", 0, 0, "", "", ""},
+      {"redis://user@h", false, false, "needs a password", 0, 0, "", "", ""},
+      {"redis://:p%zz@h", false, false, "%-escape", 0, 0, "", "", ""},
+      {"redis://a b", false, false, "invalid host", 0, 0, "", "", ""},
+      {"unix://run/redis.sock", false, false, "absolute", 0, 0, "", "", ""},
+      {"unix:///tmp/r.sock?timeout=1", false, false, "?db=N", 0, 0, "", "", ""},
+  };
+  for (const Row& row : rows) {
+    INFO(row.text);
+    std::string error;
+    auto a = parse_redis_address(row.text, &error);
+    if (!row.ok) {
+      CHECK_FALSE(a);
+      CHECK_THAT(error, Catch::Contains(row.host_or_path));
+      continue;
+    }
+    REQUIRE(a);
+    CHECK(a->unix_socket == row.unix_socket);
+    CHECK((row.unix_socket ? a->path : a->host) == row.host_or_path);
+    if (!row.unix_socket) CHECK(a->port == row.port);
+    CHECK(a->db == row.db);
+    CHECK(a->user == row.user);
+    CHECK(a->password == row.password);
+    CHECK(a->text == row.shown);
+  }
+}

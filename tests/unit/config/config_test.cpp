@@ -2,10 +2,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 
 using namespace cachalot::config;
+
+#define UPSTREAM "upstream: { url: 'http://origin' }\n"
 using namespace std::chrono_literals;
 
 namespace {
@@ -60,6 +64,10 @@ TEST_CASE("the reference file loads with the defaults of Config{}", "[config]") 
   CHECK(config->cache.heuristic_max == 24h);
   CHECK(config->cache.tag_headers == std::vector<std::string>{"Surrogate-Key", "Cache-Tag"});
   CHECK(config->cache.coalesce.hit_for_miss == 10s);
+  CHECK(config->cache.stale_on_disconnect == 10s);
+  CHECK(config->cache.targeted_cache_control == std::vector<std::string>{"CDN-Cache-Control"});
+  CHECK(config->cache.drop_targeted_cache_control.empty());
+  CHECK(config->cache.accept_encoding.empty());
   REQUIRE(config->admin.listen);
   CHECK(config->admin.listen->port == 9901);
   CHECK(config->admin.token.empty());
@@ -101,6 +109,68 @@ TEST_CASE("the commented routes example in the reference file loads with the rou
   CHECK(config->routes[0] == expected);
   CHECK(expected.key.ignore_params.empty());
   CHECK(expected.set_cookie == SetCookiePolicy::NoStore);
+}
+
+TEST_CASE("without a cluster section there is no bus; the commented example loads the cluster defaults",
+          "[config]") {
+  CHECK_FALSE(Config{}.cluster);
+  CHECK_FALSE(expect_config(load_config_file(kReferenceFile))->cluster);
+
+  // Uncomment the "# cluster:" block of the reference file (up to the blank line after it).
+  std::istringstream in(read_file(kReferenceFile));
+  std::string yaml, line;
+  bool in_example = false, seen = false;
+  while (std::getline(in, line)) {
+    if (line == "# cluster:") in_example = seen = true;
+    if (in_example && line.empty()) in_example = false;
+    yaml += (in_example && line.starts_with("# ") ? line.substr(2) : line) + "\n";
+  }
+  REQUIRE(seen);
+  auto config = expect_config(load_config_string(yaml, "example"));
+  REQUIRE(config->cluster);
+  ClusterConfig expected;
+  char host[256] = {};
+  REQUIRE(gethostname(host, sizeof host - 1) == 0);
+  expected.node = host;  // node: "" is the host name
+  CHECK(*config->cluster == expected);
+  CHECK(expected.redis.host == "127.0.0.1");
+  CHECK(expected.redis.port == 6379);
+  CHECK(expected.stream == "cachalot:invalidations");
+  CHECK(expected.max_events == 100000);
+  CHECK(expected.backoff_max == 5s);
+
+  // "cluster:" alone turns the bus on with the same defaults.
+  auto bare = expect_config(load_config_string(UPSTREAM "cluster:\n", "bare"));
+  REQUIRE(bare->cluster);
+  CHECK(*bare->cluster == expected);
+}
+
+TEST_CASE("every cluster option is read", "[config]") {
+  auto config = expect_config(load_config_string(UPSTREAM R"(cluster:
+  redis: "unix:///run/redis/redis.sock?db=2"
+  stream: "fleet:purges"
+  node: "cache-a.eu-1"
+  max_events: 10
+  queue_limit: 50
+  read_batch: 7
+  timeout: 500ms
+  backoff_min: 50ms
+  backoff_max: 1s
+)",
+                                                 "cluster.yaml"));
+  REQUIRE(config->cluster);
+  const ClusterConfig& c = *config->cluster;
+  CHECK(c.redis.unix_socket);
+  CHECK(c.redis.path == "/run/redis/redis.sock");
+  CHECK(c.redis.db == 2);
+  CHECK(c.stream == "fleet:purges");
+  CHECK(c.node == "cache-a.eu-1");
+  CHECK(c.max_events == 10);
+  CHECK(c.queue_limit == 50);
+  CHECK(c.read_batch == 7);
+  CHECK(c.timeout == 500ms);
+  CHECK(c.backoff_min == 50ms);
+  CHECK(c.backoff_max == 1s);
 }
 
 TEST_CASE("every route option is read", "[config]") {
@@ -161,8 +231,6 @@ TEST_CASE("routes match in file order, the first match wins", "[config]") {
   auto no_routes = expect_config(load_config_string("upstream: {url: 'http://o'}", "t"));
   CHECK(no_routes->match_route("/") == nullptr);
 }
-
-#define UPSTREAM "upstream: { url: 'http://origin' }\n"
 
 TEST_CASE("each kind of bad input is one error with its line, column and key", "[config]") {
   struct Row {
@@ -251,7 +319,25 @@ TEST_CASE("each kind of bad input is one error with its line, column and key", "
       {"unknown route key", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    bypas: true\n",
        5, 5, "routes[0].bypas", "did you mean 'bypass'?"},
       {"set_cookie value", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    set_cookie: keep\n",
-       5, 17, "routes[0].set_cookie", "expected one of no_store, strip"},
+       5, 17, "routes[0].set_cookie", "expected one of no_store, strip, store_without"},
+      {"RFC 9213 §2.2: Cache-Control is no targeted field",
+       "cache:\n  targeted_cache_control: [CDN-Cache-Control, cache-control]\n" UPSTREAM, 2, 47,
+       "cache.targeted_cache_control[1]", "Cache-Control is the fallback a targeted field replaces"},
+      {"a targeted field that is not a token", "cache:\n  targeted_cache_control: [\"CDN Cache\"]\n" UPSTREAM, 2, 28,
+       "cache.targeted_cache_control[0]", "expected a field name, got 'CDN Cache'"},
+      {"a targeted field listed twice", "cache:\n  targeted_cache_control: [A-CC, CDN-Cache-Control, a-cc]\n" UPSTREAM,
+       2, 53, "cache.targeted_cache_control[2]", "'a-cc' is already listed (cache.targeted_cache_control[0])"},
+      {"RFC 9213 §2.2: a field off the target list is always forwarded",
+       "cache:\n  drop_targeted_cache_control: [Cachalot-Cache-Control]\n" UPSTREAM, 2, 3,
+       "cache.drop_targeted_cache_control[0]", "Cachalot-Cache-Control is not in cache.targeted_cache_control"},
+      {"accept_encoding: '*' is no content coding", "cache:\n  accept_encoding: [gzip, \"*\"]\n" UPSTREAM, 2, 27,
+       "cache.accept_encoding[1]", "'*' is not a content coding the origin applies"},
+      {"accept_encoding: identity is no content coding", "cache:\n  accept_encoding: [Identity]\n" UPSTREAM, 2, 21,
+       "cache.accept_encoding[0]", "'Identity' is not a content coding"},
+      {"accept_encoding: a coding listed twice", "cache:\n  accept_encoding: [br, gzip, GZIP]\n" UPSTREAM, 2, 31,
+       "cache.accept_encoding[2]", "'GZIP' is already listed (cache.accept_encoding[1])"},
+      {"stale_on_disconnect is a duration", "cache:\n  stale_on_disconnect: soon\n" UPSTREAM, 2, 24,
+       "cache.stale_on_disconnect", "expected a duration"},
       {"min_ttl above max_ttl", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    min_ttl: 1h\n    max_ttl: 5m\n",
        6, 5, "routes[0].max_ttl", "max_ttl (5m) is below min_ttl (1h)"},
       {"bad key header", UPSTREAM "routes:\n  - name: a\n    prefix: /a\n    key: { headers: [\"X Foo\"] }\n",
@@ -287,7 +373,32 @@ TEST_CASE("each kind of bad input is one error with its line, column and key", "
        2, 3, "admin.token", "required when admin.listen is not a loopback address"},
       {"max_pipeline was removed", "server:\n  limits:\n    max_pipeline: 32\n" UPSTREAM,
        3, 5, "server.limits.max_pipeline", "unknown key 'max_pipeline'"},
+      {"snapshot interval below a second", "cache:\n  snapshot:\n    path: /tmp/c.snap\n    interval: 500ms\n" UPSTREAM,
+       4, 15, "cache.snapshot.interval", "must be 0 (off) or at least 1s"},
+      {"snapshot interval without a path", "cache:\n  snapshot:\n    interval: 5m\n" UPSTREAM,
+       3, 5, "cache.snapshot.interval", "needs cache.snapshot.path"},
+      {"snapshot path not a string", "cache:\n  snapshot:\n    path: [a]\n" UPSTREAM,
+       3, 11, "cache.snapshot.path", "expected a file path"},
+      {"unknown snapshot key", "cache:\n  snapshot:\n    file: /x\n" UPSTREAM,
+       3, 5, "cache.snapshot.file", "unknown key 'file'"},
       {"route not a map", UPSTREAM "routes:\n  - api\n", 3, 5, "routes[0]", "expected a route (a map), got 'api'"},
+      {"cluster redis scheme", UPSTREAM "cluster:\n  redis: \"tcp://127.0.0.1:6379\"\n",
+       3, 10, "cluster.redis", "expected redis://host[:port][/db] or unix:///path"},
+      {"cluster redis database", UPSTREAM "cluster:\n  redis: \"redis://127.0.0.1/zero\"\n",
+       3, 10, "cluster.redis", "database 'zero' is not a number"},
+      {"cluster unknown key", UPSTREAM "cluster:\n  max_event: 10\n",
+       3, 3, "cluster.max_event", "did you mean 'max_events'?"},
+      {"cluster empty stream", UPSTREAM "cluster:\n  stream: \"\"\n", 3, 11, "cluster.stream", "must not be empty"},
+      {"cluster node with a space", UPSTREAM "cluster:\n  node: \"cache a\"\n",
+       3, 9, "cluster.node", "expected a name of up to 64 letters"},
+      {"cluster max_events of 0", UPSTREAM "cluster:\n  max_events: 0\n",
+       3, 15, "cluster.max_events", "0 is out of range 1..1000000000"},
+      {"cluster queue_limit of 0", UPSTREAM "cluster:\n  queue_limit: 0\n",
+       3, 16, "cluster.queue_limit", "0 is out of range 1..10000000"},
+      {"cluster zero timeout", UPSTREAM "cluster:\n  timeout: 0s\n", 3, 12, "cluster.timeout", "must be greater than 0"},
+      {"cluster backoff_max below backoff_min", UPSTREAM "cluster:\n  backoff_min: 2s\n  backoff_max: 1s\n",
+       4, 3, "cluster.backoff_max", "backoff_max (1s) is below backoff_min (2s)"},
+      {"cluster not a map", UPSTREAM "cluster: redis://h\n", 2, 10, "cluster", "expected a map, got 'redis://h'"},
       {"routes not a list", UPSTREAM "routes: { name: a }\n", 2, 9, "routes", "expected a list of routes"},
   };
   for (const Row& row : rows) {
@@ -411,6 +522,53 @@ upstream:
   // An empty list replaces the default list: nothing is dropped.
   auto none = expect_config(load_config_string("server:\n  drop_request_fields: []\n" UPSTREAM, "none.yaml"));
   CHECK(none->server.drop_request_fields.empty());
+}
+
+TEST_CASE("standards keys are read as written (RFC 9213, RFC 9111 §4.2.4, RFC 9110 §12.5.3)", "[config]") {
+  auto config = expect_config(load_config_string(R"(
+cache:
+  stale_on_disconnect: 30s
+  targeted_cache_control: [Cachalot-Cache-Control, CDN-Cache-Control]
+  drop_targeted_cache_control: [cachalot-cache-control]
+  accept_encoding: [br, gzip]
+upstream:
+  url: http://origin
+routes:
+  - name: a
+    prefix: /a
+    set_cookie: store_without
+  - name: b
+    prefix: /b
+    set_cookie: strip
+)",
+                                                 "standards.yaml"));
+  CHECK(config->cache.stale_on_disconnect == 30s);
+  CHECK(config->cache.targeted_cache_control ==
+        std::vector<std::string>{"Cachalot-Cache-Control", "CDN-Cache-Control"});
+  CHECK(config->cache.drop_targeted_cache_control == std::vector<std::string>{"cachalot-cache-control"});
+  CHECK(config->cache.accept_encoding == std::vector<std::string>{"br", "gzip"});
+  // store_without is what strip always did: one policy, two names.
+  CHECK(config->routes.at(0).set_cookie == SetCookiePolicy::Strip);
+  CHECK(config->routes.at(1).set_cookie == SetCookiePolicy::Strip);
+
+  // An empty target list turns RFC 9213 off; 0s turns the disconnect grace off.
+  auto off = expect_config(
+      load_config_string("cache:\n  targeted_cache_control: []\n  stale_on_disconnect: 0s\n" UPSTREAM, "off.yaml"));
+  CHECK(off->cache.targeted_cache_control.empty());
+  CHECK(off->cache.stale_on_disconnect == 0s);
+}
+
+TEST_CASE("cache.snapshot is off by default and read as written", "[config][snapshot]") {
+  auto none = expect_config(load_config_string(UPSTREAM, "none.yaml"));
+  CHECK(none->cache.snapshot.path.empty());
+  CHECK(none->cache.snapshot.interval == 0s);
+  auto on = expect_config(load_config_string(
+      "cache:\n  snapshot: { path: /var/lib/cachalot/cache.snap }\n" UPSTREAM, "on.yaml"));
+  CHECK(on->cache.snapshot.path == "/var/lib/cachalot/cache.snap");
+  CHECK(on->cache.snapshot.interval == 0s);
+  auto periodic = expect_config(load_config_string(
+      "cache:\n  snapshot:\n    path: /var/lib/cachalot/cache.snap\n    interval: 5m\n" UPSTREAM, "periodic.yaml"));
+  CHECK(periodic->cache.snapshot.interval == 5min);
 }
 
 TEST_CASE("a loopback admin listener needs no token; any other address does", "[config]") {

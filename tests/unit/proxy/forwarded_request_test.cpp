@@ -6,12 +6,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "cache/key.h"
+#include "cache/vary.h"
 #include "http/parser.h"
 
 namespace {
@@ -252,6 +254,68 @@ TEST_CASE("prepare removes server.drop_request_fields, by name in any case", "[p
   opts.drop_fields = nullptr;
   REQUIRE(fr.prepare(no_drop, "http", kClient, opts) == TargetError::None);
   CHECK(no_drop.headers.has("x-original-url"));
+}
+
+TEST_CASE("cache.accept_encoding reduces the forwarded Accept-Encoding before anything is keyed "
+          "(RFC 9110 §12.5.3)",
+          "[proxy][forwarded]") {
+  Setup s;
+  const std::vector<std::string> codings = {"br", "gzip"};
+  ForwardOptions opts = s.opts();
+  opts.accept_encoding = &codings;
+  const cache::KeyOptions keyed{.headers = {"Accept-Encoding"}};
+  const std::vector<std::string> kAE = {"accept-encoding"};  // a Vary: Accept-Encoding response's names
+  struct Row {
+    const char* name;
+    Fields fields;
+    std::optional<std::string> forwarded;  // the one Accept-Encoding line sent, or none
+  };
+  const std::vector<Row> rows = {
+      {"a browser's list: the configured codings it accepts, in configured order",
+       {{"Accept-Encoding", "gzip, deflate, br, zstd"}}, "br, gzip"},
+      {"weights dropped, x-gzip read as gzip", {{"Accept-Encoding", "x-gzip;q=0.5, br;q=0.9"}}, "br, gzip"},
+      {"two lines are one list", {{"Accept-Encoding", "br"}, {"accept-encoding", "gzip;q=0.1"}}, "br, gzip"},
+      {"§12.5.3 q=0 is not acceptable", {{"Accept-Encoding", "gzip, br;q=0"}}, "gzip"},
+      {"§12.5.3 \"*\" admits the unlisted codings", {{"Accept-Encoding", "*"}}, "br, gzip"},
+      {"nothing configured accepted: only identity", {{"Accept-Encoding", "deflate"}}, ""},
+      {"identity refused is kept refused", {{"Accept-Encoding", "gzip, identity;q=0"}}, "gzip, identity;q=0"},
+      {"an unparsable value is forwarded as sent", {{"Accept-Encoding", "gzip;q=2"}}, "gzip;q=2"},
+      {"an absent field stays absent", {}, std::nullopt},
+  };
+  for (const Row& r : rows) {
+    DYNAMIC_SECTION(r.name) {
+      Fields f = {{"Host", "example.com"}};
+      f.insert(f.end(), r.fields.begin(), r.fields.end());
+      auto req = request("/a", f);
+      ForwardedRequest fr;
+      REQUIRE(fr.prepare(req, "http", kClient, opts) == TargetError::None);
+      // The forwarded request itself carries the value: its key and its head agree.
+      CHECK(req.headers.count("accept-encoding") == (r.forwarded ? 1u : 0u));
+      if (r.forwarded) CHECK(req.headers.get_combined("accept-encoding") == *r.forwarded);
+      const std::string head = serialize(fr, req, keyed);
+      http::RequestHead origin = parse(head);
+      if (r.forwarded) CHECK(origin.headers.get_combined("accept-encoding") == *r.forwarded);
+      // Preparing what the origin got gives the same key (the reduction is idempotent).
+      ForwardedRequest again;
+      REQUIRE(again.prepare(origin, "http", kClient, opts) == TargetError::None);
+      CHECK(finished_key(again, origin, keyed) == fr.key());
+      CHECK(cache::variant_key(kAE, origin.headers) == cache::variant_key(kAE, req.headers));
+    }
+  }
+  SECTION("two browsers' lists that accept the same configured codings share a variant") {
+    auto a = request("/a", {{"Host", "example.com"}, {"Accept-Encoding", "gzip, deflate, br, zstd"}});
+    auto b = request("/a", {{"Host", "example.com"}, {"Accept-Encoding", "br;q=0.9, gzip"}});
+    ForwardedRequest fa, fb;
+    REQUIRE(fa.prepare(a, "http", kClient, opts) == TargetError::None);
+    REQUIRE(fb.prepare(b, "http", kClient, opts) == TargetError::None);
+    CHECK(cache::variant_key(kAE, a.headers) == cache::variant_key(kAE, b.headers));
+  }
+  SECTION("without cache.accept_encoding the value is forwarded as sent") {
+    auto req = request("/a", {{"Host", "example.com"}, {"Accept-Encoding", "gzip, deflate, br, zstd"}});
+    ForwardedRequest fr;
+    REQUIRE(fr.prepare(req, "http", kClient, s.opts()) == TargetError::None);
+    CHECK(req.headers.get_combined("accept-encoding") == "gzip, deflate, br, zstd");
+  }
 }
 
 TEST_CASE("forwarding fields are ours: replaced for untrusted peers, kept and extended for trusted ones "
