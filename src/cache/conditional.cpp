@@ -100,4 +100,18 @@ void copy_304_fields(const http::HeaderMap& stored, http::HeaderMap& out) {
   }
 }
 
+bool if_range_allows(const http::RequestHead& req, std::string_view etag, std::string_view last_modified,
+                     std::optional<int64_t> stored_date) noexcept {
+  auto v = req.headers.get("if-range");
+  if (!v) return true;
+  if (req.headers.count("if-range") != 1) return false;
+  const std::string_view value = http::trim_ows(*v);
+  if (value.empty()) return false;
+  if (value.front() == '"' || value.starts_with("W/")) return etag_strong_match(value, etag);
+  const auto when = http::parse_http_date(value);
+  const auto lm = http::parse_http_date(last_modified);
+  if (!when || !lm || *when != *lm) return false;
+  return stored_date && *stored_date >= *lm + 1;
+}
+
 }  // namespace cachalot::cache

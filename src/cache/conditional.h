@@ -3,8 +3,9 @@
 //
 // Only If-None-Match and If-Modified-Since are evaluated: §4.3.2 says
 // If-Match and If-Unmodified-Since "are not applicable to a cache", and a
-// cache must not evaluate preconditions meant for the origin. If-Range is
-// irrelevant while ranges are not served from cache.
+// cache must not evaluate preconditions meant for the origin. If-Range
+// decides whether a Range is answered from the stored response
+// (if_range_allows).
 #pragma once
 
 #include <cstdint>
@@ -51,6 +52,16 @@ std::string_view to_string(ConditionalResult r) noexcept;
 ConditionalResult evaluate_conditional(const http::RequestHead& req, std::string_view etag,
                                        std::string_view last_modified, std::optional<int64_t> stored_date,
                                        int stored_status = 200) noexcept;
+
+// RFC 9110 §13.1.5, for a GET with Range answered from a stored response:
+// may the Range be honoured? True without If-Range. An entity-tag must match
+// the stored ETag by strong comparison (a weak tag never does); an HTTP-date
+// must equal the stored Last-Modified exactly, and that Last-Modified must be
+// strong (§8.8.2.2: the stored Date at least one second after it). Anything
+// else, an unparsable value included, means the Range is ignored and the
+// whole response is sent.
+bool if_range_allows(const http::RequestHead& req, std::string_view etag, std::string_view last_modified,
+                     std::optional<int64_t> stored_date) noexcept;
 
 // Copies from the stored fields those a 304 must carry (RFC 9110 §15.4.5):
 // Cache-Control, Content-Location, Date, ETag, Expires, Vary; and

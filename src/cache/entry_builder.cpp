@@ -88,6 +88,9 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
   bool have_etag = false, have_lm = false;
   std::optional<int64_t> date;
   for (auto f : d.headers) {
+    // Whether ranges are served is ours to say (the responder adds
+    // "Accept-Ranges: bytes" to stored 200s), not the origin's.
+    if (http::iequals(f.name, "accept-ranges")) continue;
     if (withheld_downstream(f.name, d.withheld)) {
       held.append(f.name).append(": ").append(f.value).append("\r\n");
       continue;

@@ -637,6 +637,7 @@ Fields config_fields(Config& c) {
       {"cache", section({
                     {"max_memory", size(k.max_memory, 1)},
                     {"max_object_size", size(k.max_object_size, 1)},
+                    {"range_fill_max_size", size(k.range_fill_max_size, 0)},
                     {"shards", power_of_two(k.shards, 1, 65536)},
                     {"max_variants", count(k.max_variants, 1, 1024)},
                     {"heuristic_fraction", fraction(k.heuristic_fraction)},

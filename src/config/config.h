@@ -113,6 +113,10 @@ struct SnapshotConfig {
 struct CacheConfig {
   uint64_t max_memory = 256 * kMiB;     // byte budget: bodies + fields + per-entry overhead
   uint64_t max_object_size = 8 * kMiB;  // larger responses are streamed but not stored; <= max_memory
+  // A GET with Range that misses fetches the whole response (and answers the
+  // range from the stored entry) when its Content-Length is at most this
+  // (and max_object_size); otherwise the Range is forwarded to the origin.
+  uint64_t range_fill_max_size = 8 * kMiB;
   uint32_t shards = 16;                 // power of two, 1..65536
   uint32_t max_variants = 16;           // Vary variants kept per URL
   double heuristic_fraction = 0.1;      // RFC 9111 §4.2.2: fraction of (Date - Last-Modified), 0..1

@@ -5,6 +5,7 @@
 #include "cache/evaluate.h"
 #include "cache/storable.h"
 #include "cache/vary.h"
+#include "http/range.h"
 #include "proxy/app.h"
 #include "proxy/client_connection.h"
 #include "proxy/origin_fetch.h"
@@ -58,9 +59,18 @@ awaitable<void> Exchange::run() {
   fwd_.finish_key(req_, policy_->key);
   if (req_.method == http::Method::Purge) return purge_method();
   auto& parser = conn_->parser();
+  // RFC 9110 §14.2: Range is defined for GET only (a HEAD's is ignored); a
+  // bytes range is answered from the cache, another unit goes to the origin.
+  if (req_.method == http::Method::Get) {
+    if (auto r = req_.headers.get("range")) {
+      range_ = true;
+      // Range is no list (RFC 9110 §14.2): two field lines are the origin's to judge.
+      if (!http::is_bytes_range(*r) || req_.headers.count("range") != 1) foreign_range_ = true;
+    }
+  }
+  responder_.set_range(range_);
   const bool cacheable = (req_.method == http::Method::Get || req_.method == http::Method::Head) && !policy_->bypass &&
-                         !req_.headers.has("range") && parser.content_length() <= 0 && !parser.chunked() &&
-                         !fwd_.asterisk();
+                         !foreign_range_ && parser.content_length() <= 0 && !parser.chunked() && !fwd_.asterisk();
   return cacheable ? this->cacheable() : pass();
 }
 
@@ -75,8 +85,10 @@ awaitable<void> Exchange::pass() {
   out_.result = metrics::Result::Pass;
   if (policy_->bypass)
     out_.cache_status = "fwd=bypass; detail=route";
-  else if (req_.headers.has("range") && (req_.method == http::Method::Get || req_.method == http::Method::Head))
-    out_.cache_status = "fwd=bypass; detail=range";
+  else if (foreign_range_)
+    out_.cache_status = "fwd=bypass; detail=range-unit";
+  else if (range_)
+    out_.cache_status = "fwd=bypass; detail=range-not-stored";
   else
     out_.cache_status = "fwd=method";
   FetchPlan plan;
@@ -175,10 +187,31 @@ awaitable<void> Exchange::cacheable() {
   if (!detail.empty() && detail != miss_reason) out_.cache_status += "; detail=" + std::string(detail);
   out_.result = metrics::Result::Miss;
   const auto& cc = rt_->config().cache.coalesce;
-  if (cc.enabled && !authorized && plan.may_store)
-    co_await fetch_coalesced(plan);
-  else
+  // A Range miss fetches the whole response (no Range forwarded), stores it
+  // and answers the range from the entry; when it is not stored (too large,
+  // unknown length, not storable) the fetch is dropped before any byte
+  // reached the client and the Range goes to the origin as sent.
+  // A request that forbids storing (no-store) cannot be filled: its Range goes
+  // to the origin, as the client sent it.
+  plan.range = range_ && plan.may_store;
+  if (range_ && !plan.may_store) {
+    co_await range_pass();
+  } else if (plan.range) {
     co_await OriginFetch(*this, plan).run();
+    if (plan.range_declined) co_await range_pass();
+  } else if (cc.enabled && !authorized && plan.may_store) {
+    co_await fetch_coalesced(plan);
+  } else {
+    co_await OriginFetch(*this, plan).run();
+  }
+}
+
+awaitable<void> Exchange::range_pass() {
+  // RFC 9211 §2.8: one detail; the first one stays.
+  if (out_.cache_status.find("; detail=") == std::string::npos) out_.cache_status += "; detail=range-not-stored";
+  FetchPlan plan;
+  plan.pass = true;
+  co_await OriginFetch(*this, plan).run();
 }
 
 awaitable<void> Exchange::fetch_coalesced(FetchPlan& plan) {

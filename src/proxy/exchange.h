@@ -40,6 +40,13 @@ struct FetchPlan {
   bool conditional = false;                   // revalidate `stale` with its validators
   cache::EntryRef stale;  // entry being revalidated / stale-if-error fallback
   cache::FetchPermit permit;                  // the leader of a fill (empty otherwise)
+  // A GET with a bytes Range: fetch the whole response without Range, store
+  // it, answer the range from the entry (RFC 9110 §14).
+  bool range = false;
+  // Set by the fetch: the response was not stored (too large for
+  // cache.range_fill_max_size, unknown length, not storable), nothing was
+  // sent to the client; the Exchange forwards the Range as sent.
+  bool range_declined = false;
 };
 
 class Exchange {
@@ -64,6 +71,8 @@ class Exchange {
   asio::awaitable<void> bad_target(http::TargetError e);
   asio::awaitable<void> cacheable();
   asio::awaitable<void> pass();
+  // A Range miss whose whole response was not stored: the Range goes to the origin.
+  asio::awaitable<void> range_pass();
   asio::awaitable<void> purge_method();
   asio::awaitable<void> fetch_coalesced(FetchPlan& plan);
   // The stored variant for this request, if any (`vary_miss`: the URL has
@@ -82,6 +91,8 @@ class Exchange {
   Outcome& out_;
   ResponseBuffers& buffers_;
   Responder responder_;
+  bool range_ = false;          // a GET with Range
+  bool foreign_range_ = false;  // ... in a unit other than bytes (passed to the origin)
   ForwardedRequest& fwd_;
   const RoutePolicy* policy_ = nullptr;
   const std::string& key_;  // fwd_.key()

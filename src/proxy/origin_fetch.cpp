@@ -137,8 +137,9 @@ void OriginFetch::build_head() {
   std::string_view method = req.method_name.empty() ? http::to_string(req.method) : std::string_view(req.method_name);
   x_.fwd_.serialize_head(head, req, method, x_.key_, [pass](std::string_view n) {
     if (http::iequals(n, "expect") || http::iequals(n, "content-length")) return true;
-    // A cache fill fetches the full response and answers the client's conditionals itself.
-    return !pass && is_conditional_field(n);
+    // A cache fill fetches the full response and answers the client's
+    // conditionals and Range itself (RFC 9111 §3.2 shows no Range here).
+    return !pass && (is_conditional_field(n) || http::iequals(n, "range"));
   });
   if (plan_.conditional && plan_.stale) {
     http::HeaderMap v;
@@ -521,6 +522,7 @@ void OriginFetch::complete_entry(std::unique_ptr<cache::EntryDraft>& draft) {
   // response finds it stored (and a purge it sends next finds it too).
   cache::EntryRef entry = cache::build_entry(*draft);
   draft.reset();
+  if (plan_.range) range_entry_ = entry;  // the Range is answered from it (relay)
   if (publish(entry, nullptr)) w_.metrics.store_decision(cache::StoreReason::Stored);
   plan_.permit.finish(cache::Fill::State::Done, entry);
 }
@@ -576,6 +578,44 @@ awaitable<void> OriginFetch::relay() {
   // before its response reaches the client: the client's next read misses.
   if (plan_.pass) x_.app_.purger().after_unsafe(req, resp.status, resp.headers, x_.fwd_.authority(), *x_.rt_);
   std::unique_ptr<cache::EntryDraft> entry = gate(resp);
+  // A stored status other than 200 ignores Range (§14.2): it is relayed (and
+  // stored, if it fits) as any fill, streamed, whatever its length.
+  if (plan_.range && (resp.status == 200 || !entry)) {
+    // A Range miss is answered from the stored entry: the whole body must
+    // come first, so it must be stored and of a known, small enough length.
+    const int64_t clen = up_->parser.content_length();
+    const uint64_t limit = std::min<uint64_t>(cfg_.cache.range_fill_max_size, x_.rt_->max_object_size());
+    if (!entry || clen < 0 || static_cast<uint64_t>(clen) > limit) {
+      // Nothing reached the client yet: the Range goes to the origin as sent
+      // (Exchange::range_pass). This response's body is not read.
+      if (entry) w_.metrics.store_decision(cache::StoreReason::TooLarge);
+      release(false);
+      plan_.permit.finish(cache::Fill::State::Uncacheable);
+      plan_.range_declined = true;
+      const std::size_t fwd = out.cache_status.find("; fwd-status=");
+      if (fwd != std::string::npos) out.cache_status.resize(fwd);
+      co_return;
+    }
+    Pumped pumped{true, UpstreamError::None, false};
+    if (!wire::status_has_no_body(resp.status)) pumped = co_await pump(entry, false);
+    else complete_entry(entry);
+    w_.metrics.upstream_duration.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at_).count());
+    if (!pumped.complete) {
+      release(false);
+      plan_.permit.finish(cache::Fill::State::Failed);
+      w_.metrics.store_decision(cache::StoreReason::Incomplete);
+      w_.metrics.upstream_error(kind_of(pumped.err));
+      out.cache_status += "; detail=upstream-" + std::string(net::to_string(pumped.err));
+      co_await responder.error(net::is_timeout(pumped.err) ? 504 : 502, "upstream " + std::string(net::to_string(pumped.err)),
+                               false);
+      co_return;
+    }
+    release(up_->reusable());
+    // pump() published the entry (complete_entry): answer from it.
+    if (range_entry_) co_await responder.entry(*range_entry_, metrics::Result::Miss);
+    co_return;
+  }
   out.status = resp.status;
 
   const bool no_body = wire::status_has_no_body(resp.status) || req.method == http::Method::Head;

@@ -93,6 +93,7 @@ class OriginFetch {
   std::chrono::steady_clock::time_point sent_at_{};
   bool has_body_ = false;
   bool body_failed_ = false;  // reading the client's request body failed
+  cache::EntryRef range_entry_;  // plan.range: the entry the Range is answered from
   std::string_view head_detail_;  // a HEAD's §4.3.5 verdict, the Cache-Status detail of its relay
 };
 

@@ -5,6 +5,7 @@
 #include "cache/conditional.h"
 #include "cache/vary.h"
 #include "http/hop_by_hop.h"
+#include "http/range.h"
 #include "proxy/client_connection.h"
 #include "proxy/wire.h"
 
@@ -77,9 +78,24 @@ awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, 
     out_.status = e.status();
     bufs[0] = asio::buffer(e.head_block());
   }
+  // RFC 9110 §14: a GET's Range is answered from a stored 200 (after the
+  // client's own conditionals, §13.2.2), unless If-Range says otherwise.
+  if (range_ && !not_modified && e.status() == 200 && req_.method == http::Method::Get) [[unlikely]] {
+    if (auto range = req_.headers.get("range")) {
+      if (cache::if_range_allows(req_, e.etag(), e.last_modified(), e.date())) {
+        auto r = http::resolve_ranges(*range, e.body().size());
+        if (r.verdict != http::RangeVerdict::Ignore) {
+          co_await partial(e, r, extra, now);
+          co_return;
+        }
+      }
+    }
+  }
   auto& tail = buf_.tail;
   tail.clear();
   if (extra) extra->serialize(tail);
+  // Byte ranges of a stored 200 are served from the cache (RFC 9110 §14.3).
+  if (!not_modified && e.status() == 200) tail.append(std::string_view("Accept-Ranges: bytes\r\n"));
   tail.append(std::string_view("Age: "));
   wire::append_num(tail, e.current_age(now).count());
   tail.append(std::string_view("\r\n"));
@@ -90,6 +106,112 @@ awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, 
   if (!not_modified && req_.method != http::Method::Head) bufs[2] = asio::buffer(e.body());
   head_sent_ = true;
   co_await send(bufs);
+}
+
+namespace {
+// The stored fields without Content-Type (a multipart/byteranges response
+// carries it in each part, RFC 9110 §14.6), and that Content-Type.
+void fields_without_content_type(std::string_view block, std::string& out, std::string& content_type) {
+  while (!block.empty()) {
+    const std::size_t eol = block.find("\r\n");
+    const std::size_t len = eol == std::string_view::npos ? block.size() : eol + 2;
+    const std::string_view line = block.substr(0, len);
+    const std::size_t colon = line.find(':');
+    if (colon != std::string_view::npos && http::iequals(line.substr(0, colon), "content-type")) {
+      if (content_type.empty()) content_type = http::trim_ows(line.substr(colon + 1, line.size() - colon - 3));
+    } else {
+      out.append(line);
+    }
+    block.remove_prefix(len);
+  }
+}
+
+void append_content_range(std::string& out, const http::ByteRange& r, std::size_t length) {
+  out.append("Content-Range: bytes ");
+  wire::append_num(out, static_cast<int64_t>(r.first));
+  out.push_back('-');
+  wire::append_num(out, static_cast<int64_t>(r.last));
+  out.push_back('/');
+  wire::append_num(out, static_cast<int64_t>(length));
+  out.append("\r\n");
+}
+}  // namespace
+
+// 206 with one range or multipart/byteranges (RFC 9110 §14.6, §15.3.7), or
+// 416 with the length (§15.5.17). The 206 carries the fields a 200 would
+// (Date, ETag, Cache-Control, Vary...: §15.3.7).
+awaitable<void> Responder::partial(const cache::Entry& e, const http::ResolvedRanges& r, const http::HeaderMap* extra,
+                                   core::TimePoint now) {
+  const std::string_view body = e.body();
+  auto& h = buf_.head;
+  h.clear();
+  auto& parts = buf_.chunk_heads;
+  parts.clear();
+  std::string boundary;
+  if (r.verdict == http::RangeVerdict::Unsatisfiable) {
+    out_.status = 416;
+    wire::append_status_line(h, 416, {});
+    h.append("Content-Range: bytes */");
+    wire::append_num(h, static_cast<int64_t>(body.size()));
+    h.append("\r\nContent-Length: 0\r\nDate: ");
+    h.append(wire::date_now());
+    h.append("\r\n");
+  } else if (r.ranges.size() == 1) {
+    out_.status = 206;
+    wire::append_status_line(h, 206, {});
+    h.append(e.fields_block());
+    h.append("Via: 1.1 cachalot\r\n");
+    append_content_range(h, r.ranges[0], body.size());
+    h.append("Content-Length: ");
+    wire::append_num(h, static_cast<int64_t>(r.ranges[0].size()));
+    h.append("\r\n");
+  } else {
+    out_.status = 206;
+    wire::append_status_line(h, 206, {});
+    std::string content_type;
+    fields_without_content_type(e.fields_block(), h, content_type);
+    // A boundary that no part's bytes contain (RFC 2046 §5.1.1 leaves the
+    // choice to us): a fixed prefix and a counter, checked against the body.
+    boundary = "CACHALOT_BYTERANGES_0";
+    for (int n = 1; body.find(boundary) != std::string_view::npos; ++n) boundary = "CACHALOT_BYTERANGES_" + std::to_string(n);
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < r.ranges.size(); ++i) {
+      std::string p;
+      p.append(i == 0 ? "--" : "\r\n--").append(boundary).append("\r\n");
+      if (!content_type.empty()) p.append("Content-Type: ").append(content_type).append("\r\n");
+      append_content_range(p, r.ranges[i], body.size());
+      p.append("\r\n");
+      total += p.size() + r.ranges[i].size();
+      parts.push_back(std::move(p));
+    }
+    parts.push_back("\r\n--" + boundary + "--\r\n");
+    total += parts.back().size();
+    h.append("Via: 1.1 cachalot\r\nContent-Type: multipart/byteranges; boundary=").append(boundary).append("\r\n");
+    h.append("Content-Length: ");
+    wire::append_num(h, static_cast<int64_t>(total));
+    h.append("\r\n");
+  }
+  if (extra) extra->serialize(h);
+  h.append("Accept-Ranges: bytes\r\nAge: ");
+  wire::append_num(h, e.current_age(now).count());
+  h.append("\r\n");
+  wire::append_cache_status(h, out_.cache_status);
+  append_connection(h);
+  h.append("\r\n");
+  auto& g = buf_.gather;
+  g.clear();
+  g.push_back(asio::buffer(h));
+  if (out_.status == 206 && r.ranges.size() == 1) {
+    g.push_back(asio::buffer(body.substr(r.ranges[0].first, r.ranges[0].size())));
+  } else if (out_.status == 206) {
+    for (std::size_t i = 0; i < r.ranges.size(); ++i) {
+      g.push_back(asio::buffer(parts[i]));
+      g.push_back(asio::buffer(body.substr(r.ranges[i].first, r.ranges[i].size())));
+    }
+    g.push_back(asio::buffer(parts.back()));
+  }
+  head_sent_ = true;
+  co_await send(g);
 }
 
 awaitable<void> Responder::error(int status, std::string_view detail, bool close) {

@@ -23,6 +23,7 @@
 #include "cache/coalescer.h"
 #include "cache/entry.h"
 #include "http/message.h"
+#include "http/range.h"
 #include "metrics/metrics.h"
 
 namespace cachalot::proxy {
@@ -60,6 +61,10 @@ class Responder {
   Responder(ClientConnection* conn, const http::RequestHead& req, Outcome& out, ResponseBuffers& buffers,
             std::chrono::milliseconds send_timeout, bool draining, const std::vector<std::string>* withheld = nullptr);
 
+  // The request carries a bytes Range that entry() answers (the Exchange
+  // looked once; a hit does not look again).
+  void set_range(bool r) noexcept { range_ = r; }
+
   // A client that can still receive this response.
   bool connected() const noexcept;
   bool head_sent() const noexcept { return head_sent_; }
@@ -68,7 +73,8 @@ class Responder {
 
   // ---- whole responses
   // A stored entry, or 304 when the client's conditional matches it
-  // (RFC 9111 §4.3.2). `extra` fields (e.g. the revalidating client's own
+  // (RFC 9111 §4.3.2), or, for a GET with Range, 206/416 from a stored 200
+  // (RFC 9110 §14, If-Range §13.1.5). `extra` fields (e.g. the revalidating client's own
   // Set-Cookie) go to this response only.
   asio::awaitable<void> entry(const cache::Entry& e, metrics::Result result, const http::HeaderMap* extra = nullptr);
   // A proxy-generated error with a short text body.
@@ -104,6 +110,8 @@ class Responder {
 
  private:
   void append_connection(std::string& out);
+  asio::awaitable<void> partial(const cache::Entry& e, const http::ResolvedRanges& r, const http::HeaderMap* extra,
+                                core::TimePoint now);
   template <class Buffers>
   asio::awaitable<bool> send(const Buffers& b);
   asio::awaitable<bool> send(std::string_view s);
@@ -115,6 +123,7 @@ class Responder {
   std::chrono::milliseconds send_timeout_;
   bool draining_;
   const std::vector<std::string>* withheld_;
+  bool range_ = false;
   bool head_sent_ = false;
   bool head_pending_ = false;  // stream_head() prepared a head not yet written
   bool chunked_ = false;
