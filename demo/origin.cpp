@@ -19,6 +19,13 @@
 //    while /__stats reads it.
 //  - Idle connections are kept until the peer closes them: the origin is
 //    meant for loopback use behind a proxy that bounds its own pool.
+//  - The shop API (/api/products..., /api/categories/..., /api/dashboard,
+//    bench/before-after.sh) answers after --latency-ms: one steady_timer per
+//    connection, which holds at most one delayed request at a time (answers
+//    stay in order), so thousands of slow requests in flight need no thread
+//    each. The request is copied out of the read buffer before the wait and
+//    routed (and counted) when the timer fires. Product versions are atomics
+//    shared by the threads: a POST bumps one, later GETs show the new version.
 
 #include <asio.hpp>
 
@@ -62,6 +69,16 @@ constexpr long kMaxSlowMs = 60000;
 constexpr long kDefaultSlowMs = 100;
 constexpr std::time_t kContentEpoch = 1700000000;    // Last-Modified base: fixed so ETags and dates are stable
 constexpr int kItemListSize = 20;
+constexpr std::uint32_t kDefaultProducts = 10000;
+constexpr std::uint32_t kMaxProducts = 10000000;
+constexpr std::uint32_t kPageSize = 20;       // products per /api/products?page=N
+constexpr std::uint32_t kCategories = 20;     // product id -> category (id - 1) % 20
+constexpr long kMaxLatencyMs = 60000;
+
+// Set once by the command line, before the threads start.
+long g_latency_ms = 0;
+std::uint32_t g_products = kDefaultProducts;
+std::unique_ptr<std::atomic<std::uint32_t>[]> g_product_versions;  // [0, g_products)
 
 // ---------------------------------------------------------------- helpers
 
@@ -384,6 +401,138 @@ const StaticContent& content() {
   return c;
 }
 
+// ---------------------------------------------------------------- shop API
+
+// Products are functions of (id, version): deterministic, so ETags survive a
+// restart until a POST changes a product.
+std::uint32_t product_version(std::uint32_t id) {
+  return g_product_versions[id - 1].load(std::memory_order_relaxed);
+}
+
+std::uint32_t product_category(std::uint32_t id) { return (id - 1) % kCategories; }
+
+std::uint32_t product_cents(std::uint32_t id, std::uint32_t version) {
+  return 199u + (id * 7919u + version * 104729u) % 49800u;
+}
+
+void append_product_summary(std::string& out, std::uint32_t id) {
+  std::uint32_t version = product_version(id);
+  std::uint32_t cents = product_cents(id, version);
+  char buf[160];
+  int n = std::snprintf(buf, sizeof buf, "{\"id\":%u,\"name\":\"Product %u\",\"price\":%u.%02u,\"version\":%u}", id, id,
+                        cents / 100, cents % 100, version);
+  out.append(buf, static_cast<std::size_t>(n));
+}
+
+// About 600 bytes: what a product page's API call returns.
+void append_product(std::string& out, std::uint32_t id) {
+  std::uint32_t version = product_version(id);
+  std::uint32_t cents = product_cents(id, version);
+  std::uint32_t stock = (id * 31u + version * 17u) % 500u;
+  char buf[768];
+  int n = std::snprintf(
+      buf, sizeof buf,
+      "{\"id\":%u,\"sku\":\"SKU-%06u\",\"name\":\"Product %u\",\"category\":\"cat-%u\",\"price\":%u.%02u,"
+      "\"currency\":\"EUR\",\"stock\":%u,\"version\":%u,\"rating\":%u.%u,\"reviews\":%u,"
+      "\"description\":\"Product %u is a sturdy, well-reviewed item from category %u. It ships in two to four "
+      "working days and can be returned within thirty days. Dimensions and materials are listed below.\","
+      "\"attributes\":{\"weight_g\":%u,\"width_mm\":%u,\"height_mm\":%u,\"colour\":\"%s\"},"
+      "\"images\":[\"/img/p/%u/1.jpg\",\"/img/p/%u/2.jpg\",\"/img/p/%u/3.jpg\"]}\n",
+      id, id, id, product_category(id), cents / 100, cents % 100, stock, version, 3 + id % 3, id % 10, (id * 13u) % 2000u,
+      id, product_category(id), 100 + (id * 37u) % 4900u, 20 + (id * 11u) % 480u, 20 + (id * 17u) % 480u,
+      (id % 4 == 0 ? "black" : id % 4 == 1 ? "white" : id % 4 == 2 ? "red" : "blue"), id, id, id);
+  out.append(buf, static_cast<std::size_t>(n));
+}
+
+// A listing of `ids`: the body into `body`, its purge tags into `tags`
+// (Surrogate-Key: space-separated), e.g. "products page-3 product-41 ...".
+template <class Ids>
+void build_listing(std::string& body, std::string& tags, std::string_view head_json, std::string_view list_tag,
+                   const Ids& ids) {
+  body.clear();
+  body += '{';
+  body += head_json;
+  body += ",\"items\":[";
+  tags = "products ";
+  tags += list_tag;
+  bool first = true;
+  for (std::uint32_t id : ids) {
+    if (!first) body += ',';
+    first = false;
+    append_product_summary(body, id);
+    tags += " product-";
+    append_uint(tags, id);
+  }
+  body += "]}\n";
+}
+
+int base64url_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-' || c == '+') return 62;
+  if (c == '_' || c == '/') return 63;
+  return -1;
+}
+
+std::optional<std::string> base64url_decode(std::string_view in) {
+  std::string out;
+  unsigned bits = 0;
+  int nbits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    int v = base64url_value(c);
+    if (v < 0) return std::nullopt;
+    bits = (bits << 6) | static_cast<unsigned>(v);
+    nbits += 6;
+    if (nbits >= 8) {
+      nbits -= 8;
+      out += static_cast<char>((bits >> nbits) & 0xff);
+    }
+  }
+  return out;
+}
+
+// The user a bearer token names: the "sub" claim of a JWT (header.payload.signature;
+// the signature is not checked: this is a demo), or an opaque token itself.
+// Empty when there is no usable bearer token.
+std::string bearer_subject(std::string_view authorization) {
+  if (authorization.size() < 7 || !iequals(authorization.substr(0, 7), "bearer ")) return {};
+  std::string_view token = trim(authorization.substr(7));
+  auto dot1 = token.find('.');
+  if (dot1 == std::string_view::npos) {
+    if (token.size() > 128) return {};
+    return std::string(token);
+  }
+  auto dot2 = token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos) return {};
+  auto payload = base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
+  if (!payload) return {};
+  auto key = payload->find("\"sub\"");
+  if (key == std::string::npos) return {};
+  auto colon = payload->find(':', key + 5);
+  if (colon == std::string::npos) return {};
+  auto open = payload->find('"', colon);
+  if (open == std::string::npos) return {};
+  auto close = payload->find('"', open + 1);
+  if (close == std::string::npos || close - open - 1 > 128) return {};
+  return payload->substr(open + 1, close - open - 1);
+}
+
+// The paths --latency-ms delays.
+bool is_shop_path(std::string_view path) {
+  return path == "/api/products" || path.starts_with("/api/products/") || path.starts_with("/api/categories/") ||
+         path == "/api/dashboard";
+}
+
+// A request copied out of the read buffer, for answers routed after a delay.
+struct OwnedRequest {
+  std::string method, path, query, if_none_match, if_modified_since, authorization;
+  std::uint64_t content_length = 0;
+  bool http10 = false;
+  bool keep_alive = true;
+};
+
 // ---------------------------------------------------------------- requests
 
 struct Request {
@@ -392,11 +541,32 @@ struct Request {
   std::string_view query;  // after '?', may be empty
   std::string_view if_none_match;
   std::string_view if_modified_since;
+  std::string_view authorization;
   std::uint64_t content_length = 0;
   bool http10 = false;
   bool keep_alive = true;
   bool has_transfer_encoding = false;
 };
+
+OwnedRequest own(const Request& r) {
+  return OwnedRequest{std::string(r.method), std::string(r.path), std::string(r.query), std::string(r.if_none_match),
+                      std::string(r.if_modified_since), std::string(r.authorization), r.content_length, r.http10,
+                      r.keep_alive};
+}
+
+Request view(const OwnedRequest& o) {
+  Request r;
+  r.method = o.method;
+  r.path = o.path;
+  r.query = o.query;
+  r.if_none_match = o.if_none_match;
+  r.if_modified_since = o.if_modified_since;
+  r.authorization = o.authorization;
+  r.content_length = o.content_length;
+  r.http10 = o.http10;
+  r.keep_alive = o.keep_alive;
+  return r;
+}
 
 bool is_tchar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -466,6 +636,8 @@ bool parse_head(std::string_view head, Request& req) {
       req.if_none_match = value;
     } else if (iequals(name, "if-modified-since")) {
       req.if_modified_since = value;
+    } else if (iequals(name, "authorization")) {
+      req.authorization = value;
     }
   }
   // "Connection: close" wins over a keep-alive token in another field line.
@@ -505,6 +677,7 @@ std::string_view reason_phrase(int status) {
   switch (status) {
     case 200: return "OK";
     case 201: return "Created";
+    case 401: return "Unauthorized";
     case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 404: return "Not Found";
@@ -640,7 +813,13 @@ class Session : public std::enable_shared_from_this<Session> {
     timer_.async_wait([self = shared_from_this()](std::error_code ec) {
       if (ec) return;
       self->slow_pending_ = false;
-      self->answer_slow();
+      if (self->deferred_) {
+        OwnedRequest owned = std::move(*self->deferred_);
+        self->deferred_.reset();
+        self->route(view(owned));
+      } else {
+        self->answer_slow();
+      }
       self->process();
     });
   }
@@ -679,6 +858,13 @@ class Session : public std::enable_shared_from_this<Session> {
       return true;
     }
     discard_ = req.content_length;
+    if (g_latency_ms > 0 && is_shop_path(req.path)) {
+      // Answered (and counted) when the timer fires; see the top of the file.
+      deferred_ = own(req);
+      slow_ = SlowRequest{g_latency_ms, req.method == "HEAD", req.http10, req.keep_alive};
+      slow_pending_ = true;
+      return true;
+    }
     route(req);
     return true;
   }
@@ -712,6 +898,20 @@ class Session : public std::enable_shared_from_this<Session> {
       res.body = scratch_;
       res.conditional = false;
       return append(req, res, false, seq);
+    }
+    if (req.method == "POST" && path.starts_with("/api/products/")) {
+      auto id = parse_uint<std::uint32_t>(path.substr(14));
+      if (id && *id >= 1 && *id <= g_products) {
+        // A write: the product changes (price, stock, version); caches in
+        // front must purge it (Surrogate-Key product-<id>) or revalidate.
+        g_product_versions[*id - 1].fetch_add(1, std::memory_order_relaxed);
+        scratch_.clear();
+        append_product(scratch_, *id);
+        res.cache_control = "no-store";
+        res.body = scratch_;
+        res.conditional = false;
+        return append(req, res, false, seq);
+      }
     }
     if (!get && !head) {
       res.status = 405;
@@ -761,6 +961,9 @@ class Session : public std::enable_shared_from_this<Session> {
       slow_seq_ = seq;
       slow_pending_ = true;
       return;
+    } else if (path.starts_with("/api/products/") || path == "/api/products" || path.starts_with("/api/categories/") ||
+               path == "/api/dashboard") {
+      if (answer_shop(req, head, seq)) return;
     } else if (path == "/healthz") {
       res.content_type = "text/plain";
       res.cache_control = "no-store";
@@ -775,6 +978,91 @@ class Session : public std::enable_shared_from_this<Session> {
     res.body_is_stable = true;
     res.conditional = false;
     append(req, res, head, seq);
+  }
+
+  // GET/HEAD of the shop API; false for an unknown product, page or category (404).
+  bool answer_shop(const Request& req, bool head, std::uint64_t seq) {
+    const std::string_view path = req.path;
+    Response res;
+    res.conditional = true;
+    if (path.starts_with("/api/products/")) {
+      auto id = parse_uint<std::uint32_t>(path.substr(14));
+      if (!id || *id < 1 || *id > g_products) return false;
+      scratch_.clear();
+      append_product(scratch_, *id);
+      tags_ = "product-";
+      append_uint(tags_, *id);
+      tags_ += " category-";
+      append_uint(tags_, product_category(*id));
+      tags_ += " products";
+      res.cache_control = "public, max-age=300, stale-while-revalidate=30";
+    } else if (path == "/api/products") {
+      const std::uint32_t pages = (g_products + kPageSize - 1) / kPageSize;
+      std::uint32_t page = 1;
+      if (auto v = query_param(req.query, "page")) page = parse_uint<std::uint32_t>(*v).value_or(0);
+      if (page < 1 || page > pages) return false;
+      std::vector<std::uint32_t> ids;
+      for (std::uint32_t id = (page - 1) * kPageSize + 1; id <= std::min(page * kPageSize, g_products); ++id)
+        ids.push_back(id);
+      std::string head_json = "\"page\":" + std::to_string(page) + ",\"pages\":" + std::to_string(pages);
+      build_listing(scratch_, tags_, head_json, "page-" + std::to_string(page), ids);
+      res.cache_control = "public, max-age=60, stale-while-revalidate=30";
+    } else if (path.starts_with("/api/categories/")) {
+      // /api/categories/cat-<k> (or <k>): the category's first 20 products.
+      std::string_view name = path.substr(16);
+      if (name.starts_with("cat-")) name.remove_prefix(4);
+      auto k = parse_uint<std::uint32_t>(name);
+      if (!k || *k >= kCategories) return false;
+      std::vector<std::uint32_t> ids;
+      for (std::uint32_t id = *k + 1; id <= g_products && ids.size() < kPageSize; id += kCategories) ids.push_back(id);
+      std::string head_json = "\"category\":\"cat-" + std::to_string(*k) + "\"";
+      build_listing(scratch_, tags_, head_json, "category-" + std::to_string(*k), ids);
+      res.cache_control = "public, max-age=60, stale-while-revalidate=30";
+    } else {  // /api/dashboard
+      std::string sub = bearer_subject(req.authorization);
+      if (sub.empty()) {
+        res.status = 401;
+        res.cache_control = "no-store";
+        res.extra_fields = "WWW-Authenticate: Bearer\r\n";
+        res.body = "{\"error\":\"bearer token required\"}\n";
+        res.body_is_stable = true;
+        res.conditional = false;
+        append(req, res, head, seq);
+        return true;
+      }
+      // Depends on the token's subject only: one body per user.
+      std::uint64_t h = fnv1a(sub);
+      scratch_.clear();
+      scratch_ += "{\"user\":";
+      append_json_string(scratch_, sub);
+      scratch_ += ",\"greeting\":\"Welcome back\",\"cart_items\":";
+      append_uint(scratch_, h % 7);
+      scratch_ += ",\"open_orders\":";
+      append_uint(scratch_, (h >> 8) % 4);
+      scratch_ += ",\"loyalty_points\":";
+      append_uint(scratch_, (h >> 16) % 5000);
+      scratch_ += ",\"recommended\":[";
+      for (int i = 0; i < 6; ++i) {
+        if (i > 0) scratch_ += ',';
+        append_product_summary(scratch_, static_cast<std::uint32_t>((h >> (i * 5)) % g_products) + 1);
+      }
+      scratch_ += "]}\n";
+      res.cache_control = "private, max-age=60";
+      etag_ = etag_for(scratch_);
+      res.etag = etag_;
+      res.body = scratch_;
+      append(req, res, head, seq);
+      return true;
+    }
+    etag_ = etag_for(scratch_);
+    res.etag = etag_;
+    extra_ = "Surrogate-Key: ";
+    extra_ += tags_;
+    extra_ += "\r\n";
+    res.extra_fields = extra_;
+    res.body = scratch_;
+    append(req, res, head, seq);
+    return true;
   }
 
   void answer_bench(const Request& req, bool head, std::uint64_t seq, std::size_t size) {
@@ -929,6 +1217,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string scratch_;  // dynamic bodies; copied into out_ before it changes
   std::string cc_;       // dynamic Cache-Control value
   std::string etag_;
+  std::string tags_;   // Surrogate-Key value of a shop response
+  std::string extra_;  // extra header lines of a shop response
+  std::optional<OwnedRequest> deferred_;  // a shop request waiting out --latency-ms
   char last_modified_[kHttpDateLen] = {};
 };
 
@@ -965,12 +1256,17 @@ struct Options {
   std::string host = "127.0.0.1";
   unsigned short port = 9000;
   unsigned threads = 1;
+  long latency_ms = 0;
+  std::uint32_t products = kDefaultProducts;
 };
 
 [[noreturn]] void usage(int code) {
-  std::cerr << "usage: cachalot-origin [--listen HOST:PORT] [--threads N]\n"
-               "  --listen   address to serve on (default 127.0.0.1:9000; port 0 = ephemeral)\n"
-               "  --threads  event-loop threads (default 1)\n"
+  std::cerr << "usage: cachalot-origin [--listen HOST:PORT] [--threads N] [--latency-ms N] [--products N]\n"
+               "  --listen      address to serve on (default 127.0.0.1:9000; port 0 = ephemeral)\n"
+               "  --threads     event-loop threads (default 1)\n"
+               "  --latency-ms  delay every shop API answer (/api/products, /api/products/ID,\n"
+               "                /api/categories/C, /api/dashboard) by N ms (default 0; max 60000)\n"
+               "  --products    size of the shop catalogue (default 10000)\n"
                "Prints \"listening on HOST:PORT\" once ready.\n";
   std::exit(code);
 }
@@ -997,6 +1293,14 @@ Options parse_args(int argc, char** argv) {
       auto n = parse_uint<unsigned>(value());
       if (!n || *n == 0 || *n > 256) usage(2);
       o.threads = *n;
+    } else if (arg == "--latency-ms") {
+      auto n = parse_uint<long>(value());
+      if (!n || *n > kMaxLatencyMs) usage(2);
+      o.latency_ms = *n;
+    } else if (arg == "--products") {
+      auto n = parse_uint<std::uint32_t>(value());
+      if (!n || *n == 0 || *n > kMaxProducts) usage(2);
+      o.products = *n;
     } else if (arg == "-h" || arg == "--help") {
       usage(0);
     } else {
@@ -1010,6 +1314,10 @@ Options parse_args(int argc, char** argv) {
 int run(int argc, char** argv) {
   Options opts = parse_args(argc, argv);
   std::signal(SIGPIPE, SIG_IGN);
+  g_latency_ms = opts.latency_ms;
+  g_products = opts.products;
+  g_product_versions = std::make_unique<std::atomic<std::uint32_t>[]>(g_products);
+  for (std::uint32_t i = 0; i < g_products; ++i) g_product_versions[i].store(1, std::memory_order_relaxed);
   content();  // build shared bodies before serving
   g_bench.get(1024);
   g_bench.get(64 * 1024);

@@ -11,13 +11,14 @@ set -euo pipefail
 #   redis-server: the cluster conversation tests (test_c40_cluster.py) run a real one
 #   cpack -G DEB: dpkg-dev (dpkg-shlibdeps) and file (CPACK_DEBIAN_PACKAGE_SHLIBDEPS)
 #   systemd-analyze (unit test): systemd; shellcheck (container build script)
+#   gnuplot: gnuplot-nox (bench/before-after.sh draws its PNG; test_c63_before_after.py runs it)
 #   dpkg-deb, dpkg-query, ldd, sh: already in minbase (dpkg, libc-bin, dash)
 packages=(
   # build
   cmake g++ make binutils pkg-config libasio-dev node-llhttp libyaml-cpp-dev libspdlog-dev libfmt-dev
   libssl-dev libxxhash-dev libre2-dev libsystemd-dev libhiredis-dev
   # tests
-  catch2 python3 openssl curl dpkg-dev file systemd shellcheck redis-server
+  catch2 python3 openssl curl dpkg-dev file systemd shellcheck redis-server gnuplot-nox
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(wrk nginx-light varnish haproxy trafficserver util-linux valgrind)
