@@ -1,13 +1,14 @@
 # gnuplot script for bench/before-after.sh: three stacked panels, direct
 # (client -> origin) against through Cachalot (client -> cachalot -> origin),
 # per second of each phase. Called as
-#   gnuplot -e "datafile='F'; outfile='F.png'; subtitle='...'" bench/before-after.gp
+#   gnuplot -e "datafile='F'; outfile='F.png'; subtitle='...'; subtitle2='...'" bench/before-after.gp
 # Columns of datafile (before_after_load.py report --dat):
 #   1 second  2-4 direct p50 p95 p99 (ms)  5-7 cachalot p50 p95 p99 (ms)
 #   8 direct origin req/s  9 cachalot origin req/s  10 cachalot hit rate (%)
 if (!exists("datafile")) datafile = "before-after.dat"
 if (!exists("outfile")) outfile = "before-after.png"
 if (!exists("subtitle")) subtitle = ""
+if (!exists("subtitle2")) subtitle2 = ""
 
 set terminal pngcairo size 1200,1100 enhanced font "DejaVu Sans,11"
 set output outfile
@@ -15,7 +16,7 @@ set datafile missing "NaN"
 set grid ytics lc rgb "#dddddd"
 set key outside right top vertical Left reverse samplen 2 width -2
 set lmargin 12
-set rmargin 34
+set rmargin 30
 set xlabel "seconds into the phase"
 stats datafile using 1 nooutput
 set xrange [0:STATS_max + 0.5]
@@ -23,7 +24,7 @@ set xrange [0:STATS_max + 0.5]
 direct = "#c0392b"
 cached = "#1f6fb2"
 
-set multiplot layout 3,1 title "Cachalot before/after: the same request mix, direct vs through Cachalot\n{/*0.8 ".subtitle."}" font ",13"
+set multiplot layout 3,1 title "Cachalot before/after: the same request mix, direct vs through Cachalot\n{/*0.75 ".subtitle."}\n{/*0.75 ".subtitle2."}" font ",13"
 
 # 1. Latency percentiles per second (log scale: misses cost the origin's
 #    latency, hits a fraction of a millisecond).

@@ -22,12 +22,14 @@ usage() {
 usage: bench/before-after.sh [options]
   --duration D      length of each phase (default 60s)
   --requests N      upper bound on requests per phase (default: none; the duration bounds it)
-  --connections N   client connections (default 128)
-  --rate R          requests per second due, the same in both phases (default 200;
+  --connections N   client connections (default 256)
+  --rate R          requests per second due, the same in both phases (default 500;
                     0 = closed loop: each connection sends as soon as it has its answer)
   --latency-ms N    the origin's latency per shop API request (default 280)
   --products N      catalogue size (default 10000)
   --seed N          seed of the request sequence (default 13)
+  --purge soft|hard the tag purge after each write through Cachalot (default soft:
+                    listings are marked stale and served once more while they refresh)
   --out FILE        the PNG (default docs/before-after.png)
   --markdown FILE   also write the table to FILE
   --short           CI setting: 4 s per phase, 1000 products
@@ -41,8 +43,9 @@ USAGE
 
 DURATION=60s
 REQUESTS=1000000000
-CONNS=128
-RATE=200
+CONNS=256
+RATE=500
+PURGE=soft
 LATENCY_MS=280
 PRODUCTS=10000
 SEED=13
@@ -65,6 +68,7 @@ while (($#)); do
     --latency-ms) LATENCY_MS=${2:?}; shift 2 ;;
     --products) PRODUCTS=${2:?}; shift 2 ;;
     --seed) SEED=${2:?}; shift 2 ;;
+    --purge) PURGE=${2:?}; shift 2 ;;
     --out) OUT=$(realpath -m "${2:?}"); shift 2 ;;
     --markdown) MARKDOWN_FILE=$(realpath -m "${2:?}"); shift 2 ;;
     --short) SHORT=1; shift ;;
@@ -85,11 +89,12 @@ fi
 for v in REQUESTS CONNS LATENCY_MS PRODUCTS SEED; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "--${v,,}: expected a number"
 done
+[[ "$PURGE" == soft || "$PURGE" == hard ]] || die "--purge: soft or hard"
 [[ "$RATE" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--rate: expected requests per second (0 = closed loop)"
 ((CONNS >= 1)) || die "--connections: at least 1"
 ((PRODUCTS >= 1)) || die "--products: at least 1"
 DURATION_S=$(duration_seconds "$DURATION")
-COMMAND_ARGS="--duration $DURATION --connections $CONNS --rate $RATE --latency-ms $LATENCY_MS --products $PRODUCTS"
+COMMAND_ARGS="--duration $DURATION --connections $CONNS --rate $RATE --latency-ms $LATENCY_MS --products $PRODUCTS --purge $PURGE"
 ((SHORT)) && COMMAND_ARGS="--short (that is: $COMMAND_ARGS)"
 
 for tool in gnuplot curl taskset awk; do
@@ -144,7 +149,7 @@ run_load() {
   log "phase $phase: ${DURATION_S}s, rate ${RATE}/s, $CONNS connections, origin latency ${LATENCY_MS} ms, $PRODUCTS products"
   taskset -c "$LOAD_CPU" "$PYTHON" "$HERE/before_after_load.py" run --port "$port" --origin-port "$ORIGIN_PORT" \
     --admin-port "$admin" --out "$BENCH_TMP/$phase" --duration "$DURATION_S" --requests "$REQUESTS" \
-    --connections "$CONNS" --rate "$RATE" --products "$PRODUCTS" --seed "$SEED" ||
+    --connections "$CONNS" --rate "$RATE" --products "$PRODUCTS" --seed "$SEED" --purge "$PURGE" ||
     die "the load generator failed in phase $phase"
 }
 
@@ -180,14 +185,16 @@ if awk -v r="$RATE" 'BEGIN { exit !(r + 0 == 0) }'; then
 else
   load="${RATE} req/s due over $CONNS connections"
 fi
-SUBTITLE="$(date -u '+%Y-%m-%d %H:%MZ'), $(nproc) CPUs: 70% product reads (Zipf s=1.0 over $PRODUCTS), 15% listings, 10% dashboard, 5% writes + tag purge; $load; origin latency ${LATENCY_MS} ms; ${DURATION_S} s per phase"
+SUBTITLE="$(date -u '+%Y-%m-%d %H:%MZ'), $(nproc) CPUs; origin latency ${LATENCY_MS} ms; $load; ${DURATION_S} s per phase, cold cache"
+SUBTITLE2="mix: 70% product reads (Zipf s=1.0 over $PRODUCTS), 15% listings, 10% per-user dashboard, 5% writes + $PURGE tag purge"
 mkdir -p "$(dirname "$OUT")"
-gnuplot -e "datafile='$BENCH_TMP/before-after.dat'; outfile='$OUT'; subtitle='$SUBTITLE'" "$HERE/before-after.gp" \
+gnuplot -e "datafile='$BENCH_TMP/before-after.dat'; outfile='$OUT'; subtitle='$SUBTITLE'; subtitle2='$SUBTITLE2'" "$HERE/before-after.gp" \
   2>"$BENCH_TMP/gnuplot.log" || { cat "$BENCH_TMP/gnuplot.log" >&2; die "gnuplot failed"; }
 [[ -s "$OUT" ]] || die "gnuplot wrote no $OUT"
 
 {
   echo "_cachalot before/after: ${SUBTITLE}_  "
+  echo "_${SUBTITLE2}_  "
   echo "_command: bench/before-after.sh ${COMMAND_ARGS}_"
   echo
   cat "$TABLE"

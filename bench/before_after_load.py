@@ -22,8 +22,12 @@ or GET /api/categories/cat-K, K uniform), 10% GET /api/dashboard with the
 bearer token (an unsigned JWT, "sub": "user-U") of one of 1,000 users, 5%
 writes POST /api/products/ID (Zipf ID, like the reads: popular products change
 most). With --admin-port, each successful write is followed by
-POST /purge?tag=product-ID on Cachalot's admin API (what the application's
-write path would do); that call is not part of the recorded latencies.
+POST /purge?tag=product-ID&soft=1 on Cachalot's admin API (what the
+application's write path would do; --purge hard leaves out soft=1); that call
+is not part of the recorded latencies. The POST itself, through Cachalot,
+removes the product's own entry (RFC 9111 §4.4); the soft tag purge marks the
+listings that show the product stale, and stale-while-revalidate serves them
+once more while they refresh.
 """
 
 import argparse
@@ -187,6 +191,7 @@ async def run_phase(args) -> int:
     records, purges, errors = [], [], []
     samples = []
     due_index = 0
+    soft = "&soft=1" if args.purge == "soft" else ""
     # Connections are opened before the clock starts, as a client with a
     # keep-alive pool would have them.
     conns = [Conn(args.port) for _ in range(args.connections)]
@@ -236,8 +241,6 @@ async def run_phase(args) -> int:
                 await asyncio.sleep(due - now)
             if args.rate <= 0:
                 due = time.monotonic()
-            if time.monotonic() >= deadline:
-                return
             try:
                 status, fields = await conn.request(method, target, extra, body)
             except Exception as e:  # recorded, and the run goes on with a new connection
@@ -253,7 +256,7 @@ async def run_phase(args) -> int:
                 # that finds its connection closed is sent again on a new one.
                 for attempt in (1, 2):
                     try:
-                        pstatus, _ = await admin.request("POST", f"/purge?tag={tag}")
+                        pstatus, _ = await admin.request("POST", f"/purge?tag={tag}{soft}")
                         break
                     except Exception as e:
                         if attempt == 2:
@@ -286,7 +289,8 @@ async def run_phase(args) -> int:
     with open(args.out + ".phase.json", "w") as f:
         json.dump({"elapsed_s": elapsed, "requests": len(records), "errors": len(errors), "purges": len(purges),
                    "purge_failures": sum(1 for p in purges if not 200 <= p[2] < 300),
-                   "connections": args.connections, "rate": args.rate, "products": args.products}, f)
+                   "duration_s": args.duration, "connections": args.connections, "rate": args.rate, "products": args.products,
+                   "purge": args.purge}, f)
     bad = sum(1 for r in records if not 200 <= r[3] < 300)
     print(f"{os.path.basename(args.out)}: {len(records)} requests in {elapsed:.1f} s "
           f"({len(records) / elapsed:.0f}/s), {bad} not 2xx, {len(errors)} errors, {len(purges)} purges", file=sys.stderr)
@@ -316,9 +320,15 @@ def load_phase(prefix):
     return recs, samples, meta
 
 
-def summarize(recs, samples, meta):
+def summarize(recs, samples, meta, since=0.0):
+    """The phase's figures; with `since`, only requests due from then on and the
+    counters sampled from then to the end."""
+    if since > 0:
+        recs = [r for r in recs if r[0] >= since]
+        samples = [x for x in samples if x["t"] >= since - 0.01]
+    span_s = meta["elapsed_s"] - since
     lat = sorted(r[1] for r in recs)
-    s = {"requests": len(recs), "rps": len(recs) / meta["elapsed_s"], "mean": sum(lat) / len(lat) if lat else math.nan,
+    s = {"requests": len(recs), "rps": len(recs) / span_s, "mean": sum(lat) / len(lat) if lat else math.nan,
          "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99),
          "not_2xx": sum(1 for r in recs if not 200 <= r[3] < 300), "purges": meta["purges"],
          "purge_failures": meta["purge_failures"]}
@@ -383,7 +393,11 @@ def report(args) -> int:
     d_recs, d_samples, d_meta = load_phase(args.direct)
     c_recs, c_samples, c_meta = load_phase(args.cachalot)
     d, c = summarize(d_recs, d_samples, d_meta), summarize(c_recs, c_samples, c_meta)
-    seconds = int(math.ceil(max(d_meta["elapsed_s"], c_meta["elapsed_s"])))
+    # The last third of the phase: the cache has warmed up (still rising, see the picture).
+    tail_from = math.floor(c_meta["duration_s"] * 2 / 3)
+    ct = summarize(c_recs, c_samples, c_meta, since=tail_from)
+    tail_label = f"through Cachalot, last {c_meta['duration_s'] - tail_from:g} s"
+    seconds = int(math.ceil(min(d_meta["duration_s"], c_meta["duration_s"])))
     dps, cps = per_second(d_recs, d_samples, seconds), per_second(c_recs, c_samples, seconds)
     with open(args.dat, "w") as f:
         f.write("# sec d_p50 d_p95 d_p99 c_p50 c_p95 c_p99 d_origin_rps c_origin_rps c_hit_pct (ms, req/s, %)\n")
@@ -393,29 +407,37 @@ def report(args) -> int:
 
     hit = c["hit_rate"]
     lines = []
-    lines.append("| | direct (client → origin) | through Cachalot | change |")
-    lines.append("|---|---|---|---|")
-    lines.append(f"| requests (req/s) | {d['requests']} ({d['rps']:.0f}/s) | {c['requests']} ({c['rps']:.0f}/s) | |")
+    def hit_cells(x):
+        if x["hit_rate"] is None:
+            return "–"
+        cell = f"{100 * x['hit_rate']:.1f}%"
+        if x["hit_rate_cacheable"] is not None:
+            cell += f" ({100 * x['hit_rate_cacheable']:.1f}% of product and listing reads)"
+        return cell
+
+    lines.append(f"| | direct (client → origin) | through Cachalot | change | {tail_label} |")
+    lines.append("|---|---|---|---|---|")
+    lines.append(f"| requests (req/s) | {d['requests']} ({d['rps']:.0f}/s) | {c['requests']} ({c['rps']:.0f}/s) | | "
+                 f"{ct['requests']} ({ct['rps']:.0f}/s) |")
     for p in ("p50", "p95", "p99"):
-        lines.append(f"| latency {p} | {fmt_ms(d[p])} | {fmt_ms(c[p])} | {fmt_ratio(d[p], c[p])} |")
-    lines.append(f"| latency mean | {fmt_ms(d['mean'])} | {fmt_ms(c['mean'])} | {fmt_ratio(d['mean'], c['mean'])} |")
-    hit_cell = "–" if hit is None else f"{100 * hit:.1f}%"
-    hitc = c["hit_rate_cacheable"]
-    hitc_cell = "" if hitc is None else f" ({100 * hitc:.1f}% of product and listing reads)"
-    lines.append(f"| hit rate (cachalot_requests_total: hit + stale) | – | {hit_cell}{hitc_cell} | |")
+        lines.append(f"| latency {p} | {fmt_ms(d[p])} | {fmt_ms(c[p])} | {fmt_ratio(d[p], c[p])} | {fmt_ms(ct[p])} |")
+    lines.append(f"| latency mean | {fmt_ms(d['mean'])} | {fmt_ms(c['mean'])} | {fmt_ratio(d['mean'], c['mean'])} | "
+                 f"{fmt_ms(ct['mean'])} |")
+    lines.append(f"| hit rate (cachalot_requests_total: hit + stale) | – | {hit_cells(c)} | | {hit_cells(ct)} |")
     lines.append(f"| origin requests/s (origin's own counter) | {d['origin_rps']:.1f} | {c['origin_rps']:.1f} | "
-                 f"{fmt_ratio(d['origin_rps'], c['origin_rps'])} |")
+                 f"{fmt_ratio(d['origin_rps'], c['origin_rps'])} | {ct['origin_rps']:.1f} |")
     for kind, label in (("product", "product reads"), ("listing", "listings"), ("dashboard", "dashboard (private, forwarded)"),
                         ("write", "writes (POST)")):
-        dk, ck = d[kind], c[kind]
+        dk, ck, tk = d[kind], c[kind], ct[kind]
         lines.append(f"| {label}: n · p50 / p95 | {dk['n']} · {fmt_ms(dk['p50'])} / {fmt_ms(dk['p95'])} | "
-                     f"{ck['n']} · {fmt_ms(ck['p50'])} / {fmt_ms(ck['p95'])} | p95 {fmt_ratio(dk['p95'], ck['p95'])} |")
+                     f"{ck['n']} · {fmt_ms(ck['p50'])} / {fmt_ms(ck['p95'])} | p95 {fmt_ratio(dk['p95'], ck['p95'])} | "
+                     f"{tk['n']} · {fmt_ms(tk['p50'])} / {fmt_ms(tk['p95'])} |")
     table = "\n".join(lines)
     notes = []
     if d["not_2xx"] or c["not_2xx"]:
         notes.append(f"non-2xx or failed requests: direct {d['not_2xx']}, through Cachalot {c['not_2xx']}")
-    notes.append(f"writes through Cachalot were each followed by a tag purge: {c['purges']} purges, "
-                 f"{c['purge_failures']} failed")
+    notes.append(f"writes through Cachalot were each followed by a {c_meta.get('purge', 'soft')} tag purge: "
+                 f"{c['purges']} purges, {c['purge_failures']} failed")
     seed_p95, seed_hit = 280.0, 0.87
     if hit is not None:
         notes.append(f"seed story: p95 280 ms -> 45 ms (6.2x) at an 87% hit rate; here p95 {fmt_ms(d['p95'])} -> "
@@ -426,7 +448,7 @@ def report(args) -> int:
         with open(args.markdown, "w") as f:
             f.write(text)
     with open(args.json, "w") if args.json else open(os.devnull, "w") as f:
-        json.dump({"direct": d, "cachalot": c, "seed": {"p95_ms": seed_p95, "hit_rate": seed_hit}}, f, indent=1,
+        json.dump({"direct": d, "cachalot": c, "cachalot_tail": ct, "tail_from_s": tail_from, "seed": {"p95_ms": seed_p95, "hit_rate": seed_hit}}, f, indent=1,
                   default=lambda v: None)
     print(text)
     return 0
@@ -447,6 +469,8 @@ def main() -> int:
     r.add_argument("--products", type=int, default=10000)
     r.add_argument("--zipf-s", type=float, default=1.0)
     r.add_argument("--seed", type=int, default=13)
+    r.add_argument("--purge", choices=("soft", "hard"), default="soft",
+                   help="tag purge after a write: soft (mark stale: served stale once while it refreshes) or hard")
     p = sub.add_parser("report")
     p.add_argument("--direct", required=True)
     p.add_argument("--cachalot", required=True)
