@@ -19,7 +19,7 @@ The mix (the same sequence in every phase for one seed): 70% product reads
 GET /api/products/ID with ID Zipf-distributed (s = 1.0) over the catalogue,
 15% listings (GET /api/products?page=N of the page holding a Zipf product id,
 or GET /api/categories/cat-K, K uniform), 10% GET /api/dashboard with the
-bearer token (an unsigned JWT, "sub": "user-U") of one of 1,000 users, 5%
+bearer token (an HS256 JWT, "sub": "user-U", see JWT_SECRET) of one of 1,000 users, 5%
 writes POST /api/products/ID (Zipf ID, like the reads: popular products change
 most). With --admin-port, each successful write is followed by
 POST /purge?tag=product-ID&soft=1 on Cachalot's admin API (what the
@@ -35,6 +35,8 @@ import asyncio
 import base64
 import bisect
 import csv
+import hashlib
+import hmac
 import json
 import math
 import os
@@ -54,10 +56,21 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def token_for(user: int) -> str:
-    head = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-    body = b64url(json.dumps({"sub": f"user-{user}", "scope": "shop"}).encode())
-    return f"{head}.{body}.demo"
+# HS256 secret of the dashboard tokens (at least 32 bytes, as Cachalot's JWT
+# verification requires for HS256): a cache partitioning by the verified "sub"
+# can be given this key (see bench/before-after.yaml.in). The demo origin does
+# not verify tokens.
+JWT_SECRET = b"cachalot-before-after-demo-hs256-secret"
+JWT_ISSUER = "https://auth.shop.example"
+JWT_AUDIENCE = "shop-api"
+
+
+def token_for(user: int, now: int) -> str:
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    claims = {"sub": f"user-{user}", "iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "iat": now, "exp": now + 86400}
+    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(JWT_SECRET, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64url(sig)}"
 
 
 class Mix:
@@ -73,7 +86,8 @@ class Mix:
             acc += w / total
             self.cdf.append(acc)
         self.pages = (products + PAGE_SIZE - 1) // PAGE_SIZE
-        self.tokens = [token_for(u) for u in range(1, USERS + 1)]
+        now = int(time.time())
+        self.tokens = [token_for(u, now) for u in range(1, USERS + 1)]
         self.bounds = []
         acc = 0.0
         for _, share in MIX:
