@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "admin/guard.h"
+#include "auth/jwt.h"
 #include "admin/redact.h"
 #include "config/units.h"
 #include "core/clock.h"
@@ -95,8 +98,17 @@ Reply purge(Control& app, std::string_view query) {
   } else if (auto route = query_param(query, "route")) {
     p.kind = cache::Purge::Kind::Route;
     p.value = *route;
+  } else if (auto claim = query_param(query, "partition")) {
+    // A verified claim is non-empty and free of control characters (auth/jwt.h): nothing else names a partition.
+    const bool valid = !claim->empty() && claim->size() <= auth::kMaxClaimBytes &&
+                       std::none_of(claim->begin(), claim->end(), [](char c) {
+                         return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                       });
+    if (!valid) return error(400, "partition= needs a claim value (non-empty, no control characters)");
+    p.kind = cache::Purge::Kind::Partition;
+    p.value = *claim;
   } else {
-    return error(400, "give one of path=, prefix=, tag=, all=1 or route=");
+    return error(400, "give one of path=, prefix=, tag=, all=1, route= or partition=");
   }
   auto out = app.purge(p);
   if (!out.error.empty()) return error(404, out.error);

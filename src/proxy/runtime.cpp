@@ -35,6 +35,16 @@ RoutePolicy make_policy(const config::Config& cfg, const config::Route* route, m
     f.default_sie = secs(route->stale_if_error);
     p.storable.allow_set_cookie_strip = route->set_cookie == config::SetCookiePolicy::Strip;
     p.storable.has_default_ttl = route->default_ttl.count() > 0;
+    if (route->partition) {
+      auth::JwtPolicy& j = p.partition.emplace();
+      j.algorithms = route->partition->algorithms;
+      j.key = route->partition->key;
+      j.issuer = route->partition->issuer;
+      j.audience = route->partition->audience;
+      j.claim = route->partition->claim;
+      j.leeway = std::chrono::duration_cast<std::chrono::seconds>(route->partition->leeway);
+      p.partition_max_bytes = route->partition_max_bytes;
+    }
     stale_defaults = stale_defaults || route->stale_while_revalidate.count() > 0 || route->stale_if_error.count() > 0;
   }
   // A response with no lifetime is still worth storing when a stale window

@@ -11,6 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include <optional>
+
+#include "auth/jwt.h"
 #include "cache/freshness.h"
 #include "cache/key.h"
 #include "cache/storable.h"
@@ -29,6 +32,9 @@ struct RoutePolicy {
   cache::KeyOptions key;
   cache::FreshnessOptions freshness;
   cache::StorableOptions storable;
+  // route partition.jwt: requests are verified and keyed per claim (null: none).
+  std::optional<auth::JwtPolicy> partition;
+  uint64_t partition_max_bytes = 0;  // route partition_max_bytes
 };
 
 class Runtime {
