@@ -6,6 +6,7 @@
 #include "cache/evaluate.h"
 #include "cache/storable.h"
 #include "cache/vary.h"
+#include "core/json.h"
 #include "http/range.h"
 #include "proxy/app.h"
 #include "proxy/client_connection.h"
@@ -335,7 +336,9 @@ awaitable<void> Exchange::purge_method() {
   std::size_t n = app_.purger().apply(p, *rt_).purged;
   w_.metrics.purge(metrics::PurgeKind::Method);
   out_.cache_status = n ? "fwd=bypass; detail=purged" : "fwd=bypass; detail=not-cached";
-  co_await responder_.json(n ? 200 : 404, "{\"purged\":" + std::to_string(n) + "}\n");
+  core::Json answer;  // not a braced list: GCC 12 cannot keep an initializer_list in a coroutine frame
+  answer["purged"] = n;
+  co_await responder_.json(n ? 200 : 404, core::json_text(answer) + "\n");
 }
 
 }  // namespace cachalot::proxy
