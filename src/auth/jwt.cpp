@@ -8,6 +8,8 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include <xxhash.h>
+
 #include <cmath>
 
 #include "auth/json.h"
@@ -164,6 +166,7 @@ std::shared_ptr<const JwtKey> JwtKey::load(std::string_view contents, std::strin
     return nullptr;
   };
   std::shared_ptr<JwtKey> k(new JwtKey());
+  k->fingerprint_ = XXH3_64bits(contents.data(), contents.size());
   if (contents.find("-----BEGIN") != std::string_view::npos) {
     if (contents.find("PRIVATE KEY") != std::string_view::npos)
       return set("holds a private key; give the public key (openssl pkey -pubout)");
@@ -194,6 +197,11 @@ std::shared_ptr<const JwtKey> JwtKey::load(std::string_view contents, std::strin
   else if (s.ends_with("\n"))
     s.remove_suffix(1);
   if (s.size() < kMinHmacSecret) return set("HMAC secret shorter than 32 bytes (RFC 7518 §3.2)");
+  // A JWK / JWKS (JSON) or a DER key is a public key in another form, never a
+  // secret: used as one, anybody holding the public key could sign tokens.
+  if (s.front() == '{' || s.front() == '[' ||
+      (static_cast<unsigned char>(s[0]) == 0x30 && static_cast<unsigned char>(s[1]) >= 0x80))  // DER SEQUENCE, long length
+    return set("looks like a JWK or DER key, not an HMAC secret (give a PEM public key)");
   k->type_ = Type::Secret;
   k->secret_.assign(s);
   return k;
@@ -235,6 +243,7 @@ bool JwtKey::verify(Algorithm a, std::string_view input, std::string_view sig) c
 
 JwtResult verify_jwt(std::string_view token, const JwtPolicy& policy, int64_t now) {
   auto err = [](JwtError e) { return JwtResult{e, {}}; };
+  if (token.size() > kMaxTokenBytes) return err(JwtError::Malformed);
   const std::size_t d1 = token.find('.');
   if (d1 == std::string_view::npos) return err(JwtError::Malformed);
   const std::size_t d2 = token.find('.', d1 + 1);
@@ -289,6 +298,19 @@ JwtResult verify_jwt(std::string_view token, const JwtPolicy& policy, int64_t no
   if (!c) return err(JwtError::ClaimMissing);
   if (c->type != JsonValue::Type::String || !valid_claim(c->string)) return err(JwtError::ClaimInvalid);
   return JwtResult{JwtError::None, c->string};
+}
+
+std::string partition_namespace(std::string_view route, const JwtPolicy& p) {
+  std::string in;
+  for (std::string_view part : {route, std::string_view(p.issuer), std::string_view(p.audience), std::string_view(p.claim)})
+    in.append(part).push_back('\0');
+  const uint64_t key = p.key ? p.key->fingerprint() : 0;
+  in.append(reinterpret_cast<const char*>(&key), sizeof key);
+  const uint64_t h = XXH3_64bits(in.data(), in.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 0; i < 16; ++i) out[i] = kHex[(h >> (60 - 4 * i)) & 15];
+  return out;
 }
 
 }  // namespace cachalot::auth

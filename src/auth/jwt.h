@@ -42,6 +42,10 @@ std::string_view to_string(Algorithm a) noexcept;
 std::optional<Algorithm> parse_algorithm(std::string_view name) noexcept;
 
 inline constexpr std::size_t kMaxClaimBytes = 256;
+// A longer token is Malformed before anything is decoded: the header and
+// payload are parsed before the signature is checked, and bounding their
+// size bounds what an unauthenticated client can make us parse.
+inline constexpr std::size_t kMaxTokenBytes = 8192;
 inline constexpr std::size_t kMinHmacSecret = 32;  // RFC 7518 §3.2: at least the hash output size
 
 // The verification key: an RSA or P-256 public key (PEM), or an HMAC secret.
@@ -58,6 +62,9 @@ class JwtKey {
   JwtKey& operator=(const JwtKey&) = delete;
 
   Type type() const noexcept { return type_; }
+  // XXH3-64 of the key file's contents: part of a partition's namespace, so
+  // a new key (or identity provider) never finds the old key's entries.
+  uint64_t fingerprint() const noexcept { return fingerprint_; }
   // Could a token signed with `a` be verified by this key?
   bool fits(Algorithm a) const noexcept;
   bool verify(Algorithm a, std::string_view signing_input, std::string_view signature) const;
@@ -67,6 +74,7 @@ class JwtKey {
   Type type_ = Type::Secret;
   void* pkey_ = nullptr;  // EVP_PKEY*, for Rsa and EcP256
   std::string secret_;    // for Secret
+  uint64_t fingerprint_ = 0;
 };
 
 struct JwtPolicy {
@@ -76,7 +84,15 @@ struct JwtPolicy {
   std::string audience;  // "" = not checked
   std::string claim = "sub";
   std::chrono::seconds leeway{30};
+  // The partition namespace: 16 hex digits hashing the route name, issuer,
+  // audience, claim name and key (partition_namespace()). A partition is
+  // "<namespace>:<claim>", so one claim value under another identity
+  // provider, key or route (after a reload or a restart) is another partition.
+  std::string ns;
 };
+
+// The namespace of a route's partitions (JwtPolicy::ns).
+std::string partition_namespace(std::string_view route, const JwtPolicy& p);
 
 enum class JwtError : uint8_t {
   None,

@@ -365,6 +365,11 @@ std::string partition_tag(std::string_view claim) {
   return t;
 }
 
+std::string_view partition_claim(std::string_view partition) noexcept {
+  const std::size_t colon = partition.find(':');
+  return colon == std::string_view::npos ? std::string_view{} : partition.substr(colon + 1);
+}
+
 std::string normalized_authority(std::string_view scheme, std::string_view host) {
   std::string out;
   normalize_authority(out, scheme, host);

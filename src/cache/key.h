@@ -85,6 +85,8 @@ std::string_view key_partition(std::string_view primary_key) noexcept;
 // finds them for purges and the per-partition budget): "\x1fp=" + claim.
 // Origins cannot set it: parse_tags() drops tags starting with \x1f.
 std::string partition_tag(std::string_view claim);
+// The claim of a partition "<namespace>:<claim>" (auth::JwtPolicy::ns); "" if none.
+std::string_view partition_claim(std::string_view partition) noexcept;
 inline constexpr char kReservedTagByte = '\x1f';
 
 // The normalised path and query of a key ("/a/b?x=1"), for prefix purges.

@@ -541,16 +541,17 @@ Reader partition(std::optional<PartitionJwt>& out) {
     if (!p.key) return l.error_at_key(jwt + ".key_file", fmt::format("{} {}", p.key_file, why));
     // After a bad algorithm name, "none fits" would only repeat it.
     if (p.algorithms.empty() || !l.ok()) return;
-    bool usable = false;
-    for (auto a : p.algorithms) usable = usable || p.key->fits(a);
-    if (!usable)
-      l.error_at_key(jwt + ".algorithms",
-                     fmt::format("no listed algorithm can be verified with {} ({}: RS256 needs an RSA public key, ES256 "
-                                 "a P-256 public key, HS256 a secret)",
-                                 p.key_file,
-                                 p.key->type() == auth::JwtKey::Type::Secret ? "a secret"
-                                 : p.key->type() == auth::JwtKey::Type::Rsa  ? "an RSA public key"
-                                                                             : "a P-256 public key"));
+    // Every listed algorithm must fit the key: a list naming one that cannot
+    // be verified with it says the key or the list is not what was meant.
+    for (std::size_t i = 0; i < p.algorithms.size(); ++i)
+      if (!p.key->fits(p.algorithms[i]))
+        l.error_at_key(fmt::format("{}.algorithms[{}]", jwt, i),
+                       fmt::format("cannot be verified with {} ({}: RS256 needs an RSA public key, ES256 a P-256 "
+                                   "public key, HS256 a secret); list only the key's algorithm",
+                                   p.key_file,
+                                   p.key->type() == auth::JwtKey::Type::Secret ? "a secret"
+                                   : p.key->type() == auth::JwtKey::Type::Rsa  ? "an RSA public key"
+                                                                               : "a P-256 public key"));
   };
 }
 

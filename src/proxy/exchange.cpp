@@ -97,11 +97,14 @@ std::string_view Exchange::partition_of_request() {
     w_.metrics.partition(out_.route_id, PartitionOutcome::InvalidToken);
     return "partition-invalid-token";
   }
-  fwd_.set_partition(r.claim);
+  // "<namespace>:<claim>" (auth::JwtPolicy::ns): the same claim from another
+  // identity provider, key or route is another partition.
+  const std::string partition = jwt.ns + ":" + r.claim;
+  fwd_.set_partition(partition);
   // Vary: Authorization keys by the claim: a refreshed token keeps the user's entries.
   partition_fields_ = req_.headers;
   partition_fields_.remove("authorization");
-  partition_fields_.add("authorization", cache::partition_tag(r.claim));
+  partition_fields_.add("authorization", cache::partition_tag(partition));
   return {};
 }
 

@@ -85,9 +85,12 @@ cache::PurgeOutcome Purger::apply(const cache::Purge& p, const Runtime& rt, Sour
     case Kind::All: out.purged = soft ? store_.rewrite_all(rewrite) : store_.purge_all(); break;
     case Kind::Route: out.generation = app_.bump_route_generation(p.value); break;
     case Kind::Partition: {
-      // Every entry of a partition carries its reserved tag (cache::partition_tag()).
-      const std::string tag = cache::partition_tag(p.value);
-      out.purged = soft ? store_.rewrite_tag(tag, rewrite) : store_.purge_tag(tag);
+      // Every entry of a partition carries its reserved tag (cache::partition_tag()),
+      // one per namespace: the claim is purged under every partitioned route.
+      for (const std::string& ns : rt.partition_namespaces()) {
+        const std::string tag = cache::partition_tag(ns + ":" + p.value);
+        out.purged += soft ? store_.rewrite_tag(tag, rewrite) : store_.purge_tag(tag);
+      }
       break;
     }
   }

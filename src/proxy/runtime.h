@@ -64,11 +64,14 @@ class Runtime {
   const std::vector<std::string>& accept_encoding() const noexcept { return config_->cache.accept_encoding; }
   // cache.stale_on_disconnect, the `grace` of cache::can_serve_stale_when_disconnected().
   core::Seconds stale_on_disconnect() const noexcept { return stale_on_disconnect_; }
+  // The namespaces of the partitioned routes (auth::JwtPolicy::ns), each once.
+  const std::vector<std::string>& partition_namespaces() const noexcept { return partition_namespaces_; }
 
  private:
   std::shared_ptr<const config::Config> config_;
   RoutePolicy none_;
   std::vector<RoutePolicy> routes_;  // parallel to config_->routes
+  std::vector<std::string> partition_namespaces_;
   uint64_t max_object_size_ = 0;
   core::Seconds stale_on_disconnect_{0};
 };

@@ -337,3 +337,39 @@ TEST_CASE("bearer_token reads the Authorization value", "[jwt]") {
   CHECK_FALSE(auth::bearer_token("Bearer "));
   CHECK_FALSE(auth::bearer_token("Bearerabc"));
 }
+
+TEST_CASE("partition namespaces differ by route, issuer, audience, claim and key", "[jwt][partition]") {
+  auth::JwtPolicy base = policy_for(kSecret);
+  const std::string ns = auth::partition_namespace("dash", base);
+  CHECK(ns.size() == 16);
+  CHECK(ns.find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(auth::partition_namespace("dash", base) == ns);  // stable: the same config finds its entries after a restart
+  CHECK(auth::partition_namespace("other", base) != ns);
+  auto with = [&](auto change) {
+    auth::JwtPolicy p = base;
+    change(p);
+    return auth::partition_namespace("dash", p);
+  };
+  CHECK(with([](auth::JwtPolicy& p) { p.issuer = "https://other.example"; }) != ns);
+  CHECK(with([](auth::JwtPolicy& p) { p.audience = "other"; }) != ns);
+  CHECK(with([](auth::JwtPolicy& p) { p.claim = "email"; }) != ns);
+  CHECK(with([](auth::JwtPolicy& p) { p.key = auth::JwtKey::load(kSecret + "-rotated", nullptr); }) != ns);
+  CHECK(with([](auth::JwtPolicy& p) { p.leeway = std::chrono::seconds(5); }) == ns);  // not an identity change
+}
+
+TEST_CASE("key files that are public keys in another form are not HMAC secrets", "[jwt]") {
+  std::string why;
+  CHECK_FALSE(auth::JwtKey::load(R"({"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB"})", &why));
+  CHECK_THAT(why, Catch::Contains("JWK or DER"));
+  std::string der = "\x30\x82\x01\x22";
+  der += std::string(40, 'x');
+  CHECK_FALSE(auth::JwtKey::load(der, &why));
+  CHECK(auth::JwtKey::load("0" + kSecret, &why));  // a secret may begin with the digit 0
+  CHECK(auth::JwtKey::load(std::string(48, 'a') + "\n", &why));
+}
+
+TEST_CASE("a token longer than kMaxTokenBytes is malformed before it is decoded", "[jwt]") {
+  const auto hs = policy_for(kSecret);
+  const std::string huge(auth::kMaxTokenBytes + 1, 'a');
+  CHECK(auth::verify_jwt(huge, hs, 0).error == auth::JwtError::Malformed);
+}

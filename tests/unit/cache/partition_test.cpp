@@ -25,6 +25,13 @@ std::string partitioned_key(std::string base, std::string_view claim) {
   return base;
 }
 
+// The proxy names a partition "<namespace>:<claim>" (auth::JwtPolicy::ns); a
+// purge by partition names the claim, in every namespace.
+std::string ns_key(std::string base, std::string_view claim, std::string_view ns = "0123456789abcdef") {
+  cache::append_partition(base, std::string(ns) + ":" + std::string(claim));
+  return base;
+}
+
 struct Gate {
   http::RequestHead req;
   cache::RequestCacheControl req_cc;
@@ -183,17 +190,21 @@ TEST_CASE("partition invalidation rules match that partition's keys only", "[par
   cache::InvalidationLog::Rule r;
   r.kind = cache::Purge::Kind::Partition;
   r.path = "alice";
-  CHECK(cache::InvalidationLog::may_match_key(r, partitioned_key("http://h/a", "alice")));
-  CHECK_FALSE(cache::InvalidationLog::may_match_key(r, partitioned_key("http://h/a", "bob")));
+  CHECK(cache::InvalidationLog::may_match_key(r, ns_key("http://h/a", "alice")));
+  CHECK_FALSE(cache::InvalidationLog::may_match_key(r, ns_key("http://h/a", "bob")));
   CHECK_FALSE(cache::InvalidationLog::may_match_key(r, "http://h/a"));
-  CHECK_FALSE(cache::InvalidationLog::may_match_key(r, partitioned_key("http://h/a", "alice2")));
+  CHECK_FALSE(cache::InvalidationLog::may_match_key(r, ns_key("http://h/a", "alice2")));
+  // The claim under another route's or identity provider's namespace is purged too.
+  CHECK(cache::InvalidationLog::may_match_key(r, ns_key("http://h/a", "alice", "fedcba9876543210")));
+  // A bare claim is no partition the proxy makes.
+  CHECK_FALSE(cache::InvalidationLog::may_match_key(r, partitioned_key("http://h/a", "alice")));
 
   cache::InvalidationLog log;
   auto ticket = log.enter();
   log.record(r);
-  CHECK(log.check(ticket, *entry(partitioned_key("http://h/a", "alice"), 0, 10)) ==
+  CHECK(log.check(ticket, *entry(ns_key("http://h/a", "alice"), 0, 10)) ==
         cache::InvalidationLog::Verdict::Drop);
-  CHECK(log.check(ticket, *entry(partitioned_key("http://h/a", "bob"), 0, 10)) ==
+  CHECK(log.check(ticket, *entry(ns_key("http://h/a", "bob"), 0, 10)) ==
         cache::InvalidationLog::Verdict::Publish);
 }
 

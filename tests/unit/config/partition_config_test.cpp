@@ -95,7 +95,10 @@ TEST_CASE("partition errors name the file, line and key", "[config][partition]")
        "routes[0].partition.jwt.key_file", "cannot read /nonexistent/jwt.pem"},
       {"HS256 with a public key (alg confusion)",
        route_yaml("      jwt:\n        algorithms: [HS256]\n        key_file: " + pem + "\n"), 7,
-       "routes[0].partition.jwt.algorithms", "no listed algorithm can be verified"},
+       "routes[0].partition.jwt.algorithms[0]", "cannot be verified with"},
+      {"one listed algorithm that does not fit the key",
+       route_yaml("      jwt:\n        algorithms: [RS256, HS256]\n        key_file: " + pem + "\n"), 7,
+       "routes[0].partition.jwt.algorithms[1]", "list only the key's algorithm"},
       {"short secret", route_yaml("      jwt:\n        algorithms: [HS256]\n        key_file: " +
                                   temp_file("short", "tiny") + "\n"),
        8, "routes[0].partition.jwt.key_file", "shorter than 32 bytes"},
