@@ -10,7 +10,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates cmake g++ ninja-build pkg-config python3 \
       catch2 libasio-dev libre2-dev libspdlog-dev libfmt-dev libssl-dev \
-      libsystemd-dev libxxhash-dev libyaml-cpp-dev node-llhttp libhiredis-dev \
+      libsystemd-dev libxxhash-dev libyaml-cpp-dev nlohmann-json3-dev node-llhttp libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . /src

@@ -15,7 +15,7 @@ set -euo pipefail
 #   dpkg-deb, dpkg-query, ldd, sh: already in minbase (dpkg, libc-bin, dash)
 packages=(
   # build
-  cmake g++ make binutils pkg-config libasio-dev node-llhttp libyaml-cpp-dev libspdlog-dev libfmt-dev
+  cmake g++ make binutils pkg-config libasio-dev node-llhttp libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libssl-dev libxxhash-dev libre2-dev libsystemd-dev libhiredis-dev
   # tests
   catch2 python3 openssl curl dpkg-dev file systemd shellcheck redis-server gnuplot-nox

@@ -1,9 +1,12 @@
 #include "admin/admin_server.h"
 
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
+#include "admin/answers.h"
 #include "admin/guard.h"
+#include "auth/jwt.h"
 #include "admin/redact.h"
 #include "config/units.h"
 #include "core/clock.h"
@@ -22,26 +25,7 @@ struct Reply {
   std::string body;
 };
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", c);
-      out += b;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-Reply error(int status, std::string_view message) {
-  return {status, "application/json", "{\"error\":" + json_string(message) + "}\n"};
-}
+Reply error(int status, std::string_view message) { return {status, "application/json", error_body(message)}; }
 
 int hex(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -95,19 +79,21 @@ Reply purge(Control& app, std::string_view query) {
   } else if (auto route = query_param(query, "route")) {
     p.kind = cache::Purge::Kind::Route;
     p.value = *route;
+  } else if (auto claim = query_param(query, "partition")) {
+    // A verified claim is non-empty and free of control characters (auth/jwt.h): nothing else names a partition.
+    const bool valid = !claim->empty() && claim->size() <= auth::kMaxClaimBytes &&
+                       std::none_of(claim->begin(), claim->end(), [](char c) {
+                         return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                       });
+    if (!valid) return error(400, "partition= needs a claim value (non-empty, no control characters)");
+    p.kind = cache::Purge::Kind::Partition;
+    p.value = *claim;
   } else {
-    return error(400, "give one of path=, prefix=, tag=, all=1 or route=");
+    return error(400, "give one of path=, prefix=, tag=, all=1, route= or partition=");
   }
   auto out = app.purge(p);
   if (!out.error.empty()) return error(404, out.error);
-  Reply r;
-  if (p.kind == cache::Purge::Kind::Route) {
-    r.body = "{\"route\":" + json_string(p.value) + ",\"generation\":" + std::to_string(out.generation) + "}\n";
-  } else {
-    r.body = "{\"purged\":" + std::to_string(out.purged) + ",\"kind\":\"" + std::string(cache::to_string(p.kind)) +
-             "\",\"soft\":" + (p.soft ? "true" : "false") + "}\n";
-  }
-  return r;
+  return {200, "application/json", purge_body(p, out)};
 }
 
 // Keys hold request field values verbatim; credentials among them are shown
@@ -117,52 +103,12 @@ Reply inspect(const Control& app, const config::Config& cfg, std::string_view qu
   if (!p) return error(400, "give path=");
   auto found = app.inspect(*p, query_param(query, "host"));
   const std::vector<std::string> hidden = redacted_names(cfg.admin.redact_fields);
-  const auto& vs = found.variants;
-  auto now = core::Clock::now();
-  std::string body = "{\"key\":" + json_string(redact_primary_key(found.key, hidden)) + ",\"variants\":[";
-  for (std::size_t i = 0; i < vs.size(); ++i) {
-    const auto& e = *vs[i];
-    const auto f = e.freshness();
-    if (i) body += ",";
-    body += "{\"variant\":" + json_string(redact_field_entries(e.variant_key(), hidden)) +
-            ",\"status\":" + std::to_string(e.status()) +
-            ",\"age\":" + std::to_string(f.current_age(now).count()) +
-            ",\"ttl\":" + std::to_string(f.ttl(now)) +
-            ",\"lifetime\":" + std::to_string(f.lifetime.count()) +
-            ",\"heuristic\":" + (f.heuristic ? "true" : "false") +
-            ",\"stale_while_revalidate\":" + std::to_string(f.stale_while_revalidate.count()) +
-            ",\"stale_if_error\":" + std::to_string(f.stale_if_error.count()) +
-            ",\"etag\":" + json_string(e.etag()) + ",\"last_modified\":" + json_string(e.last_modified()) +
-            ",\"size\":" + std::to_string(e.body().size()) + ",\"charge\":" + std::to_string(e.charge()) +
-            ",\"route\":" + json_string(e.route()) + ",\"tags\":[";
-    const auto tags = e.tags();
-    for (std::size_t t = 0; t < tags.size(); ++t) body += (t ? "," : "") + json_string(tags[t]);
-    body += "]}";
-  }
-  body += "]}\n";
-  return {vs.empty() ? 404 : 200, "application/json", std::move(body)};
+  return {found.variants.empty() ? 404 : 200, "application/json", inspect_body(found, hidden, core::Clock::now())};
 }
 
 // GET /cluster: the invalidation bus (cluster/bus.h). 200 either way: a node
 // without a cluster: section says so.
-Reply cluster(const Control& app) {
-  auto st = app.cluster();
-  if (!st) return {200, "application/json", "{\"enabled\":false}\n"};
-  auto num = [](uint64_t v) { return std::to_string(v); };
-  std::string body = "{\"enabled\":true,\"connected\":" + std::string(st->connected ? "true" : "false") +
-                     ",\"node\":" + json_string(st->node) + ",\"incarnation\":" + json_string(st->incarnation) +
-                     ",\"redis\":" + json_string(st->redis) + ",\"stream\":" + json_string(st->stream) +
-                     ",\"last_id\":" + json_string(st->last_id) + ",\"last_seq\":" + num(st->last_seq) +
-                     ",\"queued\":" + num(st->queued) + ",\"published\":" + num(st->published) +
-                     ",\"applied\":" + num(st->applied) + ",\"own\":" + num(st->own) +
-                     ",\"duplicates\":" + num(st->duplicates) + ",\"invalid\":" + num(st->invalid) +
-                     ",\"dropped\":" + num(st->dropped) + ",\"reconnects\":" + num(st->reconnects) +
-                     ",\"resyncs\":" + num(st->resyncs) + ",\"lag_last_seconds\":" +
-                     fmt::format("{:.6f}", st->lag_last_seconds) + ",\"since_ms\":" + std::to_string(st->since_ms) +
-                     ",\"last_error\":" + json_string(st->last_error) +
-                     ",\"last_error_ms\":" + std::to_string(st->last_error_ms) + "}\n";
-  return {200, "application/json", std::move(body)};
-}
+Reply cluster(const Control& app) { return {200, "application/json", cluster_body(app.cluster())}; }
 
 #if CACHALOT_TEST_CLOCK
 // Test builds only: moves core::Clock forward, so a conversation test can
@@ -173,7 +119,7 @@ Reply advance_clock(std::string_view query) {
   if (!by) return error(400, "give advance=<duration>, e.g. 15s or 500ms");
   core::Clock::advance(*by);
   spdlog::warn("test clock advanced by {}; offset now {} ms", *text, core::Clock::offset().count());
-  return {200, "application/json", "{\"offset_ms\":" + std::to_string(core::Clock::offset().count()) + "}\n"};
+  return {200, "application/json", body_of({{"offset_ms", core::Clock::offset().count()}})};
 }
 #endif
 
@@ -201,14 +147,14 @@ Reply handle(Control& app, const http::RequestHead& req) {
   std::string_view query = req.query();
   bool post = req.method == http::Method::Post;
   if (path == "/healthz") {
-    if (app.draining()) return {503, "application/json", "{\"status\":\"draining\"}\n"};
-    return {200, "application/json", "{\"status\":\"ok\"}\n"};
+    if (app.draining()) return {503, "application/json", body_of({{"status", "draining"}})};
+    return {200, "application/json", body_of({{"status", "ok"}})};
   }
   if (path == "/metrics") return {200, "text/plain; version=0.0.4", app.metrics_text()};
   if (path == "/reload") {
     if (!post) return error(405, "use POST");
     auto msg = app.reload();
-    return msg.empty() ? Reply{200, "application/json", "{\"reloaded\":true}\n"} : error(400, msg);
+    return msg.empty() ? Reply{200, "application/json", body_of({{"reloaded", true}})} : error(400, msg);
   }
   if (path == "/purge") return post ? purge(app, query) : error(405, "use POST");
   if (path == "/cache") return inspect(app, *cfg, query);

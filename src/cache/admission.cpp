@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "cache/key.h"
 #include "cache/validation.h"
 #include "cache/vary.h"
 #include "http/date.h"
@@ -39,6 +40,18 @@ const std::vector<std::string>& targets_of(const AdmissionContext& ctx) {
 // not to the representation every client shares.
 bool client_only(std::string_view name) noexcept { return iequals(name, "set-cookie") || iequals(name, "set-cookie2"); }
 
+// A partitioned entry carries its partition's reserved tag.
+// The flag relaxes storable() only when the key really carries a partition:
+// a partitioned response must never be stored where any request can find it.
+bool partitioned(const AdmissionContext& ctx, std::string_view primary_key) {
+  return ctx.partitioned && !key_partition(primary_key).empty();
+}
+
+void add_partition_tag(std::vector<std::string>& tags, std::string_view primary_key) {
+  std::string_view claim = key_partition(primary_key);
+  if (!claim.empty()) tags.push_back(partition_tag(claim));
+}
+
 }  // namespace
 
 std::vector<std::string> parse_tags(const http::HeaderMap& h, const std::vector<std::string>& fields) {
@@ -52,7 +65,8 @@ std::vector<std::string> parse_tags(const http::HeaderMap& h, const std::vector<
         while (i < v.size() && (v[i] == ' ' || v[i] == ',' || v[i] == '\t')) ++i;
         std::size_t j = i;
         while (j < v.size() && v[j] != ' ' && v[j] != ',' && v[j] != '\t') ++j;
-        if (j > i) {
+        // Tags starting with \x1f are reserved (partition_tag()): an origin cannot set one.
+        if (j > i && v[i] != kReservedTagByte) {
           std::string_view tag = v.substr(i, j - i);
           if (std::find(tags.begin(), tags.end(), tag) == tags.end()) tags.emplace_back(tag);
         }
@@ -80,13 +94,13 @@ bool may_synthesize_etag(int status, const http::HeaderMap& stored) {
 Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp) {
   Admitted a;
   auto cc = select_response_cache_control(resp.headers, targets_of(ctx));
-  a.verdict = storable(*ctx.request, *ctx.request_cc, resp, cc, *ctx.storable);
+  a.verdict = storable(*ctx.request, *ctx.request_cc, resp, cc, *ctx.storable, partitioned(ctx, ctx.primary_key));
   if (!a.verdict.store) return a;
   auto e = std::make_unique<EntryDraft>();
   e->primary_key = ctx.primary_key;
   auto vary = parse_vary(resp.headers);
   e->vary_names = vary.names;
-  e->variant_key = variant_key(vary, ctx.request->headers);
+  e->variant_key = variant_key(vary, ctx.variant_fields ? *ctx.variant_fields : ctx.request->headers);
   e->status = resp.status;
   e->headers = stored_fields(resp.headers, a.verdict.strip_fields);
   ensure_date(e->headers, ctx.response_time);
@@ -94,6 +108,7 @@ Admitted admit(const AdmissionContext& ctx, const http::ResponseHead& resp) {
   e->cc = std::move(cc);
   e->freshness = compute_freshness(*ctx.request, resp, e->cc, ctx.request_time, ctx.response_time, *ctx.freshness);
   if (ctx.tag_fields) e->tags = parse_tags(resp.headers, *ctx.tag_fields);
+  add_partition_tag(e->tags, ctx.primary_key);
   e->route = ctx.route;
   e->route_generation = ctx.route_generation;
   e->synthesize_etag = ctx.synthesize_etag && may_synthesize_etag(e->status, e->headers);
@@ -117,7 +132,7 @@ Freshened freshen(const AdmissionContext& ctx, const Entry& stored, const http::
   // §4.3.4: the 304's directives now govern (a targeted field's when one
   // qualifies, RFC 9213 §2.2); the merged response is admitted like any other.
   auto cc = select_response_cache_control(merged.headers, targets_of(ctx));
-  f.verdict = storable(*ctx.request, *ctx.request_cc, merged, cc, *ctx.storable);
+  f.verdict = storable(*ctx.request, *ctx.request_cc, merged, cc, *ctx.storable, partitioned(ctx, stored.primary_key()));
   if (!f.verdict.store) {
     f.response_fields = std::move(merged.headers);
     return f;
@@ -134,6 +149,7 @@ Freshened freshen(const AdmissionContext& ctx, const Entry& stored, const http::
   // is not stored.
   e.freshness = compute_freshness(*ctx.request, merged, cc, ctx.request_time, ctx.response_time, *ctx.freshness);
   if (ctx.tag_fields) e.tags = parse_tags(merged.headers, *ctx.tag_fields);  // as admit(): before stripping
+  add_partition_tag(e.tags, e.primary_key);
   e.headers = stored_fields(merged.headers, f.verdict.strip_fields);
   if (ctx.withheld) e.withheld = *ctx.withheld;
   e.cc = std::move(cc);

@@ -54,6 +54,16 @@ struct AdmissionContext {
   std::string_view route;       // "" = none
   uint64_t route_generation = 0;
   bool synthesize_etag = false;     // the policy allows a synthesized ETag (see admit())
+  // The request's verified claim names a partition, and primary_key carries
+  // it (key.h append_partition): storable() then lets unqualified private and
+  // responses to Authorization through, since only requests with the same
+  // verified claim can ever find the entry; no-store still wins. The entry
+  // gets the partition's reserved tag (partition_tag()).
+  bool partitioned = false;
+  // The fields the variant key is computed from; null: request->headers. A
+  // partitioned request passes its fields with Authorization replaced by the
+  // claim, so Vary: Authorization keys by user, not by token.
+  const http::HeaderMap* variant_fields = nullptr;
   core::TimePoint request_time{};   // the origin request was sent
   core::TimePoint response_time{};  // its response head arrived
 };

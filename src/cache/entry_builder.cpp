@@ -256,6 +256,7 @@ std::string_view to_string(Purge::Kind k) noexcept {
     case Purge::Kind::Tag: return "tag";
     case Purge::Kind::All: return "all";
     case Purge::Kind::Route: return "route";
+    case Purge::Kind::Partition: return "partition";
   }
   return "unknown";
 }

@@ -7,6 +7,7 @@
 namespace cachalot::cache {
 
 bool InvalidationLog::may_match_key(const Rule& r, std::string_view key) noexcept {
+  if (r.kind == Purge::Kind::Partition) return partition_claim(key_partition(key)) == r.path;
   if (r.kind != Purge::Kind::Url && r.kind != Purge::Kind::Prefix) return true;
   if (r.authority) {
     const bool https = key.substr(0, 8) == "https://";
@@ -21,6 +22,7 @@ bool InvalidationLog::matches(const Rule& r, const Entry& e) noexcept {
   switch (r.kind) {
     case Purge::Kind::All: return true;
     case Purge::Kind::Route: return e.route() == r.path;
+    case Purge::Kind::Partition: return partition_claim(key_partition(e.primary_key())) == r.path;
     case Purge::Kind::Tag: return e.has_tag(r.path);
     case Purge::Kind::Url:
     case Purge::Kind::Prefix: return may_match_key(r, e.primary_key());

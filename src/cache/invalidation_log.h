@@ -39,6 +39,7 @@ class InvalidationLog {
   //   Tag:    the entry carries tag `path`
   //   All:    every entry
   //   Route:  the entry was stored under the route named `path`
+  //   Partition: the entry's key carries the partition whose claim is `path` (key_partition())
   struct Rule {
     Purge::Kind kind = Purge::Kind::All;
     // The host as normalised for each scheme (the default port differs):

@@ -334,6 +334,42 @@ std::string_view key_authority(std::string_view key) noexcept {
   return end == std::string_view::npos ? std::string_view{} : key.substr(begin, end - begin);
 }
 
+void append_partition(std::string& key, std::string_view claim) {
+  key.append("\n\x1fp=");
+  key.append(std::to_string(claim.size()));
+  key.push_back(':');
+  key.append(claim);
+}
+
+std::string_view key_partition(std::string_view key) noexcept {
+  constexpr std::string_view kMarker = "\n\x1fp=";
+  // The partition entry is the last one; its claim has no control bytes, so
+  // the last marker in the key is the entry.
+  const std::size_t at = key.rfind(kMarker);
+  if (at == std::string_view::npos) return {};
+  std::string_view rest = key.substr(at + kMarker.size());
+  const std::size_t colon = rest.find(':');
+  if (colon == std::string_view::npos || colon == 0) return {};
+  std::size_t len = 0;
+  for (char c : rest.substr(0, colon)) {
+    if (!is_digit(static_cast<unsigned char>(c))) return {};
+    len = len * 10 + static_cast<std::size_t>(c - '0');
+  }
+  rest.remove_prefix(colon + 1);
+  return rest.size() == len ? rest : std::string_view{};
+}
+
+std::string partition_tag(std::string_view claim) {
+  std::string t("\x1fp=");
+  t.append(claim);
+  return t;
+}
+
+std::string_view partition_claim(std::string_view partition) noexcept {
+  const std::size_t colon = partition.find(':');
+  return colon == std::string_view::npos ? std::string_view{} : partition.substr(colon + 1);
+}
+
 std::string normalized_authority(std::string_view scheme, std::string_view host) {
   std::string out;
   normalize_authority(out, scheme, host);

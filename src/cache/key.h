@@ -32,6 +32,15 @@
 // the order configured, using the Vary encoding (vary.h): "name:len:value" or
 // "name:!" when absent.
 //
+// Partitions (route `partition:`, per-user entries): a request whose bearer
+// token verified gets one more entry, always the last:
+//   "\n" "\x1f" "p=" <len> ":" <claim>      e.g. "http://h/dash\n\x1fp=5:alice"
+// \x1f cannot start a field entry (names are tokens) nor appear in an encoded
+// path, and the claim is length-prefixed, so no URL and no other claim can
+// produce the same key: an unpartitioned request never finds a partitioned
+// entry, nor one user another's. Url and prefix purges still match them (the
+// path comes first, the partition after a '\n').
+//
 // The proxy must forward the target it keyed on (or the original one only if
 // the origin treats them as the same resource, which RFC 3986 says it should).
 #pragma once
@@ -66,6 +75,19 @@ void key_begin(std::string& key, std::string_view scheme, std::string_view host,
                bool authority_normalized);
 void key_finish(std::string& key, std::string_view query, bool has_query, const http::HeaderMap& req_headers,
                 const KeyOptions& opts);
+
+// Appends the partition entry for `claim` (a verified claim: non-empty, no
+// control characters).
+void append_partition(std::string& key, std::string_view claim);
+// The claim of a partitioned key; empty if the key has no partition entry.
+std::string_view key_partition(std::string_view primary_key) noexcept;
+// The reserved tag every entry of a partition carries (the store's tag index
+// finds them for purges and the per-partition budget): "\x1fp=" + claim.
+// Origins cannot set it: parse_tags() drops tags starting with \x1f.
+std::string partition_tag(std::string_view claim);
+// The claim of a partition "<namespace>:<claim>" (auth::JwtPolicy::ns); "" if none.
+std::string_view partition_claim(std::string_view partition) noexcept;
+inline constexpr char kReservedTagByte = '\x1f';
 
 // The normalised path and query of a key ("/a/b?x=1"), for prefix purges.
 // Empty if `primary_key` is not a key.

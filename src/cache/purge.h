@@ -18,13 +18,14 @@ struct Purge {
     Tag,     // every variant carrying the tag `value` (Surrogate-Key, Cache-Tag)
     All,     // everything
     Route,   // everything stored under the route named `value`
+    Partition,  // every entry of the partition whose verified claim is `value` (route partition:)
   };
   Kind kind = Kind::Url;
   std::string value;
   std::optional<std::string> host;  // Url / Prefix: the authority; nullopt = every host with entries
   bool soft = false;                // mark stale instead of removing
 };
-// "url", "prefix", "tag", "all", "route".
+// "url", "prefix", "tag", "all", "route", "partition".
 std::string_view to_string(Purge::Kind k) noexcept;
 
 struct PurgeOutcome {

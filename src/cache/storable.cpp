@@ -94,7 +94,7 @@ bool explicitly_cacheable(const http::ResponseHead& resp, const ResponseCacheCon
 
 StoreVerdict storable(const http::RequestHead& req, const RequestCacheControl& req_cc,
                       const http::ResponseHead& resp, const ResponseCacheControl& cc,
-                      const StorableOptions& opts) {
+                      const StorableOptions& opts, bool partitioned) {
   // §3: "the request method is understood by the cache" (and we choose GET only).
   if (req.method != http::Method::Get) return refuse(StoreReason::Method);
   // §5.2.1.5: nothing of a no-store request or its response may be stored.
@@ -108,10 +108,12 @@ StoreVerdict storable(const http::RequestHead& req, const RequestCacheControl& r
   if (cc.must_understand && !is_understood_status(resp.status)) return refuse(StoreReason::MustUnderstand);
   if (cc.no_store && !cc.must_understand) return refuse(StoreReason::NoStore);
   // §5.2.2.7: unqualified private is for the user's own cache only.
-  if (cc.private_) return refuse(StoreReason::Private);
+  // A partition is one user's own cache (see storable.h).
+  if (cc.private_ && !partitioned) return refuse(StoreReason::Private);
   // §3.5: a shared cache stores answers to authenticated requests only when
   // the response says that is fine.
-  if (req.headers.has("authorization") && !may_serve_to_authorized(cc)) return refuse(StoreReason::Authorization);
+  if (!partitioned && req.headers.has("authorization") && !may_serve_to_authorized(cc))
+    return refuse(StoreReason::Authorization);
   // §4.1: "A stored response with a Vary header field value containing a
   // member '*' always fails to match."
   if (parse_vary(resp.headers).star) return refuse(StoreReason::VaryStar);

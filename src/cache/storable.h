@@ -87,9 +87,14 @@ struct StoreVerdict {
 };
 
 // RFC 9111 §3 for a shared cache; see the file comment for our choices.
+// `partitioned`: the entry would be keyed by the request's verified claim
+// (route partition:, admission.h) and served only to requests with the same
+// claim, which makes Cachalot that user's private cache for it: unqualified
+// private (§5.2.2.7) and the Authorization rule (§3.5) do not refuse it.
+// Everything else applies as usual (no-store, Set-Cookie, Vary: *, status).
 StoreVerdict storable(const http::RequestHead& req, const RequestCacheControl& req_cc,
                       const http::ResponseHead& resp, const ResponseCacheControl& resp_cc,
-                      const StorableOptions& opts);
+                      const StorableOptions& opts, bool partitioned = false);
 
 // §3.5: may a stored response be used for a request carrying Authorization?
 // Only if the response has public, s-maxage or must-revalidate.

@@ -658,6 +658,17 @@ std::size_t Store::purge_tag(std::string_view tag) {
   return purged;
 }
 
+std::vector<EntryRef> Store::tagged(std::string_view tag) const {
+  std::vector<EntryRef> out;
+  for (unsigned i = 0; i < shard_count_; ++i) {
+    const Shard& s = shards_[i];
+    std::shared_lock lock(s.mutex);
+    if (auto t = s.tags.find(tag); t != s.tags.end())
+      for (NodeId id : t->second) out.push_back(s.nodes[id].entry);
+  }
+  return out;
+}
+
 std::size_t Store::purge_all() {
   std::size_t purged = 0;
   for (unsigned i = 0; i < shard_count_; ++i) {

@@ -252,6 +252,10 @@ class Store {
   // Calls f for every stored entry, one shard's snapshot at a time, with no
   // lock held while f runs (snapshots, inspection).
   void for_each(const std::function<void(const Entry&)>& f) const;
+  // The stored entries carrying `tag`, one shard's snapshot at a time
+  // (shared locks, through the tag index: O(shards + matches)). The
+  // per-partition budget sums a partition's entries with it.
+  std::vector<EntryRef> tagged(std::string_view tag) const;
   // Every stored entry, one shard's snapshot at a time (the snapshot writer
   // sorts them). The references keep them alive until dropped, evicted or not.
   std::vector<EntryRef> entries() const;

@@ -19,6 +19,7 @@ std::optional<T> parse_number(std::string_view s) {
 constexpr std::pair<std::string_view, cache::Purge::Kind> kKinds[] = {
     {"url", cache::Purge::Kind::Url},     {"prefix", cache::Purge::Kind::Prefix}, {"tag", cache::Purge::Kind::Tag},
     {"all", cache::Purge::Kind::All},     {"route", cache::Purge::Kind::Route},
+    {"partition", cache::Purge::Kind::Partition},
 };
 constexpr std::string_view kHello = "hello";
 

@@ -7,9 +7,9 @@
 //   node   "cache-a"           the publisher's cluster.node
 //   inc    16 hex digits       the publisher's incarnation, random per process start
 //   seq    "42"                per incarnation, from 1 and without gaps: a gap means lost events
-//   kind   url | prefix | tag | all | route | hello
+//   kind   url | prefix | tag | all | route | partition | hello
 //   host   "" or an authority  url and prefix only; "" = every host
-//   value  the path, prefix, tag or route name; "" for all and hello
+//   value  the path, prefix, tag, route name or partition claim; "" for all and hello
 //   soft   "0" | "1"           mark stale instead of removing
 //   ts     ms since the epoch  the publisher's wall clock when it applied it (for the lag metric)
 //

@@ -491,6 +491,70 @@ Reader regex(Route& r) {
   };
 }
 
+// route.partition.jwt.algorithms: JWS algorithm names (RFC 7518 §3.1), case-sensitive.
+Parser<auth::Algorithm> jwt_algorithm() {
+  return [](const std::string& s, std::string& why) -> std::optional<auth::Algorithm> {
+    auto a = auth::parse_algorithm(s);
+    if (!a)
+      why = s == "none" ? "'none' is never accepted: a token must be signed"
+                        : fmt::format("unknown algorithm '{}' (RS256, ES256 or HS256)", s);
+    return a;
+  };
+}
+
+Reader jwt_algorithms(std::vector<auth::Algorithm>& out) {
+  return [&out, inner = list(out, "an algorithm", jwt_algorithm())](Loader& l, const Node& n, const std::string& key) {
+    inner(l, n, key);
+    if (!n.IsSequence()) return;
+    if (n.size() == 0) return l.error(n, key, "at least one algorithm is required");
+    for (size_t i = 0; i < out.size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if (out[i] == out[j] && n[i].IsScalar() && auth::parse_algorithm(n[i].Scalar())) {
+          l.error(n[i], fmt::format("{}[{}]", key, i), fmt::format("'{}' is already listed", auth::to_string(out[i])));
+          break;
+        }
+  };
+}
+
+Reader partition(std::optional<PartitionJwt>& out) {
+  return [&out](Loader& l, const Node& n, const std::string& key) {
+    PartitionJwt& p = out.emplace();
+    read_map(l, n, key, {{"jwt", section({
+                                     {"algorithms", jwt_algorithms(p.algorithms)},
+                                     {"key_file", scalar(p.key_file, "a file name", non_empty())},
+                                     {"issuer", scalar(p.issuer, "a string", any_string())},
+                                     {"audience", scalar(p.audience, "a string", any_string())},
+                                     {"claim", scalar(p.claim, "a claim name", non_empty())},
+                                     {"leeway", duration(p.leeway)},
+                                 })}});
+    const std::string jwt = key + ".jwt";
+    if (!l.written(jwt)) return l.error_at_key(jwt, "is required (the only kind of partition)");
+    if (!l.written(jwt + ".algorithms")) l.error_at_key(jwt + ".algorithms", "is required");
+    if (!l.written(jwt + ".key_file")) return l.error_at_key(jwt + ".key_file", "is required");
+    if (p.key_file.empty()) return;
+    std::ifstream in(p.key_file, std::ios::binary);
+    if (!in) return l.error_at_key(jwt + ".key_file", fmt::format("cannot read {}: {}", p.key_file, std::strerror(errno)));
+    std::ostringstream text;
+    text << in.rdbuf();
+    std::string why;
+    p.key = auth::JwtKey::load(text.str(), &why);
+    if (!p.key) return l.error_at_key(jwt + ".key_file", fmt::format("{} {}", p.key_file, why));
+    // After a bad algorithm name, "none fits" would only repeat it.
+    if (p.algorithms.empty() || !l.ok()) return;
+    // Every listed algorithm must fit the key: a list naming one that cannot
+    // be verified with it says the key or the list is not what was meant.
+    for (std::size_t i = 0; i < p.algorithms.size(); ++i)
+      if (!p.key->fits(p.algorithms[i]))
+        l.error_at_key(fmt::format("{}.algorithms[{}]", jwt, i),
+                       fmt::format("cannot be verified with {} ({}: RS256 needs an RSA public key, ES256 a P-256 "
+                                   "public key, HS256 a secret); list only the key's algorithm",
+                                   p.key_file,
+                                   p.key->type() == auth::JwtKey::Type::Secret ? "a secret"
+                                   : p.key->type() == auth::JwtKey::Type::Rsa  ? "an RSA public key"
+                                                                               : "a P-256 public key"));
+  };
+}
+
 Fields route_fields(Route& r) {
   auto route_name = [](const std::string& s, std::string&) -> std::optional<std::string> {
     bool ok = !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
@@ -519,6 +583,8 @@ Fields route_fields(Route& r) {
                   {"ignore_params", list(r.key.ignore_params, "a query parameter name", non_empty())},
                   {"headers", list(r.key.headers, "a field name", field_name())},
               })},
+      {"partition", partition(r.partition)},
+      {"partition_max_bytes", size(r.partition_max_bytes, 1)},
   };
 }
 
@@ -533,6 +599,9 @@ void check_route(Loader& l, const Node& n, const std::string& path, const Route&
   bool prefix = l.written(path + ".prefix"), regex = l.written(path + ".regex");
   if (prefix && regex) l.error_at_key(path + ".regex", "set either prefix or regex, not both");
   if (!prefix && !regex) l.error(n, path, "needs a prefix or a regex");
+  if (l.written(path + ".partition_max_bytes") && !l.written(path + ".partition"))
+    l.error_at_key(path + ".partition_max_bytes", "needs partition (there is no partition to budget)");
+  if (r.partition && r.bypass) l.error_at_key(path + ".partition", "a bypass route stores nothing: drop bypass or partition");
   if (r.max_ttl.count() != 0 && r.min_ttl > r.max_ttl)
     l.error_at_key(path + ".max_ttl", fmt::format("max_ttl ({}) is below min_ttl ({})", format_duration(r.max_ttl),
                                                   format_duration(r.min_ttl)));
@@ -700,6 +769,11 @@ void check_config(Loader& l, const Config& c) {
                                  "use is always forwarded (RFC 9213 §2.2)",
                                  name));
   }
+  for (size_t i = 0; i < c.routes.size(); ++i)
+    if (c.routes[i].partition && c.routes[i].partition_max_bytes > k.max_memory)
+      l.error_at_key(fmt::format("routes[{}].partition_max_bytes", i),
+                     fmt::format("partition_max_bytes ({}) must not exceed cache.max_memory ({})",
+                                 format_size(c.routes[i].partition_max_bytes), format_size(k.max_memory)));
   if (k.snapshot.interval.count() != 0 && k.snapshot.path.empty())
     l.error_at_key("cache.snapshot.interval", "needs cache.snapshot.path (periodic snapshots have nowhere to go)");
 

@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "auth/jwt.h"
 #include "config/address.h"
 #include "core/clock.h"
 #include "config/units.h"
@@ -205,6 +206,19 @@ struct RouteKey {
   bool operator==(const RouteKey&) const = default;
 };
 
+// A route's per-user partitions (route partition.jwt): responses are stored
+// per verified claim of the request's bearer JWT (auth/jwt.h).
+struct PartitionJwt {
+  std::vector<auth::Algorithm> algorithms;  // required, non-empty, unique; at least one fits the key
+  std::string key_file;                     // required: PEM public key (RS256/ES256) or the HMAC secret (HS256)
+  std::shared_ptr<const auth::JwtKey> key;  // read from key_file at load (a reload reads it again)
+  std::string issuer;                       // "" = not checked
+  std::string audience;                     // "" = not checked
+  std::string claim = "sub";                // the claim that names the partition
+  Duration leeway = 30s;                    // exp / nbf leeway
+  bool operator==(const PartitionJwt&) const = default;  // key compares by identity
+};
+
 struct Route {
   std::string name;    // [A-Za-z0-9_.-]+, unique; used in metrics and purges
   std::string prefix;  // exactly one of prefix and regex is non-empty
@@ -221,6 +235,10 @@ struct Route {
   SetCookiePolicy set_cookie = SetCookiePolicy::NoStore;
   std::optional<bool> synthesize_etag;  // unset: cache.synthesize_etag
   RouteKey key;
+  std::optional<PartitionJwt> partition;  // unset: no partitions
+  // Bytes one partition may hold (sum of its entries' charge); storing more
+  // evicts that partition's oldest entries. Only with partition.
+  uint64_t partition_max_bytes = 1 * kMiB;
 
   // `path` is the request target's path (origin-form, without the query).
   bool matches(std::string_view path) const;

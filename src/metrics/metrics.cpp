@@ -45,6 +45,7 @@ std::string_view to_string(PurgeKind k) noexcept {
     case PurgeKind::All: return "all";
     case PurgeKind::Route: return "route";
     case PurgeKind::Method: return "method";
+    case PurgeKind::Partition: return "partition";
     case PurgeKind::kCount: break;
   }
   return "unknown";
@@ -58,11 +59,22 @@ void Histogram::observe(double s) noexcept {
   sum_us.fetch_add(static_cast<uint64_t>(s * 1e6), std::memory_order_relaxed);
 }
 
+std::string_view to_string(PartitionOutcome o) noexcept {
+  switch (o) {
+    case PartitionOutcome::Hit: return "hit";
+    case PartitionOutcome::NoToken: return "no-token";
+    case PartitionOutcome::InvalidToken: return "invalid-token";
+    case PartitionOutcome::kCount: break;
+  }
+  return "unknown";
+}
+
 std::string_view to_string(EvictionReason r) noexcept {
   switch (r) {
     case EvictionReason::Memory: return "memory";
     case EvictionReason::VariantCap: return "variant-cap";
     case EvictionReason::VaryChanged: return "vary-changed";
+    case EvictionReason::Partition: return "partition-budget";
     case EvictionReason::kCount: break;
   }
   return "unknown";
@@ -247,6 +259,30 @@ std::string Metrics::render() const {
           fmt::format_to(std::back_inserter(out), "cachalot_route_requests_total{{route=\"{}\",result=\"{}\"}} {}\n",
                          names[id], to_string(static_cast<Result>(r)), v);
       }
+  }
+
+  {
+    // Two families from one table: each family's samples follow its own header.
+    auto names = routes_.names();
+    std::string hits, rejected;
+    constexpr auto kHit = static_cast<std::size_t>(PartitionOutcome::Hit);
+    for (std::size_t id = 0; id < names.size(); ++id)
+      for (std::size_t o = 0; o < static_cast<std::size_t>(PartitionOutcome::kCount); ++o) {
+        uint64_t v = sum(ws, [id, o](WorkerMetrics& w) -> auto& { return w.partitions[id][o]; });
+        if (!v) continue;
+        if (o == kHit)
+          fmt::format_to(std::back_inserter(hits), "cachalot_partition_hits_total{{route=\"{}\"}} {}\n", names[id], v);
+        else
+          fmt::format_to(std::back_inserter(rejected),
+                         "cachalot_partition_rejected_total{{route=\"{}\",reason=\"{}\"}} {}\n", names[id],
+                         to_string(static_cast<PartitionOutcome>(o)), v);
+      }
+    header(out, "cachalot_partition_hits_total", "counter",
+           "Requests served from their own partition (route partition:), by route.");
+    out += hits;
+    header(out, "cachalot_partition_rejected_total", "counter",
+           "Requests on a partitioned route without a valid bearer token (forwarded, never stored), by route and reason.");
+    out += rejected;
   }
 
   header(out, "cachalot_upstream_errors_total", "counter", "Failures talking to the origin, by kind.");

@@ -42,7 +42,7 @@ std::string_view to_string(Result r) noexcept;
 enum class UpstreamErrorKind : uint8_t { Connect, ConnectTimeout, Reset, Timeout, BadResponse, Write, Tls, kCount };
 std::string_view to_string(UpstreamErrorKind k) noexcept;
 
-enum class PurgeKind : uint8_t { Url, Prefix, Tag, All, Route, Method, kCount };
+enum class PurgeKind : uint8_t { Url, Prefix, Tag, All, Route, Method, Partition, kCount };
 std::string_view to_string(PurgeKind k) noexcept;
 
 // Why entries left the store other than by purge.
@@ -50,6 +50,7 @@ enum class EvictionReason : uint8_t {
   Memory,       // the eviction policy made room within cache.max_memory
   VariantCap,   // more than cache.max_variants variants of one URL
   VaryChanged,  // the origin changed a URL's Vary list: the old variants went
+  Partition,    // "partition-budget": a partition's oldest entries, to keep it within partition_max_bytes
   kCount
 };
 std::string_view to_string(EvictionReason r) noexcept;
@@ -134,11 +135,22 @@ class RouteIds {
 
 inline constexpr uint32_t kNoRoute = UINT32_MAX;
 
+// What a partitioned route (route partition:) did with a request's token.
+enum class PartitionOutcome : uint8_t {
+  Hit,           // served from the request's partition (fresh or stale)
+  NoToken,       // "no-token": no bearer token; forwarded, nothing stored or served
+  InvalidToken,  // "invalid-token": it did not verify (signature, exp, iss, aud, claim...); same
+  kCount
+};
+std::string_view to_string(PartitionOutcome o) noexcept;
+
 struct alignas(64) WorkerMetrics {
   static constexpr std::size_t kResults = static_cast<std::size_t>(Result::kCount);
   // Requests by result and status class: [result][class], class 0 = no response sent, 1..5 = 1xx..5xx.
   std::array<std::array<std::atomic<uint64_t>, 6>, kResults> requests{};
   std::array<std::array<std::atomic<uint64_t>, kResults>, RouteIds::kMaxRoutes> by_route{};
+  std::array<std::array<std::atomic<uint64_t>, static_cast<size_t>(PartitionOutcome::kCount)>, RouteIds::kMaxRoutes>
+      partitions{};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(UpstreamErrorKind::kCount)> upstream_errors{};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(PurgeKind::kCount)> purges{};
   std::array<std::atomic<uint64_t>, kStoreReasons> store_decisions{};
@@ -165,6 +177,9 @@ struct alignas(64) WorkerMetrics {
   }
   void count_route(uint32_t route_id, Result r) noexcept {
     if (route_id < RouteIds::kMaxRoutes) inc(by_route[route_id][static_cast<size_t>(r)]);
+  }
+  void partition(uint32_t route_id, PartitionOutcome o) noexcept {
+    if (route_id < RouteIds::kMaxRoutes) inc(partitions[route_id][static_cast<size_t>(o)]);
   }
   void upstream_error(UpstreamErrorKind k) noexcept { inc(upstream_errors[static_cast<size_t>(k)]); }
   void purge(PurgeKind k) noexcept { inc(purges[static_cast<size_t>(k)]); }

@@ -7,32 +7,24 @@
 #include <atomic>
 #include <memory>
 
+#include "core/json.h"
+
 namespace cachalot::proxy {
 
 namespace {
 std::atomic<std::shared_ptr<spdlog::logger>> g_access;
-
-// JSON string escaping for the few fields that come from the client.
-void json_escape(std::string& out, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          out += b;
-        } else {
-          out += c;
-        }
-    }
-  }
-}
 }  // namespace
+
+std::string access_log_json(std::string_view client_ip, std::string_view method, std::string_view target, int status,
+                            uint64_t bytes, double seconds, std::string_view cache_status) {
+  return core::json_text({{"client", client_ip},
+                          {"method", method},
+                          {"target", target},
+                          {"status", status},
+                          {"bytes", bytes},
+                          {"duration_ms", core::round_to(seconds * 1e3, 3)},
+                          {"cache_status", cache_status}});
+}
 
 void configure_access_log(const config::Config& cfg) {
   const std::string& target = cfg.log.access_log;
@@ -62,19 +54,7 @@ void access_log(const config::Config& cfg, std::string_view ip, const http::Requ
   if (!logger) return;
   std::string_view method = req.method_name.empty() ? http::to_string(req.method) : std::string_view(req.method_name);
   if (cfg.log.access_log_format == config::AccessLogFormat::Json) {
-    std::string line;
-    line.reserve(256);
-    line += "{\"client\":\"";
-    json_escape(line, ip);
-    line += "\",\"method\":\"";
-    json_escape(line, method);
-    line += "\",\"target\":\"";
-    json_escape(line, req.target);
-    line += "\",\"status\":" + std::to_string(status) + ",\"bytes\":" + std::to_string(bytes) +
-            ",\"duration_ms\":" + fmt::format("{:.3f}", seconds * 1e3) + ",\"cache_status\":\"";
-    json_escape(line, cache_status);
-    line += "\"}";
-    logger->info(line);
+    logger->info(access_log_json(ip, method, req.target, status, bytes, seconds, cache_status));
   } else {
     logger->info("{} \"{} {}\" {} {} {:.3f}ms \"{}\"", ip, method, req.target, status, bytes, seconds * 1e3,
                  cache_status);

@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include "cache/key.h"
+#include "cache/partition.h"
 #include "net/tls.h"
 #include "proxy/access_log.h"
 #include "proxy/session.h"
@@ -332,6 +333,14 @@ uint64_t App::bump_route_generation(std::string_view route) {
   return generations_[XXH3_64bits(route.data(), route.size()) % kGenerationSlots].fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
+std::size_t App::enforce_partition_budget(std::string_view claim, uint64_t budget, const cache::Entry* kept) {
+  std::lock_guard lk(partition_mu_);
+  auto victims = cache::partition_victims(store_->tagged(cache::partition_tag(claim)), kept, budget);
+  std::size_t n = 0;
+  for (const auto& v : victims) n += store_->erase_entry(v) ? 1 : 0;
+  return n;
+}
+
 cache::PurgeOutcome App::purge(const cache::Purge& p) {
   auto out = purger_.apply(p, *runtime());
   if (out.error.empty()) {
@@ -342,6 +351,7 @@ cache::PurgeOutcome App::purge(const cache::Purge& p) {
       case cache::Purge::Kind::Tag: kind = metrics::PurgeKind::Tag; break;
       case cache::Purge::Kind::All: kind = metrics::PurgeKind::All; break;
       case cache::Purge::Kind::Route: kind = metrics::PurgeKind::Route; break;
+      case cache::Purge::Kind::Partition: kind = metrics::PurgeKind::Partition; break;
     }
     metrics_.extra().purge(kind);
   }

@@ -118,6 +118,11 @@ class App {
   // Authorities (normalised host[:port]) that have stored entries: purges by path apply to each.
   void note_host(std::string_view authority);
   std::vector<std::string> hosts() const;
+  // Keeps the partition of `claim` within `budget` bytes after `kept` was
+  // stored into it: evicts its oldest other entries (cache/partition.h).
+  // Returns how many were evicted. Serialized, so two fills of one
+  // partition cannot both decide on a stale sum.
+  std::size_t enforce_partition_budget(std::string_view claim, uint64_t budget, const cache::Entry* kept);
   uint64_t route_generation(std::string_view route) const;
   uint64_t bump_route_generation(std::string_view route);
 
@@ -158,6 +163,7 @@ class App {
   TlsContexts tls_;
   mutable std::mutex hosts_mu_;
   std::vector<std::string> hosts_;
+  std::mutex partition_mu_;  // enforce_partition_budget
   friend struct Worker;
 };
 

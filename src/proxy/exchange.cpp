@@ -2,9 +2,11 @@
 
 #include <random>
 
+#include "auth/jwt.h"
 #include "cache/evaluate.h"
 #include "cache/storable.h"
 #include "cache/vary.h"
+#include "core/json.h"
 #include "http/range.h"
 #include "proxy/app.h"
 #include "proxy/client_connection.h"
@@ -71,7 +73,58 @@ awaitable<void> Exchange::run() {
   responder_.set_range(range_);
   const bool cacheable = (req_.method == http::Method::Get || req_.method == http::Method::Head) && !policy_->bypass &&
                          !foreign_range_ && parser.content_length() <= 0 && !parser.chunked() && !fwd_.asterisk();
+  if (cacheable && policy_->partition) {
+    // A partitioned route serves and stores only what the request's own
+    // verified claim keys; without one, the request goes to the origin as is.
+    if (auto rejected = partition_of_request(); !rejected.empty()) return partition_pass(rejected);
+  }
   return cacheable ? this->cacheable() : pass();
+}
+
+std::string_view Exchange::partition_of_request() {
+  using metrics::PartitionOutcome;
+  const auto& jwt = *policy_->partition;
+  std::optional<std::string_view> token;
+  if (req_.headers.count("authorization") == 1) token = auth::bearer_token(*req_.headers.get("authorization"));
+  if (!token && !req_.headers.has("authorization")) {
+    w_.metrics.partition(out_.route_id, PartitionOutcome::NoToken);
+    return "partition-no-token";
+  }
+  auth::JwtResult r;
+  if (token) r = auth::verify_jwt(*token, jwt, core::to_unix_seconds(core::Clock::now()));
+  if (!token || !r.ok()) {
+    // A second Authorization line, another scheme, or a token that does not verify.
+    w_.metrics.partition(out_.route_id, PartitionOutcome::InvalidToken);
+    return "partition-invalid-token";
+  }
+  // "<namespace>:<claim>" (auth::JwtPolicy::ns): the same claim from another
+  // identity provider, key or route is another partition.
+  const std::string partition = jwt.ns + ":" + r.claim;
+  fwd_.set_partition(partition);
+  // Vary: Authorization keys by the claim: a refreshed token keeps the user's entries.
+  partition_fields_ = req_.headers;
+  partition_fields_.remove("authorization");
+  partition_fields_.add("authorization", cache::partition_tag(partition));
+  return {};
+}
+
+const http::HeaderMap& Exchange::variant_fields() {
+  if (fwd_.partition().empty()) return req_.headers;
+  if (partition_fields_.empty()) {
+    // A background refresh: its request was verified when it found the entry stale.
+    partition_fields_ = req_.headers;
+    partition_fields_.remove("authorization");
+    partition_fields_.add("authorization", cache::partition_tag(fwd_.partition()));
+  }
+  return partition_fields_;
+}
+
+awaitable<void> Exchange::partition_pass(std::string_view detail) {
+  out_.result = metrics::Result::Pass;
+  out_.cache_status = "fwd=bypass; detail=" + std::string(detail);
+  FetchPlan plan;
+  plan.pass = true;
+  co_await OriginFetch(*this, plan).run();
 }
 
 awaitable<void> Exchange::bad_target(http::TargetError e) {
@@ -104,10 +157,11 @@ cache::EntryRef Exchange::lookup(bool& vary_miss) {
   std::string_view keyed_names;
   bool keyed = false;
   std::string request_variant;
+  const http::HeaderMap& fields = variant_fields();
   return app_.store().find(key_, [&](const cache::Entry& e) {
     if (e.vary().empty()) return true;
     if (!keyed || keyed_names != e.vary()) {
-      request_variant = cache::variant_key_joined(e.vary(), req_.headers);
+      request_variant = cache::variant_key_joined(e.vary(), fields);
       keyed_names = e.vary();
       keyed = true;
     }
@@ -143,7 +197,9 @@ awaitable<void> Exchange::cacheable() {
   cache::EntryRef entry = lookup(vary_miss);
   if (entry && !still_valid(entry, now)) entry.reset();
   // RFC 9111 §3.5: a response stored for another request may answer an authorized one only if it says so.
-  if (entry && authorized && !entry->may_serve_to_authorized()) entry.reset();
+  // A partition's entries were stored for this claim's requests only (the key holds it).
+  const bool partitioned = !fwd_.partition().empty();
+  if (entry && authorized && !partitioned && !entry->may_serve_to_authorized()) entry.reset();
 
   std::string_view miss_reason = vary_miss && !entry ? "vary-miss" : "uri-miss";
   std::string_view detail;
@@ -154,6 +210,10 @@ awaitable<void> Exchange::cacheable() {
       case cache::Decision::Hit: {
         out_.cache_status.assign(std::string_view("hit; ttl="));
         wire::append_num(out_.cache_status, fresh.ttl(now));
+        if (partitioned) {
+          out_.cache_status += "; detail=partition";
+          w_.metrics.partition(out_.route_id, metrics::PartitionOutcome::Hit);
+        }
         maybe_refresh_ahead(entry, now);
         co_await responder_.entry(*entry, metrics::Result::Hit);
         co_return;
@@ -162,6 +222,7 @@ awaitable<void> Exchange::cacheable() {
         out_.cache_status = "hit; ttl=" + std::to_string(fresh.ttl(now)) + "; detail=" +
                             std::string(cache::to_string(ev.reason));
         if (ev.reason == cache::LookupReason::StaleWhileRevalidate) start_refresh(entry);
+        if (partitioned) w_.metrics.partition(out_.route_id, metrics::PartitionOutcome::Hit);
         co_await responder_.entry(*entry, metrics::Result::Stale);
         co_return;
       }
@@ -278,7 +339,9 @@ awaitable<void> Exchange::purge_method() {
   std::size_t n = app_.purger().apply(p, *rt_).purged;
   w_.metrics.purge(metrics::PurgeKind::Method);
   out_.cache_status = n ? "fwd=bypass; detail=purged" : "fwd=bypass; detail=not-cached";
-  co_await responder_.json(n ? 200 : 404, "{\"purged\":" + std::to_string(n) + "}\n");
+  core::Json answer;  // not a braced list: GCC 12 cannot keep an initializer_list in a coroutine frame
+  answer["purged"] = n;
+  co_await responder_.json(n ? 200 : 404, core::json_text(answer) + "\n");
 }
 
 }  // namespace cachalot::proxy

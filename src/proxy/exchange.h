@@ -74,6 +74,15 @@ class Exchange {
   // A Range miss whose whole response was not stored: the Range goes to the origin.
   asio::awaitable<void> range_pass();
   asio::awaitable<void> purge_method();
+  // Route partition: verifies the bearer token and keys the request by its
+  // claim (fwd_.set_partition). "" when partitioned, else the Cache-Status
+  // detail of the rejection (counted): partition-no-token / -invalid-token.
+  std::string_view partition_of_request();
+  // A partitioned route's request without a valid token: forwarded, nothing stored or served.
+  asio::awaitable<void> partition_pass(std::string_view detail);
+  // The fields variant keys are computed from: the request's, with a
+  // partitioned request's Authorization replaced by its claim.
+  const http::HeaderMap& variant_fields();
   asio::awaitable<void> fetch_coalesced(FetchPlan& plan);
   // The stored variant for this request, if any (`vary_miss`: the URL has
   // variants, none for this request).
@@ -97,6 +106,7 @@ class Exchange {
   const RoutePolicy* policy_ = nullptr;
   const std::string& key_;  // fwd_.key()
   cache::RequestCacheControl rcc_;
+  http::HeaderMap partition_fields_;  // variant_fields() of a partitioned request
 };
 
 }  // namespace cachalot::proxy

@@ -90,6 +90,7 @@ http::TargetError ForwardedRequest::prepare(http::RequestHead& req, std::string_
   path_begin_ = scheme.size() + 3 + authority_.size();
   path_end_ = key_.size();
   finished_ = false;
+  partition_.clear();
   has_query_ = q != pq.size();
   query_ = has_query_ ? pq.substr(q + 1) : std::string_view();
 
@@ -156,6 +157,12 @@ void ForwardedRequest::finish_key(const http::RequestHead& req, const cache::Key
       cache::append_field_entry(key_, n, origin);
     }
   }
+}
+
+void ForwardedRequest::set_partition(std::string_view claim) {
+  if (!partition_.empty() || claim.empty()) return;
+  partition_.assign(claim);
+  cache::append_partition(key_, claim);
 }
 
 void ForwardedRequest::append_forwarding_fields(std::string& out, int version_minor) const {

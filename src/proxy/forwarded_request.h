@@ -68,6 +68,12 @@ class ForwardedRequest {
   void finish_key(const http::RequestHead& req, const cache::KeyOptions& opts);
   // The primary key (after finish_key()).
   const std::string& key() const noexcept { return key_; }
+  // After finish_key(), for a request whose bearer token verified on a
+  // partitioned route: appends the partition entry (cache::append_partition)
+  // to the key. The forwarded request is unchanged (Authorization included).
+  void set_partition(std::string_view claim);
+  // The verified claim ("" when the request is not partitioned).
+  const std::string& partition() const noexcept { return partition_; }
 
   std::string_view scheme() const noexcept { return scheme_; }
   // Normalised host[:port]: the key's authority and the Host we send.
@@ -106,6 +112,7 @@ class ForwardedRequest {
   std::string_view query_;  // into req.target, between prepare() and finish_key()
   bool has_query_ = false;
   bool finished_ = false;
+  std::string partition_;  // the verified claim, reset by prepare()
   std::string client_ip_;
   std::string accept_encoding_;  // the reduced Accept-Encoding (capacity reused)
   bool trusted_ = false;

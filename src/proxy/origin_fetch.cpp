@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cache/conditional.h"
+#include "cache/partition.h"
 #include "cache/evaluate.h"
 #include "cache/validation.h"
 #include "proxy/app.h"
@@ -81,6 +82,8 @@ cache::AdmissionContext OriginFetch::admission() const {
   c.route = x_.policy_->name;
   c.route_generation = route_generation_;
   c.synthesize_etag = x_.policy_->synthesize_etag;
+  c.partitioned = !x_.fwd_.partition().empty();  // the key carries the verified claim
+  c.variant_fields = &x_.variant_fields();
   c.request_time = request_time_;
   c.response_time = response_time_;
   return c;
@@ -101,6 +104,13 @@ bool OriginFetch::publish(const cache::EntryRef& e,
                           const cache::EntryRef& replacing) {
   auto& store = x_.app_.store();
   auto now = core::Clock::now();
+  const std::string& partition = x_.fwd_.partition();
+  const uint64_t partition_budget = x_.policy_->partition_max_bytes;
+  if (!partition.empty() && !cache::fits_partition(*e, partition_budget)) {
+    // Larger than the whole partition: storing it would evict all of the user's other entries and still not fit.
+    w_.metrics.store_decision(cache::StoreReason::TooLarge);
+    return false;
+  }
   bool stored = false;
   auto verdict = x_.app_.invalidations().publish(ticket_, *e, [&](cache::InvalidationLog::Verdict v) {
     // A soft purge issued while this fetch was in flight: publish it already stale.
@@ -124,6 +134,9 @@ bool OriginFetch::publish(const cache::EntryRef& e,
     return false;
   }
   x_.app_.note_host(x_.fwd_.authority());
+  if (!partition.empty())
+    w_.metrics.evicted(metrics::EvictionReason::Partition,
+                       x_.app_.enforce_partition_budget(partition, partition_budget, e.get()));
   return true;
 }
 
@@ -493,6 +506,8 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
   out.cache_status += "; fwd-status=" + std::to_string(resp.status) + "; stored; ttl=" +
                       std::to_string(entry->freshness.ttl(response_time_));
   // RFC 9211 §2.8: one detail per entry; a revalidation's detail comes first.
+  if (!x_.fwd_.partition().empty() && out.cache_status.find("; detail=") == std::string::npos)
+    out.cache_status += "; detail=partition";
   if (entry->synthesize_etag && out.cache_status.find("; detail=") == std::string::npos)
     out.cache_status += "; detail=etag-synthesized";
   if (plan_.permit) {

@@ -35,7 +35,8 @@ cache::PurgeOutcome Purger::apply(const cache::Purge& p, const Runtime& rt, Sour
     }
     case Kind::Prefix: rule.path = normalized_target(p.value, {}); break;
     case Kind::Tag:
-    case Kind::Route: rule.path = p.value; break;
+    case Kind::Route:
+    case Kind::Partition: rule.path = p.value; break;
     case Kind::All: break;
   }
   if (p.kind == Kind::Route) {
@@ -83,6 +84,15 @@ cache::PurgeOutcome Purger::apply(const cache::Purge& p, const Runtime& rt, Sour
     case Kind::Tag: out.purged = soft ? store_.rewrite_tag(p.value, rewrite) : store_.purge_tag(p.value); break;
     case Kind::All: out.purged = soft ? store_.rewrite_all(rewrite) : store_.purge_all(); break;
     case Kind::Route: out.generation = app_.bump_route_generation(p.value); break;
+    case Kind::Partition: {
+      // Every entry of a partition carries its reserved tag (cache::partition_tag()),
+      // one per namespace: the claim is purged under every partitioned route.
+      for (const std::string& ns : rt.partition_namespaces()) {
+        const std::string tag = cache::partition_tag(ns + ":" + p.value);
+        out.purged += soft ? store_.rewrite_tag(tag, rewrite) : store_.purge_tag(tag);
+      }
+      break;
+    }
   }
 
   // 4. the other nodes (after this node's own purge: the publisher only queues)

@@ -1,5 +1,5 @@
 // Purger: every invalidation goes through here, whoever asked for it: the
-// admin API (URL, prefix, tag, all, route; soft or hard), the PURGE method,
+// admin API (URL, prefix, tag, all, route, partition; soft or hard), the PURGE method,
 // the responses to unsafe methods (RFC 9111 §4.4), and remote nodes (the
 // cluster bus, src/cluster).
 //

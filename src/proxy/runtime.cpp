@@ -35,6 +35,17 @@ RoutePolicy make_policy(const config::Config& cfg, const config::Route* route, m
     f.default_sie = secs(route->stale_if_error);
     p.storable.allow_set_cookie_strip = route->set_cookie == config::SetCookiePolicy::Strip;
     p.storable.has_default_ttl = route->default_ttl.count() > 0;
+    if (route->partition) {
+      auth::JwtPolicy& j = p.partition.emplace();
+      j.algorithms = route->partition->algorithms;
+      j.key = route->partition->key;
+      j.issuer = route->partition->issuer;
+      j.audience = route->partition->audience;
+      j.claim = route->partition->claim;
+      j.leeway = std::chrono::duration_cast<std::chrono::seconds>(route->partition->leeway);
+      j.ns = auth::partition_namespace(route->name, j);
+      p.partition_max_bytes = route->partition_max_bytes;
+    }
     stale_defaults = stale_defaults || route->stale_while_revalidate.count() > 0 || route->stale_if_error.count() > 0;
   }
   // A response with no lifetime is still worth storing when a stale window
@@ -50,6 +61,10 @@ Runtime::Runtime(std::shared_ptr<const config::Config> cfg, metrics::RouteIds& i
   none_ = make_policy(c, nullptr, ids);
   routes_.reserve(c.routes.size());
   for (const auto& r : c.routes) routes_.push_back(make_policy(c, &r, ids));
+  for (const auto& p : routes_)
+    if (p.partition &&
+        std::find(partition_namespaces_.begin(), partition_namespaces_.end(), p.partition->ns) == partition_namespaces_.end())
+      partition_namespaces_.push_back(p.partition->ns);
   stale_on_disconnect_ = secs(c.cache.stale_on_disconnect);
   max_object_size_ = std::min<uint64_t>(c.cache.max_object_size, c.cache.max_memory / std::max<uint32_t>(1, c.cache.shards));
 }

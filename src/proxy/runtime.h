@@ -11,6 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include <optional>
+
+#include "auth/jwt.h"
 #include "cache/freshness.h"
 #include "cache/key.h"
 #include "cache/storable.h"
@@ -29,6 +32,9 @@ struct RoutePolicy {
   cache::KeyOptions key;
   cache::FreshnessOptions freshness;
   cache::StorableOptions storable;
+  // route partition.jwt: requests are verified and keyed per claim (null: none).
+  std::optional<auth::JwtPolicy> partition;
+  uint64_t partition_max_bytes = 0;  // route partition_max_bytes
 };
 
 class Runtime {
@@ -58,11 +64,14 @@ class Runtime {
   const std::vector<std::string>& accept_encoding() const noexcept { return config_->cache.accept_encoding; }
   // cache.stale_on_disconnect, the `grace` of cache::can_serve_stale_when_disconnected().
   core::Seconds stale_on_disconnect() const noexcept { return stale_on_disconnect_; }
+  // The namespaces of the partitioned routes (auth::JwtPolicy::ns), each once.
+  const std::vector<std::string>& partition_namespaces() const noexcept { return partition_namespaces_; }
 
  private:
   std::shared_ptr<const config::Config> config_;
   RoutePolicy none_;
   std::vector<RoutePolicy> routes_;  // parallel to config_->routes
+  std::vector<std::string> partition_namespaces_;
   uint64_t max_object_size_ = 0;
   core::Seconds stale_on_disconnect_{0};
 };

@@ -68,6 +68,7 @@ TEST_CASE("every purge kind survives encode then decode, soft and hard, with and
       {K::Tag, "product-7", std::nullopt, true},
       {K::All, "", std::nullopt, true},
       {K::Route, "static", std::nullopt, false},
+      {K::Partition, "user:42 @example", std::nullopt, false},
   };
   for (const Row& row : rows) {
     INFO(cache::to_string(row.kind) << " " << row.value);
