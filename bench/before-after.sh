@@ -164,7 +164,10 @@ stop_server "$ORIGIN_PID"
 start_origin cachalot
 PORT=$(pick_port)
 ADMIN_PORT=$(pick_port)
-sed -e "s/@PORT@/$PORT/" -e "s/@ADMIN_PORT@/$ADMIN_PORT/" -e "s/@ORIGIN_PORT@/$ORIGIN_PORT/" \
+# The dashboard tokens' HS256 secret (bench/before_after_load.py JWT_SECRET).
+PYTHONPATH="$HERE" "$PYTHON" -c 'import sys, before_after_load as b; sys.stdout.buffer.write(b.JWT_SECRET)' >"$BENCH_TMP/jwt.key" ||
+  die "cannot write the JWT secret"
+sed -e "s/@PORT@/$PORT/" -e "s/@ADMIN_PORT@/$ADMIN_PORT/" -e "s/@ORIGIN_PORT@/$ORIGIN_PORT/" -e "s|@TMP@|$BENCH_TMP|" \
   "$HERE/before-after.yaml.in" >"$BENCH_TMP/cachalot.yaml"
 start_server "$PROXY_CPU" "$BENCH_TMP/cachalot.log" "$CACHALOT_BIN" --config "$BENCH_TMP/cachalot.yaml"
 CACHALOT_PID=$SERVER_PID

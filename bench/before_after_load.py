@@ -440,7 +440,7 @@ def report(args) -> int:
     lines.append(f"| hit rate (cachalot_requests_total: hit + stale) | – | {hit_cells(c)} | | {hit_cells(ct)} |")
     lines.append(f"| origin requests/s (origin's own counter) | {d['origin_rps']:.1f} | {c['origin_rps']:.1f} | "
                  f"{fmt_ratio(d['origin_rps'], c['origin_rps'])} | {ct['origin_rps']:.1f} |")
-    for kind, label in (("product", "product reads"), ("listing", "listings"), ("dashboard", "dashboard (private, forwarded)"),
+    for kind, label in (("product", "product reads"), ("listing", "listings"), ("dashboard", "dashboard (private, per user)"),
                         ("write", "writes (POST)")):
         dk, ck, tk = d[kind], c[kind], ct[kind]
         lines.append(f"| {label}: n · p50 / p95 | {dk['n']} · {fmt_ms(dk['p50'])} / {fmt_ms(dk['p95'])} | "
