@@ -23,8 +23,6 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
-bool has_body_framing(int status) { return status != 204 && status != 304 && !(status >= 100 && status < 200); }
-
 uint32_t to_u32_seconds(core::Seconds s) {
   return static_cast<uint32_t>(std::clamp<int64_t>(s.count(), 0, UINT32_MAX));
 }
@@ -118,14 +116,6 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
     etag_len = static_cast<uint32_t>(head.size() - etag_off);
     head.append("\r\n");
   }
-  const auto fields_end = static_cast<uint32_t>(head.size());
-  head.append("Via: 1.1 cachalot\r\n");
-  if (has_body_framing(d.status)) {
-    head.append("Content-Length: ");
-    r = std::to_chars(b, b + sizeof b, d.body.size());
-    head.append(b, r.ptr);
-    head.append("\r\n");
-  }
 
   const std::string vary = join(d.vary_names);
   const std::string tags = join(d.tags);
@@ -174,7 +164,6 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
     e->lm_len_ = static_cast<uint16_t>(lm_len);
   }
   e->fields_begin_ = static_cast<uint16_t>(fields_begin);  // our own status line
-  e->fields_end_ = fields_end;
   e->route_generation_ = d.route_generation;
   return EntryRef::adopt(e);
 }
@@ -231,7 +220,6 @@ EntryRef with_freshness(const Entry& e, const Freshness& f) {
   c->etag_len_ = e.etag_len_;
   c->lm_off_ = e.lm_off_;
   c->lm_len_ = e.lm_len_;
-  c->fields_end_ = e.fields_end_;
   c->date_ = e.date_;
   c->route_generation_ = e.route_generation_;
   c->set_freshness(f);

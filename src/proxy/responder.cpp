@@ -72,7 +72,6 @@ awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, 
     http::HeaderMap h;
     cache::copy_304_fields(e.downstream_fields(), h);
     h.serialize(buf_.head);
-    buf_.head.append("Via: 1.1 cachalot\r\n");
     bufs[0] = asio::buffer(buf_.head);
   } else {
     out_.status = e.status();
@@ -94,6 +93,12 @@ awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, 
   auto& tail = buf_.tail;
   tail.clear();
   if (extra) extra->serialize(tail);
+  tail.append(std::string_view("Via: 1.1 cachalot\r\n"));
+  if (!not_modified && e.framed()) {
+    tail.append(std::string_view("Content-Length: "));
+    wire::append_num(tail, static_cast<int64_t>(e.body().size()));
+    tail.append(std::string_view("\r\n"));
+  }
   // Byte ranges of a stored 200 are served from the cache (RFC 9110 §14.3).
   if (!not_modified && e.status() == 200) tail.append(std::string_view("Accept-Ranges: bytes\r\n"));
   tail.append(std::string_view("Age: "));

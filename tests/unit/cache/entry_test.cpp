@@ -186,8 +186,7 @@ TEST_CASE("withheld fields are stored but never in the head clients get (RFC 921
   const std::string_view head = e->head_block();
   CHECK(head.find("achalot-Cache-Control") == std::string_view::npos);
   CHECK(head.find("achalot-cache-control") == std::string_view::npos);
-  CHECK(head == "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nX-A: 1\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n"
-                "Via: 1.1 cachalot\r\nContent-Length: 5\r\n");
+  CHECK(head == "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nX-A: 1\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n");
   CHECK(e->withheld_block() == "Cachalot-Cache-Control: max-age=600\r\ncachalot-cache-control: public\r\n");
   // The block sits in front of the body, which still ends the allocation.
   CHECK(e->body() == d.body);
