@@ -77,20 +77,7 @@ fi
 
 # ---------------------------------------------------------------- binaries
 
-if ((!NO_BUILD)) && [[ -z "$CACHALOT_BIN" || -z "$ORIGIN_BIN" ]]; then
-  extra=()
-  [[ -f "$BUILD_DIR/CMakeCache.txt" ]] || extra=(-DCMAKE_BUILD_TYPE=Release -DCACHALOT_TESTS=OFF)
-  mkdir -p "$BUILD_DIR"
-  log "building in $BUILD_DIR ..."
-  cmake -S "$ROOT" -B "$BUILD_DIR" "${extra[@]}" >"$BUILD_DIR/bench-configure.log" 2>&1 ||
-    die "configure failed (see $BUILD_DIR/bench-configure.log)"
-  cmake --build "$BUILD_DIR" --target cachalot cachalot-origin -j2 >"$BUILD_DIR/bench-build.log" 2>&1 ||
-    die "build failed (see $BUILD_DIR/bench-build.log)"
-fi
-CACHALOT_BIN=${CACHALOT_BIN:-$BUILD_DIR/cachalot}
-ORIGIN_BIN=${ORIGIN_BIN:-$BUILD_DIR/demo/cachalot-origin}
-[[ -x "$CACHALOT_BIN" ]] || die "no cachalot binary at $CACHALOT_BIN"
-[[ -x "$ORIGIN_BIN" ]] || die "no origin binary at $ORIGIN_BIN"
+bench_binaries
 
 BENCH_TMP=$(mktemp -d /tmp/cachalot-bench-cluster.XXXXXX)
 trap bench_cleanup EXIT

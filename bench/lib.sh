@@ -387,3 +387,25 @@ cachalot_metric() {
   [[ -n "${3:-}" ]] && sel="$2{$3}"
   curl -s --max-time 10 "http://127.0.0.1:$1/metrics" | awk -v s="$sel" '$1 == s { printf "%.0f\n", $2; exit }'
 }
+
+# The cachalot and cachalot-origin binaries for a script that needs both
+# (before-after.sh, cluster.sh): unless NO_BUILD=1 or both were given,
+# configure BUILD_DIR (Release without tests when new) and build them; then
+# set CACHALOT_BIN and ORIGIN_BIN (given ones win) and die without them.
+# (run.sh builds on its own: a failed build there only skips cachalot's rows.)
+bench_binaries() {
+  if ((!NO_BUILD)) && [[ -z "$CACHALOT_BIN" || -z "$ORIGIN_BIN" ]]; then
+    local extra=()
+    [[ -f "$BUILD_DIR/CMakeCache.txt" ]] || extra=(-DCMAKE_BUILD_TYPE=Release -DCACHALOT_TESTS=OFF)
+    mkdir -p "$BUILD_DIR"
+    log "building in $BUILD_DIR ..."
+    cmake -S "$ROOT" -B "$BUILD_DIR" "${extra[@]}" >"$BUILD_DIR/bench-configure.log" 2>&1 ||
+      die "configure failed (see $BUILD_DIR/bench-configure.log)"
+    cmake --build "$BUILD_DIR" --target cachalot cachalot-origin -j2 >"$BUILD_DIR/bench-build.log" 2>&1 ||
+      die "build failed (see $BUILD_DIR/bench-build.log)"
+  fi
+  CACHALOT_BIN=${CACHALOT_BIN:-$BUILD_DIR/cachalot}
+  ORIGIN_BIN=${ORIGIN_BIN:-$BUILD_DIR/demo/cachalot-origin}
+  [[ -x "$CACHALOT_BIN" ]] || die "no cachalot binary at $CACHALOT_BIN"
+  [[ -x "$ORIGIN_BIN" ]] || die "no origin binary at $ORIGIN_BIN"
+}

@@ -241,8 +241,23 @@ bool JwtKey::verify(Algorithm a, std::string_view input, std::string_view sig) c
 
 // ---------------------------------------------------------------- verify
 
+namespace {
+// RFC 7519 §4.1.4, §4.1.5 with the policy's leeway (clock skew).
+JwtError time_error(double exp, std::optional<double> nbf, const JwtPolicy& policy, int64_t now) {
+  const double leeway = static_cast<double>(policy.leeway.count());
+  const double t = static_cast<double>(now);
+  if (t >= exp + leeway) return JwtError::Expired;
+  if (nbf && t < *nbf - leeway) return JwtError::NotYetValid;
+  return JwtError::None;
+}
+}  // namespace
+
 JwtResult verify_jwt(std::string_view token, const JwtPolicy& policy, int64_t now) {
-  auto err = [](JwtError e) { return JwtResult{e, {}}; };
+  auto err = [](JwtError e) {
+    JwtResult r;
+    r.error = e;
+    return r;
+  };
   if (token.size() > kMaxTokenBytes) return err(JwtError::Malformed);
   const std::size_t d1 = token.find('.');
   if (d1 == std::string_view::npos) return err(JwtError::Malformed);
@@ -272,16 +287,15 @@ JwtResult verify_jwt(std::string_view token, const JwtPolicy& policy, int64_t no
 
   auto claims = parse_object(*payload_bytes);
   if (!claims) return err(JwtError::BadPayload);
-  const double leeway = static_cast<double>(policy.leeway.count());
-  const double t = static_cast<double>(now);
   const JsonValue* exp = find_member(*claims, "exp");
   if (!exp) return err(JwtError::MissingExp);
   if (exp->type != JsonValue::Type::Number || !std::isfinite(exp->number)) return err(JwtError::BadPayload);
-  if (t >= exp->number + leeway) return err(JwtError::Expired);
+  std::optional<double> nbf_at;
   if (const JsonValue* nbf = find_member(*claims, "nbf")) {
     if (nbf->type != JsonValue::Type::Number || !std::isfinite(nbf->number)) return err(JwtError::BadPayload);
-    if (t < nbf->number - leeway) return err(JwtError::NotYetValid);
+    nbf_at = nbf->number;
   }
+  if (const JwtError e = time_error(exp->number, nbf_at, policy, now); e != JwtError::None) return err(e);
   if (!policy.issuer.empty()) {
     const JsonValue* iss = find_member(*claims, "iss");
     if (!iss || iss->type != JsonValue::Type::String || iss->string != policy.issuer) return err(JwtError::WrongIssuer);
@@ -297,7 +311,42 @@ JwtResult verify_jwt(std::string_view token, const JwtPolicy& policy, int64_t no
   const JsonValue* c = find_member(*claims, policy.claim);
   if (!c) return err(JwtError::ClaimMissing);
   if (c->type != JsonValue::Type::String || !valid_claim(c->string)) return err(JwtError::ClaimInvalid);
-  return JwtResult{JwtError::None, c->string};
+  JwtResult ok;
+  ok.claim = c->string;
+  ok.alg = *alg;
+  ok.exp = exp->number;
+  ok.nbf = nbf_at;
+  return ok;
+}
+
+JwtResult VerifiedTokens::verify(std::string_view token, const JwtPolicy& policy, int64_t now) {
+  key_.assign(policy.ns).push_back('\0');
+  key_.append(token);
+  if (auto it = map_.find(key_); it != map_.end()) {
+    const Verified& v = it->second;
+    bool listed = false;
+    for (Algorithm a : policy.algorithms) listed = listed || a == v.alg;
+    if (listed && policy.key && policy.key->fits(v.alg)) {
+      ++remembered_;
+      JwtResult r;
+      r.error = time_error(v.exp, v.nbf, policy, now);
+      if (r.ok()) {
+        r.claim = v.claim;
+        r.alg = v.alg;
+        r.exp = v.exp;
+        r.nbf = v.nbf;
+      }
+      return r;
+    }
+    map_.erase(it);  // the policy changed under it: verify again
+  }
+  ++checked_;
+  JwtResult r = verify_jwt(token, policy, now);
+  if (r.ok()) {
+    if (map_.size() >= capacity_) map_.clear();
+    map_.emplace(key_, Verified{r.claim, r.alg, r.exp, r.nbf});
+  }
+  return r;
 }
 
 std::string partition_namespace(std::string_view route, const JwtPolicy& p) {

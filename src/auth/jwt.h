@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace cachalot::auth {
@@ -117,11 +118,49 @@ std::string_view to_string(JwtError e) noexcept;
 struct JwtResult {
   JwtError error = JwtError::None;
   std::string claim;  // the verified claim when error == None
+  // When error == None: the token's algorithm and time claims (VerifiedTokens
+  // checks them again on every later use).
+  Algorithm alg = Algorithm::HS256;
+  double exp = 0;
+  std::optional<double> nbf;
   bool ok() const noexcept { return error == JwtError::None; }
 };
 
 // `now`: seconds since the epoch.
 JwtResult verify_jwt(std::string_view token, const JwtPolicy& policy, int64_t now);
+
+// Tokens a worker verified, remembered, so that a user's requests cost one
+// signature check (tens of microseconds for RS256 and ES256), not one each.
+// The key is the whole token after the policy's namespace (compared in full:
+// no hash collision can stand in for a token; the namespace hashes route,
+// issuer, audience, claim name and key, so another policy never finds it). A
+// remembered token is taken again only while the policy still lists its
+// algorithm and its exp / nbf hold at `now` with the policy's leeway; it
+// answers exactly what verify_jwt() would. Only successes are remembered (a
+// forged token is checked every time). At `capacity` tokens it forgets them
+// all: bounded memory, no eviction bookkeeping. One per worker (not
+// thread-safe).
+class VerifiedTokens {
+ public:
+  explicit VerifiedTokens(std::size_t capacity = 4096) : capacity_(capacity) {}
+  JwtResult verify(std::string_view token, const JwtPolicy& policy, int64_t now);
+  std::size_t size() const noexcept { return map_.size(); }
+  // Verifications answered from memory / by verify_jwt() (tests, metrics).
+  uint64_t remembered() const noexcept { return remembered_; }
+  uint64_t checked() const noexcept { return checked_; }
+
+ private:
+  struct Verified {
+    std::string claim;
+    Algorithm alg;
+    double exp;
+    std::optional<double> nbf;
+  };
+  std::size_t capacity_;
+  std::unordered_map<std::string, Verified> map_;
+  std::string key_;  // scratch: namespace, '\0', token
+  uint64_t remembered_ = 0, checked_ = 0;
+};
 
 // The token of an "Authorization: Bearer <token>" value (scheme
 // case-insensitive, RFC 6750 §2.1), or nullopt.

@@ -16,12 +16,14 @@ using http::iequals;
 
 // The fields a stored response keeps (§3.1): no hop-by-hop field (nor one its
 // Connection names), no Content-Length (the entry frames its own body), no
-// Age (recomputed on every use), no Proxy-Authenticate(-Info), and none of
-// `strip` (lower-case names from the verdict).
+// Age (recomputed on every use), no field of the proxy's own
+// (proxy_specific_field()), and none of `strip` (lower-case names from the verdict).
 http::HeaderMap stored_fields(const http::HeaderMap& in, const std::vector<std::string>& strip) {
   http::HeaderMap out = in;
   http::strip_hop_by_hop(out);
-  for (std::string_view n : {"content-length", "age", "proxy-authenticate", "proxy-authentication-info"}) out.remove(n);
+  out.remove_if([](const auto& f) {
+    return iequals(f.name, "content-length") || iequals(f.name, "age") || proxy_specific_field(f.name);
+  });
   for (const auto& f : strip) out.remove(f);
   return out;
 }

@@ -84,6 +84,11 @@ bool is_understood_status(int status) noexcept {
 
 bool is_final_status(int status) noexcept { return status >= 200 && status <= 599; }
 
+bool proxy_specific_field(std::string_view name) noexcept {
+  return http::iequals(name, "proxy-authenticate") || http::iequals(name, "proxy-authentication-info") ||
+         http::iequals(name, "proxy-authorization");
+}
+
 bool may_serve_to_authorized(const ResponseCacheControl& cc) noexcept {
   return cc.public_ || cc.s_maxage.has_value() || cc.must_revalidate;
 }

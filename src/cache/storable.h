@@ -2,8 +2,8 @@
 //
 // storable() returns a verdict and never acts: the caller strips the fields
 // the verdict names before building the Entry, and still has to drop what
-// §3.1 says a cache never stores (hop-by-hop fields, Proxy-Authenticate,
-// Proxy-Authentication-Info).
+// §3.1 says a cache never stores (hop-by-hop fields and the proxy's own
+// fields, proxy_specific_field()).
 //
 // Decisions worth knowing:
 //  - Only GET responses are stored. A HEAD response has no body, so storing
@@ -112,5 +112,12 @@ bool is_understood_status(int status) noexcept;
 
 // RFC 9110 §15: a final status is 200..599 (1xx are interim; the rest is not HTTP).
 bool is_final_status(int status) noexcept;
+
+// §3.1: "header fields that are specific to the proxy that a cache uses when
+// forwarding a request MUST NOT be stored, unless the cache incorporates the
+// identity of the proxy into the cache key": Proxy-Authenticate,
+// Proxy-Authentication-Info and Proxy-Authorization (any case). Cachalot's
+// keys never name a proxy, so these are never stored nor merged from a 304.
+bool proxy_specific_field(std::string_view name) noexcept;
 
 }  // namespace cachalot::cache

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cache/conditional.h"
+#include "cache/storable.h"
 #include "http/date.h"
 #include "http/hop_by_hop.h"
 
@@ -30,8 +31,8 @@ bool named_by_connection(const http::HeaderMap& h, std::string_view name) noexce
 
 // Fields of a 304 that never update a stored response (§3.1, §3.2).
 bool never_merged(const http::HeaderMap& resp304, std::string_view name) noexcept {
-  return iequals(name, "content-length") || http::is_hop_by_hop(name) || iequals(name, "proxy-authenticate") ||
-         iequals(name, "proxy-authentication-info") || named_by_connection(resp304, name);
+  return iequals(name, "content-length") || http::is_hop_by_hop(name) || proxy_specific_field(name) ||
+         named_by_connection(resp304, name);
 }
 
 bool same_date(std::string_view a, std::string_view b) noexcept {

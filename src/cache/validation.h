@@ -43,7 +43,7 @@ bool response_304_matches(const http::HeaderMap& stored, const http::HeaderMap& 
 // (fields new to the entry are appended in the 304's order), except:
 //   - Content-Length (§3.2: the 304 describes no body);
 //   - hop-by-hop fields and the fields its Connection names (RFC 9110 §7.6.1)
-//     and Proxy-Authenticate / Proxy-Authentication-Info (§3.1: never stored).
+//     and the proxy's own fields (§3.1: never stored; proxy_specific_field()).
 // Two fields describe the 304 message itself rather than the representation
 // and are not carried over from the old response when the 304 lacks them:
 //   - Age: the old one would be counted twice against the new response time;

@@ -20,6 +20,7 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
+#include "auth/jwt.h"
 #include "cache/coalescer.h"
 #include "cache/invalidation_log.h"
 #include "cache/purge.h"
@@ -59,6 +60,8 @@ struct Worker {
   std::deque<std::weak_ptr<asio::steady_timer>> fetch_waiters;
   std::thread thread;
   metrics::WorkerMetrics& metrics;
+  // Partition tokens this worker verified (a user's next request skips the signature check).
+  auth::VerifiedTokens tokens;
 
   // The current runtime snapshot, refreshed only when a reload bumped the
   // version: one relaxed load per request instead of an atomic shared_ptr load.

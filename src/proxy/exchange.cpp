@@ -91,7 +91,7 @@ std::string_view Exchange::partition_of_request() {
     return "partition-no-token";
   }
   auth::JwtResult r;
-  if (token) r = auth::verify_jwt(*token, jwt, core::to_unix_seconds(core::Clock::now()));
+  if (token) r = w_.tokens.verify(*token, jwt, core::to_unix_seconds(core::Clock::now()));
   if (!token || !r.ok()) {
     // A second Authorization line, another scheme, or a token that does not verify.
     w_.metrics.partition(out_.route_id, PartitionOutcome::InvalidToken);

@@ -50,6 +50,36 @@ class ValidationTest(CacheTestCase):
         self.assertEqual(h.header("x-version"), "2")
         self.assertOriginCount(self.p, 2)
 
+    def test_proxy_specific_fields_are_never_stored_nor_merged_from_a_304_rfc9111_3_1(self):
+        """§3.1: Proxy-Authenticate, Proxy-Authentication-Info and Proxy-Authorization
+        MUST NOT be stored (Cachalot's key names no proxy): the miss relays what the
+        origin sent, a hit carries none of them, nor does an entry a 304 updated."""
+        proxy_fields = [("Proxy-Authorization", "Basic c2VjcmV0"), ("Proxy-Authenticate", 'Basic realm="p"'),
+                        ("Proxy-Authentication-Info", "nextnonce=1")]
+        self.origin.route(self.p, Reply(200, [("Cache-Control", "max-age=1"), ("ETag", '"p1"')] + proxy_fields,
+                                        b"proxied"))
+        r = self.get(self.p)
+        self.assertStoredMiss(r, b"proxied")
+        self.assertEqual(r.header("proxy-authorization"), "Basic c2VjcmV0", "the miss relays the origin's answer")
+        h = self.get(self.p)
+        self.assertHit(h, b"proxied")
+        for name, _ in proxy_fields:
+            self.assertIsNone(h.header(name), f"{name} was stored")
+        self.advance_until_stale(self.p)
+
+        def handler(req):
+            if req.header("if-none-match") == '"p1"':
+                return Reply(304, [("ETag", '"p1"'), ("Cache-Control", "max-age=100")] + proxy_fields)
+            return Reply(200, [("Cache-Control", "max-age=100")], b"unconditional")
+        self.origin.route(self.p, handler)
+        self.assertCacheStatus(self.get(self.p), fwd="stale", fwd_status=304)
+        h = self.get(self.p)
+        self.assertHit(h, b"proxied")
+        for name, _ in proxy_fields:
+            self.assertIsNone(h.header(name), f"{name} was merged from the 304")
+        reqs = self.assertOriginCount(self.p, 2)
+        self.assertEqual(reqs[1].header("if-none-match"), '"p1"')
+
     def test_entry_freshened_by_a_304_without_date_is_still_served_with_a_date_rfc9110_6_6_1(self):
         self._store(self.p, [("Cache-Control", "max-age=1"), ("ETag", '"d1"'),
                              ("Date", http_date(self.proxy.now()))], b"dated")

@@ -373,3 +373,54 @@ TEST_CASE("a token longer than kMaxTokenBytes is malformed before it is decoded"
   const std::string huge(auth::kMaxTokenBytes + 1, 'a');
   CHECK(auth::verify_jwt(huge, hs, 0).error == auth::JwtError::Malformed);
 }
+
+TEST_CASE("VerifiedTokens answers what verify_jwt would, checking a token's signature once", "[jwt]") {
+  auto p = policy_for(rsa().public_pem);
+  p.ns = auth::partition_namespace("dash", p);
+  auth::VerifiedTokens memo(3);
+  const std::string good = token(R"({"alg":"RS256"})", claims(), "RS256");
+
+  SECTION("a verified token is remembered; its claim comes back without another check") {
+    CHECK(memo.verify(good, p, kNow).claim == "alice");
+    CHECK(memo.verify(good, p, kNow + 1).claim == "alice");
+    CHECK(memo.checked() == 1);
+    CHECK(memo.remembered() == 1);
+  }
+  SECTION("exp and nbf are checked again on every use, with the policy's leeway (RFC 7519 §4.1.4, §4.1.5)") {
+    REQUIRE(memo.verify(good, p, kNow).ok());
+    CHECK(memo.verify(good, p, kNow + 600 + 29).ok());
+    CHECK(memo.verify(good, p, kNow + 600 + 30).error == JwtError::Expired);
+    CHECK(memo.verify(good, p, kNow - 10 - 31).error == JwtError::NotYetValid);
+    p.leeway = std::chrono::seconds(0);
+    CHECK(memo.verify(good, p, kNow + 600).error == JwtError::Expired);
+    CHECK(memo.checked() == 1);  // all from memory, each with the verdict verify_jwt gives
+    CHECK(auth::verify_jwt(good, p, kNow + 600).error == JwtError::Expired);
+  }
+  SECTION("a failure is never remembered: a forged token is checked every time") {
+    std::string forged = good;
+    forged.back() = forged.back() == 'A' ? 'Q' : 'A';
+    CHECK(memo.verify(forged, p, kNow).error == JwtError::BadSignature);
+    CHECK(memo.verify(forged, p, kNow).error == JwtError::BadSignature);
+    CHECK(memo.checked() == 2);
+    CHECK(memo.size() == 0);
+  }
+  SECTION("another policy (namespace) never finds the token; a policy that drops its algorithm refuses it") {
+    REQUIRE(memo.verify(good, p, kNow).ok());
+    auto other = p;
+    other.audience = "another-api";
+    other.ns = auth::partition_namespace("dash", other);
+    CHECK(memo.verify(good, other, kNow).error == JwtError::WrongAudience);
+    auto narrower = p;
+    narrower.algorithms = {Algorithm::ES256};
+    CHECK(memo.verify(good, narrower, kNow).error == JwtError::AlgNotAllowed);
+    CHECK(memo.checked() == 3);
+  }
+  SECTION("bounded: at capacity it forgets everything and starts again") {
+    for (int i = 0; i < 5; ++i) {
+      const std::string t = token(R"({"alg":"RS256"})", claims(",\"n\":" + std::to_string(i)), "RS256");
+      CHECK(memo.verify(t, p, kNow).ok());
+      CHECK(memo.size() <= 3);
+    }
+    CHECK(memo.size() == 2);  // 3 remembered, cleared at the 4th, then the 4th and 5th
+  }
+}
