@@ -2,7 +2,7 @@
 // allocation.
 //
 // Layout of the allocation:
-//   [Entry: fixed metadata, ~100 bytes]
+//   [Entry: fixed metadata, 88 bytes]
 //   [primary key][variant key][vary names][tags][route name][head block][withheld?][body]
 // The head block is the serialised status line and stored fields
 // ("HTTP/1.1 200 OK\r\nContent-Type: ...\r\n", no final CRLF), ready for a
@@ -154,7 +154,9 @@ class Entry {
   std::optional<int64_t> date() const noexcept;
   // RFC 9111 §3.5: may this response answer a request with Authorization?
   bool may_serve_to_authorized() const noexcept { return (flags_ & kAuthorizedOk) != 0; }
-  uint64_t route_generation() const noexcept { return route_generation_; }
+  // Was the entry stored under this generation of its route (App::route_generation)?
+  bool route_generation_is(uint64_t g) const noexcept { return route_generation_ == static_cast<uint32_t>(g); }
+  uint32_t route_generation() const noexcept { return route_generation_; }
   core::TimePoint stored_at() const noexcept;
   // Past this (stale windows and keep window spent) the entry is useless.
   core::TimePoint drop_after() const noexcept;
@@ -205,20 +207,24 @@ class Entry {
     return n;
   }
 
-  // 104 bytes, widest members first (4 bytes of tail padding left); every byte counts a
+  // 88 bytes, widest members first (no padding); every byte counts a
   // million times over in a cache of small objects.
   mutable std::atomic<uint32_t> refs_{1};
   uint32_t alloc_size_ = 0;
   std::array<uint32_t, kPieces - 1> ends_{};  // end offset of each piece in the tail (the body ends the allocation)
   // Freshness, packed (freshness.h has the meaning of each field).
   int64_t response_time_ms_ = 0;
-  int64_t date_ = 0;
-  uint64_t route_generation_ = 0;
+  // The low 32 bits of the route's generation (a wrap would take four
+  // billion purges of one route while the entry lives).
+  uint32_t route_generation_ = 0;
+  uint32_t date_ = 0;              // seconds since the epoch (kHasDate; a Date outside 1970-2106 is not kept)
   uint32_t request_delay_ms_ = 0;  // response_time - request_time
   uint32_t corrected_initial_age_ = 0, lifetime_ = 0, swr_ = 0, sie_ = 0, keep_ = 0;
-  uint32_t etag_off_ = 0, lm_off_ = 0;  // offsets in the head block
-  uint16_t etag_len_ = 0, lm_len_ = 0;                   // a longer validator is not kept (the entry has none)
-  uint16_t fields_begin_ = 0;           // after the status line
+  // Validators: offset and length in the head block. One that does not fit
+  // (longer than 64 KiB, or starting past 64 KiB of head) is not kept: the
+  // entry then has none (clients and revalidations get full responses).
+  uint16_t etag_off_ = 0, lm_off_ = 0, etag_len_ = 0, lm_len_ = 0;
+  uint16_t fields_begin_ = 0;  // after the status line
   uint16_t status_ = 200;
   uint8_t freshness_flags_ = 0;  // heuristic 1, no_cache 2, must_revalidate 4
   uint8_t flags_ = 0;
@@ -232,7 +238,7 @@ class Entry {
 bool withheld_downstream(std::string_view name, const std::vector<std::string>& withheld) noexcept;
 
 // Packs a draft (its body complete) into a new entry: builds the head block
-// (with Via and Content-Length), finds the validators and Date.
+// (status line and stored fields), finds the validators and Date.
 // With `complete` false (a fill's head, its body still to come) no ETag is
 // synthesized.
 EntryRef build_entry(const EntryDraft& d, bool complete = true);

@@ -147,24 +147,25 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
   if (d.cc.public_ || d.cc.s_maxage.has_value() || d.cc.must_revalidate) e->flags_ |= Entry::kAuthorizedOk;
   if (synthesized) e->flags_ |= Entry::kEtagSynthesized;
   if (!held.empty()) e->flags_ |= Entry::kHasWithheld;
-  if (date) {
+  if (date && *date >= 0 && *date <= int64_t{UINT32_MAX}) {
     e->flags_ |= Entry::kHasDate;
-    e->date_ = *date;
+    e->date_ = static_cast<uint32_t>(*date);
   }
-  // A validator longer than 64 KiB is not kept: the entry then has none
-  // (clients and revalidations get full responses), never a cut one.
-  if (etag_len <= UINT16_MAX) {
-    e->etag_off_ = etag_off;
+  // A validator that does not fit the 16-bit offset and length is not kept:
+  // the entry then has none (clients and revalidations get full responses),
+  // never a cut one.
+  if (etag_len <= UINT16_MAX && etag_off <= UINT16_MAX) {
+    e->etag_off_ = static_cast<uint16_t>(etag_off);
     e->etag_len_ = static_cast<uint16_t>(etag_len);
   } else {
     e->flags_ &= static_cast<uint8_t>(~Entry::kEtagSynthesized);
   }
-  if (lm_len <= UINT16_MAX) {
-    e->lm_off_ = lm_off;
+  if (lm_len <= UINT16_MAX && lm_off <= UINT16_MAX) {
+    e->lm_off_ = static_cast<uint16_t>(lm_off);
     e->lm_len_ = static_cast<uint16_t>(lm_len);
   }
   e->fields_begin_ = static_cast<uint16_t>(fields_begin);  // our own status line
-  e->route_generation_ = d.route_generation;
+  e->route_generation_ = static_cast<uint32_t>(d.route_generation);
   return EntryRef::adopt(e);
 }
 

@@ -173,7 +173,7 @@ cache::EntryRef Exchange::lookup(bool& vary_miss) {
 
 bool Exchange::still_valid(const cache::EntryRef& e, core::TimePoint now) {
   uint64_t generation = policy_->route ? app_.route_generation(policy_->name) : 0;
-  if (e->route_generation() == generation && now < e->drop_after()) return true;
+  if (e->route_generation_is(generation) && now < e->drop_after()) return true;
   app_.store().erase_entry(e);
   return false;
 }

@@ -347,7 +347,7 @@ bool Snapshotter::write_file(const std::string& path, const char* why) {
     if (now >= e.drop_after()) {
       ++skipped[static_cast<std::size_t>(Skip::Expired)];
       entries[i].reset();
-    } else if (e.route_generation() != expected_generation(app_, e.route())) {
+    } else if (!e.route_generation_is(expected_generation(app_, e.route()))) {
       ++skipped[static_cast<std::size_t>(Skip::Invalidated)];
       entries[i].reset();
     } else {
