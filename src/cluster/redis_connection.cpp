@@ -98,6 +98,46 @@ bool RedisConnection::command(std::span<const std::string_view> argv, ReplyFn fn
   return true;
 }
 
+std::optional<RedisConnection::Target> RedisConnection::literal_target(const config::RedisAddress& a) {
+  Target target;
+  if (a.unix_socket) {
+    target.unix_socket = true;
+    target.path = a.path;
+    return target;
+  }
+  target.port = a.port;
+  asio::error_code ec;
+  (void)asio::ip::make_address(a.host, ec);
+  if (ec) return std::nullopt;
+  target.host = a.host;
+  return target;
+}
+
+void RedisConnection::setup(const config::RedisAddress& a, std::string_view name,
+                            std::function<void(std::string)> on_error) {
+  auto required = [on_error](std::string what) {
+    return [on_error, what = std::move(what)](const redisReply& r) {
+      if (r.type == REDIS_REPLY_ERROR) on_error(what + ": " + std::string(r.str ? r.str : "", r.str ? r.len : 0));
+    };
+  };
+  if (!a.password.empty()) {
+    if (a.user.empty()) {
+      std::string_view argv[] = {"AUTH", a.password};
+      command(argv, required("AUTH"));
+    } else {
+      std::string_view argv[] = {"AUTH", a.user, a.password};
+      command(argv, required("AUTH"));
+    }
+  }
+  if (a.db != 0) {
+    std::string db = std::to_string(a.db);
+    std::string_view argv[] = {"SELECT", db};
+    command(argv, required("SELECT " + db));
+  }
+  std::string_view argv[] = {"CLIENT", "SETNAME", name};
+  command(argv, [](const redisReply&) {});
+}
+
 void RedisConnection::close() {
   closed_by_us_ = true;
   if (ctx_) redisAsyncFree(ctx_);  // calls cleanup() (or, inside a reply callback, right after it)

@@ -26,11 +26,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include <asio.hpp>
+
+#include "config/address.h"
 
 struct redisAsyncContext;
 struct redisReply;
@@ -58,6 +61,16 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   ~RedisConnection();
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
+
+  // The target for an address that needs no name lookup (a Unix socket or an
+  // IP literal); nullopt for a host name, which the caller resolves first
+  // (asynchronously: getaddrinfo would block the loop).
+  static std::optional<Target> literal_target(const config::RedisAddress& a);
+  // Queues AUTH (when the address has a password), SELECT (db != 0) and
+  // CLIENT SETNAME `name`, ahead of any later command. `on_error` gets
+  // "AUTH: <reply>" or "SELECT <db>: <reply>" for an error reply to those;
+  // CLIENT may be refused by a proxy in front of Redis: not an error.
+  void setup(const config::RedisAddress& a, std::string_view name, std::function<void(std::string)> on_error);
 
   // Queues one command (binary-safe arguments); `fn` gets its reply. False
   // when the connection is gone.

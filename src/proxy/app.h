@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "metrics/metrics.h"
 #include "net/upstream.h"
+#include "proxy/l2_tier.h"
 #include "proxy/purger.h"
 #include "proxy/runtime.h"
 #include "proxy/snapshotter.h"
@@ -59,6 +60,7 @@ struct Worker {
   std::deque<std::weak_ptr<asio::steady_timer>> fetch_waiters;
   std::thread thread;
   metrics::WorkerMetrics& metrics;
+  L2Tier* l2 = nullptr;  // this worker's connection to the shared L2 store (cache.l2); null: none
 
   // The current runtime snapshot, refreshed only when a reload bumped the
   // version: one relaxed load per request instead of an atomic shared_ptr load.
@@ -108,6 +110,11 @@ class App {
   // Hands every local invalidation to `p` as well (the cluster bus). Call
   // before start(); the App owns it and destroys it after the workers stopped.
   void set_publisher(std::unique_ptr<InvalidationPublisher> p);
+  // The shared L2 store: one tier per worker (tiers[i] runs on worker i's
+  // io_context), and who writes the markers of local invalidations. Call
+  // before start(); the App owns the tiers and destroys them after the
+  // workers' threads are joined, before their io_contexts.
+  void set_l2(std::vector<std::unique_ptr<L2Tier>> tiers, L2Invalidator* invalidator);
 
   // Applies an invalidation from the admin API (counted by kind).
   cache::PurgeOutcome purge(const cache::Purge& p);
@@ -151,6 +158,7 @@ class App {
   // After workers_: destroyed first, once the workers' threads are joined
   // (the bus runs on a worker's io_context and must go before it).
   std::unique_ptr<InvalidationPublisher> publisher_;
+  std::vector<std::unique_ptr<L2Tier>> l2_;  // after workers_, like publisher_
   Snapshotter snapshotter_{*this};  // after the store and workers: its thread stops first
   std::atomic<bool> draining_{false};
   std::mutex reload_mu_;

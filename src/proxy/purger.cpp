@@ -2,6 +2,7 @@
 
 #include "cache/invalidation.h"
 #include "cache/key.h"
+#include "cache/l2_record.h"
 #include "core/clock.h"
 #include "proxy/app.h"
 #include "proxy/runtime.h"
@@ -98,6 +99,11 @@ cache::PurgeOutcome Purger::apply(const cache::Purge& p, const Runtime& rt, Sour
   // 4. the other nodes (after this node's own purge: the publisher only queues)
   if (source == Source::Local)
     if (InvalidationPublisher* pub = publisher_.load(std::memory_order_acquire)) pub->publish(p);
+  // 5. the shared L2 store: a soft purge voids L2 records too (they are
+  // simply refetched; a stale L2 copy has no validators' worth to keep)
+  if (source == Source::Local)
+    if (L2Invalidator* l2 = l2_.load(std::memory_order_acquire))
+      if (auto fields = cache::l2::marker_fields(rule); !fields.empty()) l2->invalidate(std::move(fields));
   return out;
 }
 

@@ -15,12 +15,16 @@
 // Then, for a local invalidation only:
 //   4. hand it to the publisher (if any), which tells the other nodes; they
 //      apply it through their own Purger as Source::Remote, which does not
-//      publish again.
+//      publish again;
+//   5. write its markers to the shared L2 store (cache.l2), hard or soft
+//      alike: the L2 records it matches become unservable on every node
+//      (only the node that applied it locally writes them).
 #pragma once
 
 #include <atomic>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cache/coalescer.h"
 #include "cache/invalidation_log.h"
@@ -43,6 +47,15 @@ class InvalidationPublisher {
   virtual void publish(const cache::Purge& p) = 0;
 };
 
+// Where local invalidations go in the shared L2 store (cache.l2): marker
+// fields (cache/l2_record.h marker_fields()) written to Redis, so that every
+// node stops serving the L2 records they match. Any thread; must not block.
+class L2Invalidator {
+ public:
+  virtual ~L2Invalidator() = default;
+  virtual void invalidate(std::vector<std::string> marker_fields) = 0;
+};
+
 class Purger {
  public:
   enum class Source : uint8_t {
@@ -61,6 +74,8 @@ class Purger {
 
   // Set once, before the workers start (App::set_publisher); null: none.
   void set_publisher(InvalidationPublisher* p) noexcept { publisher_.store(p, std::memory_order_release); }
+  // Set once, before the workers start (App::set_l2); null: no L2.
+  void set_l2(L2Invalidator* l2) noexcept { l2_.store(l2, std::memory_order_release); }
 
   // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the
   // target URI and same-origin Location / Content-Location.
@@ -73,6 +88,7 @@ class Purger {
   cache::Coalescer& coalescer_;
   cache::InvalidationLog& log_;
   std::atomic<InvalidationPublisher*> publisher_{nullptr};
+  std::atomic<L2Invalidator*> l2_{nullptr};
 };
 
 }  // namespace cachalot::proxy

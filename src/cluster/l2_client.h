@@ -1,0 +1,105 @@
+// L2Client: one worker's connection to the shared L2 store (cache.l2).
+//
+// Runs on its worker's io_context, over a RedisConnection (hiredis async,
+// driven by Asio: nothing blocks). Three Lua scripts, loaded on every
+// connect (SCRIPT LOAD, queued ahead of anything else) and called by SHA:
+//   lookup      HMGET the record hash; HMGET the markers for the key's URL,
+//               every prefix of its path, its route, "all", and the record's
+//               tags; a marker >= the record's fill time voids it (DEL, and
+//               "invalidated"); else the record and Redis' time since the store
+//   store       HSET rec / fill (Redis TIME - age) / stored / tags, PEXPIRE
+//   invalidate  HSET each marker field to Redis TIME (never lowering one);
+//               "a" (all) replaces every other marker by one "a" at the
+//               highest time seen, so the hash does not keep every URL ever
+//               purged once everything was
+// Every time is Redis' clock (TIME), so the nodes' clocks never meet: a
+// record's fill time is Redis' time at the store minus the time this node
+// measured (steady clock) since it sent the origin request, minus
+// cache.l2.fill_margin (the store command's own trip to Redis).
+//
+// Never blocks or fails a request: a lookup completes within cache.l2.timeout
+// (a timer), at once as "down" without a connection, or as "busy" when too
+// many commands wait. A connection that stops answering for max(1 s, 10 x
+// timeout) is closed and reopened; a lost one is retried after a capped
+// backoff (100 ms doubling to 5 s).
+//
+// Markers (worker 0's client writes them, for invalidations applied on any
+// thread): queued (bounded) until Redis acknowledges them and sent again
+// after a reconnect (writing a marker twice is harmless). If the queue
+// overflows, the next connection writes "all" instead: every L2 record
+// filled before it becomes unservable, which is safe.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "cluster/redis_connection.h"
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "proxy/l2_tier.h"
+#include "proxy/purger.h"
+
+namespace cachalot::cluster {
+
+class L2Client final : public proxy::L2Tier, public proxy::L2Invalidator {
+ public:
+  // `name` tells this connection apart in CLIENT LIST ("cachalot:l2:<name>").
+  L2Client(asio::io_context& loop, config::L2Config cfg, metrics::L2Metrics& metrics, std::string name);
+  ~L2Client() override;
+  L2Client(const L2Client&) = delete;
+  L2Client& operator=(const L2Client&) = delete;
+
+  // Starts connecting once the loop runs.
+  void start();
+  void lookup(std::string key, std::vector<std::string> fields, LookupFn done) override;
+  void store(std::string key, std::string record, std::string tags, int64_t age_ms, int64_t ttl_ms) override;
+  // Any thread.
+  void invalidate(std::vector<std::string> marker_fields) override;
+
+  // The scripts (for the tests and the README).
+  static const char* lookup_script() noexcept;
+  static const char* store_script() noexcept;
+  static const char* invalidate_script() noexcept;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void tick();
+  void connect();
+  void open(const RedisConnection::Target& target, uint64_t gen);
+  void on_connected(uint64_t gen);
+  void fault(const std::string& why);
+  void pump_markers();
+  bool usable() const noexcept;
+
+  asio::io_context& loop_;
+  const config::L2Config cfg_;
+  metrics::L2Metrics& m_;
+  const std::string name_;
+  const std::string lookup_sha_, store_sha_, invalidate_sha_;
+  const std::string marks_key_;
+  asio::steady_timer ticker_;
+  asio::ip::tcp::resolver resolver_;
+
+  std::shared_ptr<RedisConnection> conn_;
+  std::vector<std::shared_ptr<RedisConnection>> retired_;  // faulted, closed on the next tick
+  bool up_ = false;
+  bool counted_up_ = false;  // counted in m_.connected
+  uint64_t generation_ = 0;  // bumped on every fault: replies of older connections are ignored
+  Clock::time_point retry_at_{};
+  std::chrono::milliseconds backoff_{0};
+  bool warned_down_ = false;
+
+  // markers (any thread queues, under mu_; the loop sends)
+  std::mutex mu_;
+  std::deque<std::vector<std::string>> markers_;  // not yet acknowledged; the first markers_in_flight_ are sent
+  std::size_t markers_in_flight_ = 0;
+  bool markers_lost_ = false;  // the queue overflowed: write "all" next
+};
+
+}  // namespace cachalot::cluster
