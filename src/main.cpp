@@ -73,10 +73,10 @@ cachalot::cluster::Bus* attach_cluster(cachalot::proxy::App& app, const cachalot
 // the markers of local invalidations.
 void attach_l2(cachalot::proxy::App& app, const cachalot::config::Config& cfg) {
   if (!cfg.cache.l2) return;
-  std::vector<std::unique_ptr<cachalot::proxy::L2Tier>> tiers;
+  std::vector<std::shared_ptr<cachalot::proxy::L2Tier>> tiers;
   std::vector<cachalot::cluster::L2Client*> clients;
   for (auto& w : app.workers()) {
-    auto c = std::make_unique<cachalot::cluster::L2Client>(w->ioc, *cfg.cache.l2, app.metrics().l2(),
+    auto c = std::make_shared<cachalot::cluster::L2Client>(w->ioc, *cfg.cache.l2, app.metrics().l2(),
                                                            "w" + std::to_string(w->id));
     clients.push_back(c.get());
     tiers.push_back(std::move(c));

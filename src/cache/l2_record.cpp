@@ -83,6 +83,14 @@ std::string record_key(std::string_view prefix, std::string_view primary_key) {
 
 std::string marks_key(std::string_view prefix) { return std::string(prefix) + "marks"; }
 
+std::string lock_key(std::string_view prefix, std::string_view primary_key) {
+  return std::string(prefix) + "l:" + std::string(primary_key);
+}
+
+std::string fill_channel(std::string_view prefix, std::string_view primary_key) {
+  return std::string(prefix) + "f:" + std::string(primary_key);
+}
+
 std::string encode_record(const Entry& e, core::TimePoint clock_now) {
   const std::string payload = snapshot::encode_payload(e);
   std::string out;

@@ -87,6 +87,10 @@ Refusal refusal_for_size(std::size_t body_bytes, uint64_t max_object_size) noexc
 // differ is a miss).
 std::string record_key(std::string_view prefix, std::string_view primary_key);
 std::string marks_key(std::string_view prefix);
+// Fleet-wide coalescing: the key's fill lock (prefix + "l:" + key) and the
+// pub/sub channel its fills are announced on (prefix + "f:" + key).
+std::string lock_key(std::string_view prefix, std::string_view primary_key);
+std::string fill_channel(std::string_view prefix, std::string_view primary_key);
 
 std::string encode_record(const Entry& e, core::TimePoint clock_now);
 

@@ -1,10 +1,12 @@
 #include "cluster/l2_client.h"
 
+#include <fmt/format.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <random>
 
 #include "cache/l2_record.h"
 
@@ -21,17 +23,23 @@ constexpr std::size_t kMaxPending = 1024;        // commands waiting for a reply
 constexpr std::size_t kMaxMarkerQueue = 10000;   // invalidations waiting for Redis
 constexpr std::size_t kMaxMarkersInFlight = 64;
 
-// KEYS[1] the record hash, KEYS[2] the markers; ARGV the marker fields of
-// the key (cache::l2::lookup_fields). Returns nil (absent), {0} (voided,
-// deleted) or {1, record, ms since the store}.
+// KEYS[1] the record hash, KEYS[2] the markers, KEYS[3] the key's lock;
+// ARGV[1] the lock's PX ("0": do not lock), ARGV[2] its token, then the
+// marker fields of the key (cache::l2::lookup_fields). Returns {status,
+// lock[, record, ms since the store]}: status 0 absent, 1 found, 2 voided
+// (deleted); lock 0 not asked, 1 acquired, 2 held by another request.
 constexpr const char* kLookup = R"lua(
+local function unusable(status)
+  if ARGV[1] == '0' then return {status, 0} end
+  if redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[1]) then return {status, 1} end
+  return {status, 2}
+end
 local r = redis.call('HMGET', KEYS[1], 'rec', 'fill', 'stored', 'tags')
-if not r[1] then return false end
+if not r[1] then return unusable(0) end
 local fill = tonumber(r[2]) or 0
-local f = ARGV
-if r[4] and #r[4] > 0 then
-  f = {}
-  for i = 1, #ARGV do f[i] = ARGV[i] end
+local f = {}
+for i = 3, #ARGV do f[#f + 1] = ARGV[i] end
+if r[4] then
   for tag in string.gmatch(r[4], '[^\n]+') do f[#f + 1] = 't ' .. tag end
 end
 if #f > 0 then
@@ -39,23 +47,33 @@ if #f > 0 then
   for i = 1, #m do
     if m[i] and tonumber(m[i]) >= fill then
       redis.call('DEL', KEYS[1])
-      return {0}
+      return unusable(2)
     end
   end
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return {1, r[1], now - (tonumber(r[3]) or now)}
+return {1, 0, r[1], now - (tonumber(r[3]) or now)}
 )lua";
 
-// KEYS[1] the record hash; ARGV record, age (ms since the origin request was
-// sent, margin included), tags, PX.
+// KEYS[1] the record hash, KEYS[2] the key's lock; ARGV record, age (ms
+// since the origin request was sent, margin included), tags, PX, the fill
+// channel, the lock token ("" without one).
 constexpr const char* kStore = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'rec', ARGV[1], 'fill', now - tonumber(ARGV[2]), 'stored', now, 'tags', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if ARGV[6] ~= '' and redis.call('GET', KEYS[2]) == ARGV[6] then redis.call('DEL', KEYS[2]) end
+redis.call('PUBLISH', ARGV[5], '1')
+return 1
+)lua";
+
+// KEYS[1] the key's lock; ARGV the token, the fill channel.
+constexpr const char* kRelease = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('PUBLISH', ARGV[2], '0')
 return 1
 )lua";
 
@@ -100,22 +118,27 @@ std::string_view text(const redisReply& r) {
 
 // The lookup script's reply.
 proxy::L2Reply parse_lookup(const redisReply& r) {
+  using S = proxy::L2Reply::Status;
   proxy::L2Reply out;
-  if (r.type == REDIS_REPLY_NIL) return out;  // Absent
-  if (r.type == REDIS_REPLY_ARRAY && r.elements >= 1 && r.element[0]->type == REDIS_REPLY_INTEGER) {
-    if (r.element[0]->integer == 0) {
-      out.status = proxy::L2Reply::Status::Invalidated;
-      return out;
-    }
-    if (r.elements == 3 && r.element[1]->type == REDIS_REPLY_STRING && r.element[2]->type == REDIS_REPLY_INTEGER) {
-      out.status = proxy::L2Reply::Status::Found;
-      out.record.assign(r.element[1]->str, r.element[1]->len);
-      out.since_store_ms = r.element[2]->integer;
-      return out;
-    }
+  const bool head = r.type == REDIS_REPLY_ARRAY && r.elements >= 2 && r.element[0]->type == REDIS_REPLY_INTEGER &&
+                    r.element[1]->type == REDIS_REPLY_INTEGER;
+  const long long status = head ? r.element[0]->integer : -1, lock = head ? r.element[1]->integer : -1;
+  out.lock = lock == 1 ? proxy::L2Reply::Lock::Acquired
+                       : lock == 2 ? proxy::L2Reply::Lock::Held : proxy::L2Reply::Lock::NotAsked;
+  if (status == 0 || status == 2) {
+    out.status = status == 0 ? S::Absent : S::Invalidated;
+    return out;
   }
-  out.status = proxy::L2Reply::Status::Error;
+  if (status == 1 && r.elements == 4 && r.element[2]->type == REDIS_REPLY_STRING &&
+      r.element[3]->type == REDIS_REPLY_INTEGER) {
+    out.status = S::Found;
+    out.record.assign(r.element[2]->str, r.element[2]->len);
+    out.since_store_ms = r.element[3]->integer;
+    return out;
+  }
+  out.status = S::Error;
   out.error = metrics::L2Error::Reply;
+  out.lock = proxy::L2Reply::Lock::NotAsked;
   return out;
 }
 
@@ -126,11 +149,23 @@ struct LookupOp {
   asio::steady_timer timer;
 };
 
+std::string token_base() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:08x}-", rd(), rd());
+}
+
 }  // namespace
+
+struct L2Client::Waiter {
+  explicit Waiter(asio::io_context& ioc) : timer(ioc) {}
+  WaitFn done;
+  asio::steady_timer timer;
+};
 
 const char* L2Client::lookup_script() noexcept { return kLookup; }
 const char* L2Client::store_script() noexcept { return kStore; }
 const char* L2Client::invalidate_script() noexcept { return kInvalidate; }
+const char* L2Client::release_script() noexcept { return kRelease; }
 
 L2Client::L2Client(asio::io_context& loop, config::L2Config cfg, metrics::L2Metrics& metrics, std::string name)
     : loop_(loop),
@@ -140,6 +175,8 @@ L2Client::L2Client(asio::io_context& loop, config::L2Config cfg, metrics::L2Metr
       lookup_sha_(sha1_hex(kLookup)),
       store_sha_(sha1_hex(kStore)),
       invalidate_sha_(sha1_hex(kInvalidate)),
+      release_sha_(sha1_hex(kRelease)),
+      token_base_(token_base()),
       marks_key_(cache::l2::marks_key(cfg_.prefix)),
       ticker_(loop),
       resolver_(loop) {}
@@ -148,6 +185,7 @@ L2Client::~L2Client() {
   // The loop has stopped (the App joins the workers first): nothing runs concurrently.
   ++generation_;
   if (conn_) conn_->close();
+  if (sub_) sub_->close();
   for (auto& c : retired_) c->close();
   if (counted_up_) m_.connected.fetch_sub(1, std::memory_order_relaxed);
   std::lock_guard lk(mu_);
@@ -167,6 +205,8 @@ void L2Client::start() {
 
 bool L2Client::usable() const noexcept { return up_ && conn_ && conn_->connected(); }
 
+std::string L2Client::new_token() { return token_base_ + std::to_string(++tokens_); }
+
 // ---------------------------------------------------------------- connection
 
 void L2Client::tick() {
@@ -177,6 +217,9 @@ void L2Client::tick() {
     const auto now = Clock::now();
     if (!conn_) {
       if (now >= retry_at_) connect();
+    } else if (!up_ && sub_ && sub_->stalled(now, std::max<Clock::duration>(1s, 10 * cfg_.timeout))) {
+      fault("no connection to Redis within " + std::to_string(std::max<int64_t>(1000, 10 * cfg_.timeout.count())) +
+            " ms");
     } else if (conn_->stalled(now, std::max<Clock::duration>(1s, 10 * cfg_.timeout))) {
       fault("no answer from Redis within " + std::to_string(std::max<int64_t>(1000, 10 * cfg_.timeout.count())) +
             " ms");
@@ -207,26 +250,33 @@ void L2Client::connect() {
 
 void L2Client::open(const RedisConnection::Target& target, uint64_t gen) {
   std::string error;
-  conn_ = RedisConnection::open(
-      loop_, target, [this, gen] { on_connected(gen); },
-      [this, gen](const std::string& why) {
-        if (gen == generation_) fault(why);
-      },
-      error);
-  if (!conn_) fault(error);
+  auto connected = [this, gen] { on_connected(gen); };
+  auto closed = [this, gen](const std::string& why) {
+    if (gen == generation_) fault(why);
+  };
+  conn_ = RedisConnection::open(loop_, target, connected, closed, error);
+  if (conn_) sub_ = RedisConnection::open(loop_, target, connected, closed, error);
+  if (!conn_ || !sub_) fault(error);
 }
 
 void L2Client::on_connected(uint64_t gen) {
-  if (gen != generation_ || !conn_ || !conn_->connected()) return;
-  conn_->setup(cfg_.redis, "cachalot:l2:" + name_, [this, gen](std::string why) {
+  if (gen != generation_ || up_ || !conn_ || !sub_ || !conn_->connected() || !sub_->connected()) return;  // both
+  auto required = [this, gen](std::string why) {
     if (gen == generation_) fault(why);
-  });
-  for (const char* script : {kLookup, kStore, kInvalidate}) {
+  };
+  conn_->setup(cfg_.redis, "cachalot:l2:" + name_, required);
+  sub_->setup(cfg_.redis, "cachalot:l2:" + name_ + ":fills", required);
+  for (const char* script : {kLookup, kStore, kInvalidate, kRelease}) {
     std::string_view argv[] = {"SCRIPT", "LOAD", script};
     conn_->command(argv, [this, gen](const redisReply& r) {
       if (gen == generation_ && r.type == REDIS_REPLY_ERROR) fault("SCRIPT LOAD: " + std::string(text(r)));
     });
   }
+  const std::string pattern = cfg_.prefix + "f:*";
+  std::string_view argv[] = {"PSUBSCRIBE", pattern};
+  sub_->subscribe(argv, [this, gen](const redisReply& r) {
+    if (gen == generation_) on_message(r);
+  });
   // Commands are answered in order: anything sent from here runs after the scripts are loaded.
   up_ = true;
   if (!counted_up_) m_.connected.fetch_add(1, std::memory_order_relaxed);
@@ -253,6 +303,12 @@ void L2Client::fault(const std::string& why) {
     spdlog::debug("cache.l2: Redis at {} still unusable: {}", cfg_.redis.text, why);
   warned_down_ = true;
   if (conn_) retired_.push_back(std::move(conn_));
+  if (sub_) retired_.push_back(std::move(sub_));
+  subscribed_ = false;
+  // Nobody announces fills while the subscription is down: the waits end now (their requests go to the origin).
+  std::vector<std::string> keys;
+  for (const auto& [key, ws] : waiters_) keys.push_back(key);
+  for (const auto& key : keys) finish_waiters(key, false);
   backoff_ = backoff_.count() == 0 ? std::chrono::duration_cast<std::chrono::milliseconds>(kBackoffMin)
                                    : std::min<std::chrono::milliseconds>(2 * backoff_, kBackoffMax);
   retry_at_ = Clock::now() + backoff_;
@@ -260,7 +316,7 @@ void L2Client::fault(const std::string& why) {
 
 // ---------------------------------------------------------------- lookups and stores
 
-void L2Client::lookup(std::string key, std::vector<std::string> fields, LookupFn done) {
+void L2Client::lookup(proxy::L2Lookup q, LookupFn done) {
   auto fail = [&](metrics::L2Error e) {
     proxy::L2Reply r;
     r.status = proxy::L2Reply::Status::Error;
@@ -270,14 +326,23 @@ void L2Client::lookup(std::string key, std::vector<std::string> fields, LookupFn
   if (!usable()) return fail(metrics::L2Error::Down);
   if (conn_->pending() >= kMaxPending) return fail(metrics::L2Error::Busy);
   auto op = std::make_shared<LookupOp>(loop_);
+  const std::string record = cache::l2::record_key(cfg_.prefix, q.primary_key);
+  const std::string lock = cache::l2::lock_key(cfg_.prefix, q.primary_key);
+  // A lock only when someone could wait on it: a subscription announces fills.
+  const std::string lock_ms = std::to_string(subscribed_ ? std::max<int64_t>(0, q.lock_ms) : 0);
   std::vector<std::string_view> argv;
-  argv.reserve(5 + fields.size());
-  argv.insert(argv.end(), {"EVALSHA", lookup_sha_, "2", key, marks_key_});
-  for (const auto& f : fields) argv.push_back(f);
-  const bool sent = conn_->command(argv, [this, op](const redisReply& r) {
-    if (!op->done) return;  // timed out already
-    op->timer.cancel();
+  argv.reserve(8 + q.fields.size());
+  argv.insert(argv.end(), {"EVALSHA", lookup_sha_, "3", record, marks_key_, lock, lock_ms, q.lock_token});
+  for (const auto& f : q.fields) argv.push_back(f);
+  const bool sent = conn_->command(argv, [this, op, token = std::move(q.lock_token), key = q.primary_key](
+                                             const redisReply& r) {
     proxy::L2Reply reply = parse_lookup(r);
+    if (!op->done) {
+      // Timed out already: a lock taken for it would keep the fleet waiting.
+      if (reply.lock == proxy::L2Reply::Lock::Acquired) release(key, token);
+      return;
+    }
+    op->timer.cancel();
     if (reply.status == proxy::L2Reply::Status::Error)
       spdlog::debug("cache.l2: lookup reply not understood: {}", text(r));
     // Posted: the exchange resumes on the loop, not inside hiredis.
@@ -298,12 +363,16 @@ void L2Client::lookup(std::string key, std::vector<std::string> fields, LookupFn
   });
 }
 
-void L2Client::store(std::string key, std::string record, std::string tags, int64_t age_ms, int64_t ttl_ms) {
+void L2Client::store(std::string primary_key, std::string record, std::string tags, int64_t age_ms, int64_t ttl_ms,
+                     std::string lock_token) {
   if (!usable()) return m_.error(metrics::L2Error::Down);
   if (conn_->pending() >= kMaxPending) return m_.error(metrics::L2Error::Busy);
+  const std::string key = cache::l2::record_key(cfg_.prefix, primary_key);
+  const std::string lock = cache::l2::lock_key(cfg_.prefix, primary_key);
+  const std::string channel = cache::l2::fill_channel(cfg_.prefix, primary_key);
   const std::string age = std::to_string(std::max<int64_t>(0, age_ms));
   const std::string px = std::to_string(std::max<int64_t>(1, ttl_ms));
-  std::string_view argv[] = {"EVALSHA", store_sha_, "1", key, record, age, tags, px};
+  std::string_view argv[] = {"EVALSHA", store_sha_, "2", key, lock, record, age, tags, px, channel, lock_token};
   conn_->command(argv, [this](const redisReply& r) {
     if (r.type == REDIS_REPLY_ERROR) {
       m_.error(metrics::L2Error::Reply);
@@ -312,6 +381,74 @@ void L2Client::store(std::string key, std::string record, std::string tags, int6
     }
     metrics::L2Metrics::inc(m_.stores);
   });
+}
+
+void L2Client::release(std::string primary_key, std::string lock_token) {
+  if (!usable()) return;  // the lock expires on its own (PX)
+  const std::string lock = cache::l2::lock_key(cfg_.prefix, primary_key);
+  const std::string channel = cache::l2::fill_channel(cfg_.prefix, primary_key);
+  std::string_view argv[] = {"EVALSHA", release_sha_, "1", lock, lock_token, channel};
+  conn_->command(argv, [](const redisReply&) {});
+}
+
+// ---------------------------------------------------------------- waiting for another node's fill
+
+void L2Client::wait_fill(std::string primary_key, std::chrono::steady_clock::time_point since,
+                         std::chrono::milliseconds bound, WaitFn done) {
+  auto it = recent_fills_.find(primary_key);
+  const bool announced = it != recent_fills_.end() && it->second >= since;
+  if (!subscribed_ || announced) {
+    asio::post(loop_, [done = std::move(done), announced] { done(announced); });
+    return;
+  }
+  auto w = std::make_shared<Waiter>(loop_);
+  w->done = std::move(done);
+  w->timer.expires_after(bound);
+  w->timer.async_wait([this, w, key = primary_key](const asio::error_code& ec) {
+    if (ec || !w->done) return;
+    auto d = std::move(w->done);
+    w->done = nullptr;
+    auto found = waiters_.find(key);
+    if (found != waiters_.end()) {
+      std::erase(found->second, w);
+      if (found->second.empty()) waiters_.erase(found);
+    }
+    d(false);
+  });
+  waiters_[primary_key].push_back(std::move(w));
+}
+
+void L2Client::finish_waiters(const std::string& key, bool filled) {
+  auto found = waiters_.find(key);
+  if (found == waiters_.end()) return;
+  for (auto& w : found->second) {
+    if (!w->done) continue;
+    w->timer.cancel();
+    asio::post(loop_, [done = std::move(w->done), filled] { done(filled); });
+    w->done = nullptr;
+  }
+  waiters_.erase(found);
+}
+
+void L2Client::on_message(const redisReply& r) {
+  // ["psubscribe", pattern, count] once, then ["pmessage", pattern, channel, "1" | "0"].
+  if (r.type != REDIS_REPLY_ARRAY || r.elements < 3) return;
+  const std::string_view kind = text(*r.element[0]);
+  if (kind == "psubscribe") {
+    subscribed_ = true;
+    return;
+  }
+  if (kind != "pmessage" || r.elements != 4) return;
+  const std::string_view channel = text(*r.element[2]);
+  const std::string prefix = cache::l2::fill_channel(cfg_.prefix, "");
+  if (channel.substr(0, prefix.size()) != prefix) return;
+  std::string key(channel.substr(prefix.size()));
+  const auto now = Clock::now();
+  if (recent_fills_.size() > 4096)
+    std::erase_if(recent_fills_, [&](const auto& kv) { return now - kv.second > 2s; });
+  if (recent_fills_.size() > 4096) recent_fills_.clear();
+  recent_fills_[key] = now;
+  finish_waiters(key, true);
 }
 
 // ---------------------------------------------------------------- markers

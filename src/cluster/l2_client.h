@@ -1,13 +1,19 @@
 // L2Client: one worker's connection to the shared L2 store (cache.l2).
 //
-// Runs on its worker's io_context, over a RedisConnection (hiredis async,
-// driven by Asio: nothing blocks). Three Lua scripts, loaded on every
-// connect (SCRIPT LOAD, queued ahead of anything else) and called by SHA:
+// Runs on its worker's io_context, over two RedisConnections (hiredis
+// async, driven by Asio: nothing blocks): one for commands, one subscribed
+// (PSUBSCRIBE <prefix>f:*) to fill announcements. Four Lua scripts, loaded
+// on every connect (SCRIPT LOAD, queued ahead of anything else) and called
+// by SHA:
 //   lookup      HMGET the record hash; HMGET the markers for the key's URL,
 //               every prefix of its path, its route, "all", and the record's
 //               tags; a marker >= the record's fill time voids it (DEL, and
-//               "invalidated"); else the record and Redis' time since the store
-//   store       HSET rec / fill (Redis TIME - age) / stored / tags, PEXPIRE
+//               "invalidated"); else the record and Redis' time since the
+//               store. With nothing usable and a lock asked for (fleet-wide
+//               coalescing), SET <prefix>l:<key> token NX PX: acquired or held
+//   store       HSET rec / fill (Redis TIME - age) / stored / tags, PEXPIRE;
+//               release the lock if the token holds it; PUBLISH <prefix>f:<key>
+//   release     the lock, if the token holds it; PUBLISH (waiters go to the origin)
 //   invalidate  HSET each marker field to Redis TIME (never lowering one);
 //               "a" (all) replaces every other marker by one "a" at the
 //               highest time seen, so the hash does not keep every URL ever
@@ -35,6 +41,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <asio.hpp>
@@ -57,8 +64,13 @@ class L2Client final : public proxy::L2Tier, public proxy::L2Invalidator {
 
   // Starts connecting once the loop runs.
   void start();
-  void lookup(std::string key, std::vector<std::string> fields, LookupFn done) override;
-  void store(std::string key, std::string record, std::string tags, int64_t age_ms, int64_t ttl_ms) override;
+  void lookup(proxy::L2Lookup q, LookupFn done) override;
+  void store(std::string primary_key, std::string record, std::string tags, int64_t age_ms, int64_t ttl_ms,
+             std::string lock_token) override;
+  void release(std::string primary_key, std::string lock_token) override;
+  void wait_fill(std::string primary_key, std::chrono::steady_clock::time_point since, std::chrono::milliseconds bound,
+                 WaitFn done) override;
+  std::string new_token() override;
   // Any thread.
   void invalidate(std::vector<std::string> marker_fields) override;
 
@@ -66,6 +78,7 @@ class L2Client final : public proxy::L2Tier, public proxy::L2Invalidator {
   static const char* lookup_script() noexcept;
   static const char* store_script() noexcept;
   static const char* invalidate_script() noexcept;
+  static const char* release_script() noexcept;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -76,17 +89,24 @@ class L2Client final : public proxy::L2Tier, public proxy::L2Invalidator {
   void fault(const std::string& why);
   void pump_markers();
   bool usable() const noexcept;
+  void on_message(const redisReply& r);
+  struct Waiter;
+  void finish_waiters(const std::string& key, bool filled);
 
   asio::io_context& loop_;
   const config::L2Config cfg_;
   metrics::L2Metrics& m_;
   const std::string name_;
-  const std::string lookup_sha_, store_sha_, invalidate_sha_;
+  const std::string lookup_sha_, store_sha_, invalidate_sha_, release_sha_;
+  const std::string token_base_;  // unique to this client: lock tokens are token_base_ + a counter
+  uint64_t tokens_ = 0;
   const std::string marks_key_;
   asio::steady_timer ticker_;
   asio::ip::tcp::resolver resolver_;
 
   std::shared_ptr<RedisConnection> conn_;
+  std::shared_ptr<RedisConnection> sub_;  // subscribed to fill announcements
+  bool subscribed_ = false;               // the PSUBSCRIBE was confirmed
   std::vector<std::shared_ptr<RedisConnection>> retired_;  // faulted, closed on the next tick
   bool up_ = false;
   bool counted_up_ = false;  // counted in m_.connected
@@ -94,6 +114,11 @@ class L2Client final : public proxy::L2Tier, public proxy::L2Invalidator {
   Clock::time_point retry_at_{};
   std::chrono::milliseconds backoff_{0};
   bool warned_down_ = false;
+
+  // waits for a fill (fleet-wide coalescing), on the loop
+  std::unordered_map<std::string, std::vector<std::shared_ptr<Waiter>>> waiters_;
+  // fills announced lately (a wait for one announced since the lookup was sent does not wait)
+  std::unordered_map<std::string, Clock::time_point> recent_fills_;
 
   // markers (any thread queues, under mu_; the loop sends)
   std::mutex mu_;

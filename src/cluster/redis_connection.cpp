@@ -78,8 +78,15 @@ void RedisConnection::on_reply(redisAsyncContext* ac, void* reply, void* privdat
   (*fn)(*static_cast<const redisReply*>(reply));
 }
 
-bool RedisConnection::command(std::span<const std::string_view> argv, ReplyFn fn) {
-  if (!ctx_) return false;
+void RedisConnection::on_message(redisAsyncContext* ac, void* reply, void* privdata) {
+  if (!reply) return;  // the context is being freed
+  RedisConnection* self = self_of(ac);
+  self->progress_ = Clock::now();
+  (*static_cast<ReplyFn*>(privdata))(*static_cast<const redisReply*>(reply));
+}
+
+bool RedisConnection::send(std::span<const std::string_view> argv, void (*cb)(redisAsyncContext*, void*, void*),
+                           void* privdata) {
   std::vector<const char*> args;
   std::vector<size_t> lens;
   args.reserve(argv.size());
@@ -88,13 +95,26 @@ bool RedisConnection::command(std::span<const std::string_view> argv, ReplyFn fn
     args.push_back(a.data());
     lens.push_back(a.size());
   }
+  return redisAsyncCommandArgv(ctx_, cb, privdata, static_cast<int>(args.size()), args.data(), lens.data()) ==
+         REDIS_OK;
+}
+
+bool RedisConnection::command(std::span<const std::string_view> argv, ReplyFn fn) {
+  if (!ctx_) return false;
   auto* cb = new ReplyFn(std::move(fn));
-  if (redisAsyncCommandArgv(ctx_, &RedisConnection::on_reply, cb, static_cast<int>(args.size()), args.data(),
-                            lens.data()) != REDIS_OK) {
+  if (!send(argv, &RedisConnection::on_reply, cb)) {
     delete cb;
     return false;
   }
   if (pending_++ == 0) progress_ = Clock::now();
+  return true;
+}
+
+bool RedisConnection::subscribe(std::span<const std::string_view> argv, ReplyFn fn) {
+  if (!ctx_) return false;
+  auto cb = std::make_unique<ReplyFn>(std::move(fn));
+  if (!send(argv, &RedisConnection::on_message, cb.get())) return false;
+  subscriptions_.push_back(std::move(cb));
   return true;
 }
 

@@ -662,6 +662,7 @@ Reader l2_section(std::optional<L2Config>& out) {
         {"max_object_size", size(c.max_object_size, 1)},
         {"timeout", duration(c.timeout, Zero::Rejected)},
         {"fill_margin", duration(c.fill_margin)},
+        {"coalesce_wait", duration(c.coalesce_wait)},
         {"prefix", scalar(c.prefix, "a Redis key prefix", non_empty())},
     });
   };

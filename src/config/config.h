@@ -121,7 +121,11 @@ struct L2Config {
   // Subtracted from a record's fill time: covers the store command's trip to
   // Redis, so a record never looks filled after an invalidation it preceded.
   Duration fill_margin = 5ms;
-  std::string prefix = "cachalot:l2:";  // Redis keys: <prefix>r:<cache key>, <prefix>marks
+  // Fleet-wide coalescing: a cold key's first lookup takes a lock (this
+  // long); the other nodes' lookups wait up to this long for its fill
+  // (announced by pub/sub), then go to the origin themselves. 0 = off.
+  Duration coalesce_wait = 2s;
+  std::string prefix = "cachalot:l2:";  // Redis keys: <prefix>r:<cache key>, <prefix>marks, <prefix>l:<cache key>
   bool operator==(const L2Config&) const = default;
 };
 

@@ -283,6 +283,11 @@ void render_l2(std::string& out, const L2Metrics& m) {
     fmt::format_to(std::back_inserter(out), "cachalot_l2_skipped_total{{reason=\"{}\"}} {}\n",
                    cache::l2::to_string(static_cast<cache::l2::Refusal>(i)), get(m.skipped[i]));
   one("cachalot_l2_markers_total", "counter", "Invalidations whose L2 markers Redis acknowledged.", get(m.markers));
+  header(out, "cachalot_l2_waits_total", "counter",
+         "Lookups that waited for another node's fill of the key (fleet-wide coalescing), by result.");
+  fmt::format_to(std::back_inserter(out), "cachalot_l2_waits_total{{result=\"announced\"}} {}\n", get(m.waits_filled));
+  fmt::format_to(std::back_inserter(out), "cachalot_l2_waits_total{{result=\"timeout\"}} {}\n",
+                 get(m.waits_timed_out));
 }
 
 }  // namespace

@@ -147,6 +147,9 @@ struct L2Metrics {
   std::atomic<uint64_t> stores{0};       // records Redis acknowledged
   std::array<std::atomic<uint64_t>, 8> skipped{};  // by cache::l2::Refusal (index), stored locally only
   std::atomic<uint64_t> markers{0};      // invalidations whose markers Redis acknowledged
+  // fleet-wide coalescing: lookups that found another node filling the key and waited
+  std::atomic<uint64_t> waits_filled{0};     // ... until its fill (or give-up) was announced
+  std::atomic<uint64_t> waits_timed_out{0};  // ... for cache.l2.coalesce_wait, in vain
   std::atomic<int64_t> connected{0};     // gauge: worker connections up
 
   static void inc(std::atomic<uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }

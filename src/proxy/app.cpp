@@ -92,9 +92,12 @@ App::~App() {
   l2_.clear();  // likewise
 }
 
-void App::set_l2(std::vector<std::unique_ptr<L2Tier>> tiers, L2Invalidator* invalidator) {
+void App::set_l2(std::vector<std::shared_ptr<L2Tier>> tiers, L2Invalidator* invalidator) {
   l2_ = std::move(tiers);
-  for (std::size_t i = 0; i < workers_.size() && i < l2_.size(); ++i) workers_[i]->l2 = l2_[i].get();
+  for (std::size_t i = 0; i < workers_.size() && i < l2_.size(); ++i) {
+    workers_[i]->l2 = l2_[i].get();
+    workers_[i]->l2_weak = l2_[i];
+  }
   purger_.set_l2(invalidator);
 }
 

@@ -61,6 +61,7 @@ struct Worker {
   std::thread thread;
   metrics::WorkerMetrics& metrics;
   L2Tier* l2 = nullptr;  // this worker's connection to the shared L2 store (cache.l2); null: none
+  std::weak_ptr<L2Tier> l2_weak;  // the same, for what may outlive it (an L2Lead at shutdown)
 
   // The current runtime snapshot, refreshed only when a reload bumped the
   // version: one relaxed load per request instead of an atomic shared_ptr load.
@@ -114,7 +115,7 @@ class App {
   // io_context), and who writes the markers of local invalidations. Call
   // before start(); the App owns the tiers and destroys them after the
   // workers' threads are joined, before their io_contexts.
-  void set_l2(std::vector<std::unique_ptr<L2Tier>> tiers, L2Invalidator* invalidator);
+  void set_l2(std::vector<std::shared_ptr<L2Tier>> tiers, L2Invalidator* invalidator);
 
   // Applies an invalidation from the admin API (counted by kind).
   cache::PurgeOutcome purge(const cache::Purge& p);
@@ -158,7 +159,7 @@ class App {
   // After workers_: destroyed first, once the workers' threads are joined
   // (the bus runs on a worker's io_context and must go before it).
   std::unique_ptr<InvalidationPublisher> publisher_;
-  std::vector<std::unique_ptr<L2Tier>> l2_;  // after workers_, like publisher_
+  std::vector<std::shared_ptr<L2Tier>> l2_;  // after workers_, like publisher_; the only owners
   Snapshotter snapshotter_{*this};  // after the store and workers: its thread stops first
   std::atomic<bool> draining_{false};
   std::mutex reload_mu_;

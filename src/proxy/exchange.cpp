@@ -355,22 +355,43 @@ awaitable<bool> Exchange::from_l2(FetchPlan& plan) {
       cache::key_path(key_).size() > cache::l2::kMaxPathBytes)
     co_return false;
   auto& m = app_.metrics().l2();
-  // From here on an invalidation voids what the lookup brings back, as for an origin fetch.
-  cache::InvalidationLog::Ticket ticket = app_.invalidations().enter();
-  const uint64_t generation = policy_->route ? app_.route_generation(policy_->name) : 0;
-  L2Reply reply = co_await async_l2_lookup(*l2, cache::l2::record_key(l2cfg->prefix, key_),
-                                           cache::l2::lookup_fields(key_, policy_->name), asio::use_awaitable);
-  if (reply.status == L2Reply::Status::Error) {
-    m.error(reply.error);
-    co_return false;
-  }
-  if (reply.status == L2Reply::Status::Invalidated) {
-    metrics::L2Metrics::inc(m.invalidated);
-    co_return false;
-  }
-  if (reply.status == L2Reply::Status::Absent) {
-    m.miss(metrics::L2Miss::Absent);
-    co_return false;
+  // Fleet-wide coalescing: the first lookup of a cold key takes its lock (it
+  // fills for the fleet); one that finds the lock held waits for the fill
+  // announcement, up to coalesce_wait, then looks again without locking.
+  const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(l2cfg->coalesce_wait);
+  bool waited = false;
+  cache::InvalidationLog::Ticket ticket;
+  uint64_t generation = 0;
+  L2Reply reply;
+  for (;;) {
+    // From here on an invalidation voids what the lookup brings back, as for an origin fetch.
+    ticket = app_.invalidations().enter();
+    generation = policy_->route ? app_.route_generation(policy_->name) : 0;
+    L2Lookup q;
+    q.primary_key = key_;
+    q.fields = cache::l2::lookup_fields(key_, policy_->name);
+    if (wait.count() > 0 && !waited) {
+      q.lock_ms = wait.count();
+      q.lock_token = l2->new_token();
+    }
+    const std::string token = q.lock_token;
+    const auto sent = std::chrono::steady_clock::now();
+    reply = co_await async_l2_lookup(*l2, std::move(q), asio::use_awaitable);
+    if (reply.status == L2Reply::Status::Error) {
+      m.error(reply.error);
+      co_return false;
+    }
+    if (reply.status == L2Reply::Status::Found) break;
+    if (reply.status == L2Reply::Status::Invalidated)
+      metrics::L2Metrics::inc(m.invalidated);
+    else
+      m.miss(metrics::L2Miss::Absent);
+    if (reply.lock == L2Reply::Lock::Acquired) plan.l2_lead = std::make_unique<L2Lead>(w_.l2_weak, key_, token);
+    if (reply.lock != L2Reply::Lock::Held) co_return false;
+    waited = true;
+    const bool filled = co_await async_l2_wait(*l2, key_, sent, wait, asio::use_awaitable);
+    metrics::L2Metrics::inc(filled ? m.waits_filled : m.waits_timed_out);
+    if (!responder_.connected() && conn_) co_return true;  // the client left while waiting
   }
   cache::EntryDraft record;
   int64_t written_clock_ms = 0;
@@ -418,11 +439,13 @@ awaitable<bool> Exchange::from_l2(FetchPlan& plan) {
   metrics::L2Metrics::inc(m.hits);
   if (published == Published::Stored) w_.metrics.store_decision(cache::StoreReason::Stored);
   plan.permit.finish(cache::Fill::State::Done, entry);  // followers are served from it
-  // RFC 9211 §2.1: "hit" (the request was not forwarded); the detail says which tier.
-  out_.cache_status.assign(std::string_view("hit; ttl="));
+  // RFC 9211 §2.1: "hit" (the request was not forwarded); the detail says
+  // which tier. A request that waited for another node's fill was collapsed
+  // into that node's forward, as a local follower is (§2.6).
+  out_.cache_status.assign(std::string_view(waited ? "fwd=uri-miss; collapsed; ttl=" : "hit; ttl="));
   wire::append_num(out_.cache_status, entry->freshness().ttl(now));
   out_.cache_status += "; detail=l2";
-  out_.result = swr ? metrics::Result::Stale : metrics::Result::Hit;
+  out_.result = swr ? metrics::Result::Stale : waited ? metrics::Result::Coalesced : metrics::Result::Hit;
   if (swr) start_refresh(entry);
   co_await responder_.entry(*entry, out_.result);
   co_return true;

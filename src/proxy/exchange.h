@@ -26,6 +26,7 @@
 #include "cache/invalidation_log.h"
 #include "http/message.h"
 #include "proxy/forwarded_request.h"
+#include "proxy/l2_tier.h"
 #include "proxy/responder.h"
 #include "proxy/runtime.h"
 
@@ -45,6 +46,9 @@ struct FetchPlan {
   // A GET with a bytes Range: fetch the whole response without Range, store
   // it, answer the range from the entry (RFC 9110 §14).
   bool range = false;
+  // This request fills the key for the fleet (cache.l2.coalesce_wait): it
+  // holds the key's L2 lock until the fill is stored in L2 or given up.
+  std::unique_ptr<L2Lead> l2_lead;
   // Set by the fetch: the response was not stored (too large for
   // cache.range_fill_max_size, unknown length, not storable), nothing was
   // sent to the client; the Exchange forwards the Range as sent.

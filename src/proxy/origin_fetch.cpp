@@ -513,8 +513,10 @@ void OriginFetch::share_l2(const cache::Entry& e) {
   // The fill time Redis records is its TIME minus this: when the origin request was sent, and the margin earlier.
   const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - sent_at_) +
                    l2.fill_margin;
-  w_.l2->store(cache::l2::record_key(l2.prefix, e.primary_key()), cache::l2::encode_record(e, now),
-               std::string(e.tag_list()), age.count(), ttl);
+  // Storing releases the fleet's lock (when this fill holds it) and announces the fill.
+  std::string token = plan_.l2_lead ? plan_.l2_lead->take() : std::string();
+  w_.l2->store(std::string(e.primary_key()), cache::l2::encode_record(e, now), std::string(e.tag_list()), age.count(),
+               ttl, std::move(token));
 }
 
 awaitable<OriginFetch::Pumped> OriginFetch::pump(std::unique_ptr<cache::EntryDraft>& entry, bool to_client) {

@@ -8,6 +8,7 @@ the origin.
     client B  { get /l2/x; expect hit }                       # now a local hit on B
     admin A   { post /purge?tag=... }; A { wait cachalot_l2_markers_total + 1 }
     client C  { get /l2/...; expect fwd=uri-miss }            # the marker voided the record
+    100 clients over A, B, C { get /l2/fleet/slow }           # item 5: the origin sees one request
 
 The nodes share no cluster: section here (no invalidation bus), so what B and
 C do after a purge on A comes from the L2 markers alone. Every client sends
@@ -27,6 +28,7 @@ import re
 import sys
 import time
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from cachalot import Cachalot, wait_until  # noqa: E402
@@ -58,6 +60,9 @@ def origin_handler(req):
         headers.append(("Cache-Control", "public, max-age=300"))
     elif last.startswith("short"):
         headers.append(("Cache-Control", "max-age=1"))
+    elif last.startswith("slow"):  # a slow origin: concurrent requests overlap
+        return Reply(200, headers + [("Cache-Control", "max-age=300")], ("body of " + req.path).encode(),
+                     delay_head=0.5)
     elif last.startswith("sie"):
         headers.append(("Cache-Control", "max-age=1, stale-if-error=60"))
     else:
@@ -216,6 +221,28 @@ class FleetL2Test(L2Case):
                 self.get(self.b, path, MISS, f"after a {name} purge on A:")
                 self.assertEqual(self.origin.request_count(path), before + 1)
                 self.assertEqual(metric(self.b, "cachalot_l2_invalidated_total"), voided + 1)
+
+    def test_100_concurrent_cold_requests_over_3_nodes_cost_the_origin_one_request(self):
+        # Item 5: each node's leader asks L2; the first takes the key's lock and asks the
+        # origin, the other nodes wait for its fill (pub/sub), then serve it from L2.
+        path = "/l2/fleet/slow"
+        waits = sum(metric(n, "cachalot_l2_waits_total", result="announced") for n in self.nodes)
+
+        def one(i):
+            r = self.nodes[i % 3].get(path, timeout=10.0)
+            return r.status, r.body, r.header("cache-status", "")
+
+        with ThreadPoolExecutor(max_workers=100) as pool:
+            results = list(pool.map(one, range(100), timeout=30))
+        self.assertEqual(len(results), 100)
+        for status, body, cs in results:
+            self.assertEqual(status, 200, cs)
+            self.assertEqual(body, b"body of " + path.encode(), cs)
+        self.assertEqual(self.origin.request_count(path), 1, sorted({cs for _, _, cs in results}))
+        statuses = {cs for _, _, cs in results}
+        self.assertTrue(any("collapsed" in cs and "detail=l2" in cs for cs in statuses), statuses)
+        self.assertGreaterEqual(sum(metric(n, "cachalot_l2_waits_total", result="announced") for n in self.nodes),
+                                waits + 1)
 
     def test_a_purge_voids_only_what_it_matches(self):
         kept, purged = "/l2/only/kept", "/l2/only/gone"

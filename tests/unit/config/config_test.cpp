@@ -166,6 +166,7 @@ TEST_CASE("without cache.l2 there is no L2; the commented example loads the L2 d
   CHECK(expected.max_object_size == 1 * kMiB);
   CHECK(expected.timeout == 50ms);
   CHECK(expected.prefix == "cachalot:l2:");
+  CHECK(expected.coalesce_wait == 2s);
   auto bare = expect_config(load_config_string(UPSTREAM "cache:\n  l2:\n", "bare"));
   REQUIRE(bare->cache.l2);
   CHECK(*bare->cache.l2 == expected);
@@ -178,6 +179,7 @@ TEST_CASE("every cache.l2 option is read", "[config]") {
     max_object_size: 64KiB
     timeout: 20ms
     fill_margin: 0s
+    coalesce_wait: 0s
     prefix: "fleet:"
 )",
                                                  "l2.yaml"));
@@ -188,6 +190,7 @@ TEST_CASE("every cache.l2 option is read", "[config]") {
   CHECK(c.max_object_size == 64 * kKiB);
   CHECK(c.timeout == 20ms);
   CHECK(c.fill_margin == 0ms);
+  CHECK(c.coalesce_wait == 0ms);
   CHECK(c.prefix == "fleet:");
 }
 
