@@ -287,6 +287,11 @@ void L2Client::on_connected(uint64_t gen) {
   pump_markers();
 }
 
+void L2Client::scripts_gone(const redisReply& r) {
+  // SCRIPT FLUSH (or a failover to a server without them): reconnect, which loads them again.
+  if (r.type == REDIS_REPLY_ERROR && text(r).starts_with("NOSCRIPT") && up_) fault("the scripts are gone (NOSCRIPT)");
+}
+
 void L2Client::fault(const std::string& why) {
   ++generation_;
   up_ = false;
@@ -343,8 +348,10 @@ void L2Client::lookup(proxy::L2Lookup q, LookupFn done) {
       return;
     }
     op->timer.cancel();
-    if (reply.status == proxy::L2Reply::Status::Error)
+    if (reply.status == proxy::L2Reply::Status::Error) {
       spdlog::debug("cache.l2: lookup reply not understood: {}", text(r));
+      scripts_gone(r);
+    }
     // Posted: the exchange resumes on the loop, not inside hiredis.
     asio::post(loop_, [done = std::move(op->done), reply = std::move(reply)]() mutable { done(std::move(reply)); });
     op->done = nullptr;
@@ -377,6 +384,7 @@ void L2Client::store(std::string primary_key, std::string record, std::string ta
     if (r.type == REDIS_REPLY_ERROR) {
       m_.error(metrics::L2Error::Reply);
       spdlog::debug("cache.l2: store refused: {}", text(r));
+      scripts_gone(r);
       return;
     }
     metrics::L2Metrics::inc(m_.stores);

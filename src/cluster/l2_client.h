@@ -87,6 +87,7 @@ class L2Client final : public proxy::L2Tier, public proxy::L2Invalidator {
   void open(const RedisConnection::Target& target, uint64_t gen);
   void on_connected(uint64_t gen);
   void fault(const std::string& why);
+  void scripts_gone(const redisReply& r);
   void pump_markers();
   bool usable() const noexcept;
   void on_message(const redisReply& r);

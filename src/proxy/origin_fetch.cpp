@@ -442,6 +442,7 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
   if (!store) {
     w_.metrics.store_decision(reason);
     plan_.permit.finish(cache::Fill::State::Uncacheable);
+    plan_.l2_lead.reset();  // nothing for the fleet: its waiting nodes go to the origin now
     if (not_shareable(admitted.verdict.reason) && plan_.may_store)
       x_.app_.coalescer().mark_hit_for_miss(x_.key_, response_time_ + cfg_.cache.coalesce.hit_for_miss);
     // A HEAD names what its response did to the stored GET response instead (§4.3.5).
@@ -505,11 +506,15 @@ void OriginFetch::share_l2(const cache::Entry& e) {
   if (refusal == cache::l2::Refusal::None) refusal = cache::l2::refusal_for_size(e.body().size(), l2.max_object_size);
   if (refusal != cache::l2::Refusal::None) {
     metrics::L2Metrics::inc(m.skipped[static_cast<std::size_t>(refusal)]);
+    plan_.l2_lead.reset();  // the fleet's waiting nodes go to the origin now
     return;
   }
   const auto now = core::Clock::now();
   const int64_t ttl = cache::l2::ttl_ms(e.freshness(), now);
-  if (ttl <= 0) return;  // nothing left to share
+  if (ttl <= 0) {
+    plan_.l2_lead.reset();  // nothing left to share
+    return;
+  }
   // The fill time Redis records is its TIME minus this: when the origin request was sent, and the margin earlier.
   const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - sent_at_) +
                    l2.fill_margin;

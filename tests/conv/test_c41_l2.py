@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import time
 import unittest
@@ -322,6 +323,39 @@ class RedisFaultTest(L2Case):
             wait_metric(n, "cachalot_l2_connected", n.workers)
         self.fill(self.a, "/l2/fault/after")
         self.get(self.b, "/l2/fault/after", L2_HIT, "after Redis came back:")
+
+    def test_redis_paused_costs_each_miss_at_most_the_timeout(self):
+        # SIGSTOP: connections stay open and nothing answers (a slow Redis, at its worst).
+        for n in (self.a, self.b):
+            wait_metric(n, "cachalot_l2_connected", n.workers)
+        timeouts = metric(self.b, "cachalot_l2_errors_total", kind="timeout")
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            slowest = 0.0
+            for i in range(10):  # bounded: 10 requests
+                path = f"/l2/paused/{i}"
+                t0 = time.monotonic()
+                self.get(self.b, path, MISS, "Redis paused:")
+                slowest = max(slowest, time.monotonic() - t0)
+            self.assertLess(slowest, 1.0, "a request waited on the paused Redis beyond cache.l2.timeout")
+            self.assertGreaterEqual(metric(self.b, "cachalot_l2_errors_total", kind="timeout"), timeouts + 1)
+        finally:
+            self.redis.proc.send_signal(signal.SIGCONT)
+        for n in (self.a, self.b):
+            wait_metric(n, "cachalot_l2_connected", n.workers)
+        wait_until(lambda: self._shared_again("/l2/paused/after"), WAIT, what="L2 usable after SIGCONT")
+
+    def _shared_again(self, path: str) -> bool:
+        """Fill on A, then an L2 hit on B (a new path each try: a stalled connection may still be reopening)."""
+        self._tries = getattr(self, "_tries", 0) + 1
+        p = f"{path}/{self._tries}"
+        stores = metric(self.a, "cachalot_l2_stores_total")
+        self.get(self.a, p, MISS, "after SIGCONT:")
+        try:
+            wait_metric(self.a, "cachalot_l2_stores_total", stores + 1, timeout=2.0)
+        except AssertionError:
+            return False
+        return "detail=l2" in self.b.get(p).header("cache-status", "")
 
 
 if __name__ == "__main__":
