@@ -215,6 +215,7 @@ void L2Client::tick() {
     if (ec) return;
     retired_.clear();  // closed here, never from inside a hiredis callback
     const auto now = Clock::now();
+    forward_waiting(false, now - cfg_.timeout);  // markers Redis is slow to take: the bus does not wait
     if (!conn_) {
       if (now >= retry_at_) connect();
     } else if (!up_ && sub_ && sub_->stalled(now, std::max<Clock::duration>(1s, 10 * cfg_.timeout))) {
@@ -301,6 +302,7 @@ void L2Client::fault(const std::string& why) {
     std::lock_guard lk(mu_);
     markers_in_flight_ = 0;  // sent again on the next connection
   }
+  forward_waiting(true, Clock::time_point::max());  // the bus does not wait for the reconnect
   if (!warned_down_)
     spdlog::warn("cache.l2: Redis at {} unusable: {}; lookups go to the origin until it is back", cfg_.redis.text,
                  why);
@@ -461,54 +463,108 @@ void L2Client::on_message(const redisReply& r) {
 
 // ---------------------------------------------------------------- markers
 
-void L2Client::invalidate(std::vector<std::string> marker_fields) {
+namespace {
+
+void run_all(std::vector<std::function<void()>>& fns) {
+  for (auto& f : fns)
+    if (f) f();
+  fns.clear();
+}
+
+}  // namespace
+
+void L2Client::invalidate(std::vector<std::string> marker_fields, std::function<void()> written,
+                          std::function<void()> forward) {
   {
     std::lock_guard lk(mu_);
-    if (markers_.size() >= kMaxMarkerQueue) {
+    if (markers_.size() < kMaxMarkerQueue) {
+      MarkerJob job;
+      job.fields = std::move(marker_fields);
+      job.written.push_back(std::move(written));
+      job.forward = std::move(forward);
+      markers_.push_back(std::move(job));
+      forward = nullptr;
+    } else {
       if (!markers_lost_)
         spdlog::warn("cache.l2: {} invalidations wait for Redis; when it is back every L2 record filled before "
                      "then is voided (an \"all\" marker)",
                      markers_.size());
       markers_lost_ = true;
-      return;
+      // Written with that "all" marker. Bounded: beyond the queue's size the
+      // rest are dropped (the Purger's own overflow rule stands for them).
+      if (lost_written_.size() < kMaxMarkerQueue) lost_written_.push_back(std::move(written));
     }
-    markers_.push_back(std::move(marker_fields));
   }
+  if (forward) forward();  // queued in vain: the bus goes now
   asio::post(loop_, [this] { pump_markers(); });
 }
 
+void L2Client::forward_waiting(bool in_flight_too, Clock::time_point sent_before) {
+  std::vector<std::function<void()>> run;
+  {
+    std::lock_guard lk(mu_);
+    for (std::size_t i = 0; i < markers_.size(); ++i) {
+      MarkerJob& job = markers_[i];
+      const bool sent = i < markers_in_flight_;
+      if (!job.forward || (sent && !in_flight_too && job.sent >= sent_before)) continue;
+      run.push_back(std::move(job.forward));
+      job.forward = nullptr;
+    }
+  }
+  run_all(run);
+}
+
 void L2Client::pump_markers() {
-  if (!usable()) return;
+  if (!usable()) return forward_waiting(true, Clock::time_point::max());  // Redis away: the bus does not wait
+  std::vector<std::function<void()>> run;  // called once mu_ is released
+  {
   std::lock_guard lk(mu_);
   if (markers_lost_ && markers_in_flight_ == 0) {
-    // Some invalidations were dropped: void everything filled before now instead.
+    // Some invalidations were dropped: void everything filled before now
+    // instead; the queued ones are covered by it too.
+    MarkerJob all;
+    all.fields = {"a"};
+    all.written = std::move(lost_written_);
+    lost_written_.clear();
+    for (auto& job : markers_) {
+      for (auto& w : job.written) all.written.push_back(std::move(w));
+      if (job.forward) run.push_back(std::move(job.forward));
+    }
     markers_.clear();
-    markers_.push_back({"a"});
+    markers_.push_back(std::move(all));
     markers_lost_ = false;
   }
   const uint64_t gen = generation_;
+  const auto now = Clock::now();
   while (markers_in_flight_ < markers_.size() && markers_in_flight_ < kMaxMarkersInFlight) {
-    const auto& fields = markers_[markers_in_flight_++];
+    MarkerJob& job = markers_[markers_in_flight_++];
+    job.sent = now;
     std::vector<std::string_view> argv{"EVALSHA", invalidate_sha_, "1", marks_key_};
-    for (const auto& f : fields) argv.push_back(f);
+    for (const auto& f : job.fields) argv.push_back(f);
     conn_->command(argv, [this, gen](const redisReply& r) {
       if (gen != generation_) return;
       if (r.type == REDIS_REPLY_ERROR) {
         spdlog::warn("cache.l2: an invalidation's markers were refused: {}", text(r));
         m_.error(metrics::L2Error::Reply);
+        scripts_gone(r);
       } else {
         metrics::L2Metrics::inc(m_.markers);
       }
+      MarkerJob done;
       {
         std::lock_guard lk2(mu_);
-        if (markers_in_flight_ > 0 && !markers_.empty()) {
-          markers_.pop_front();  // replies come in order: the oldest one sent
-          --markers_in_flight_;
-        }
+        if (markers_in_flight_ == 0 || markers_.empty()) return;
+        done = std::move(markers_.front());  // replies come in order: the oldest one sent
+        markers_.pop_front();
+        --markers_in_flight_;
       }
+      if (done.forward) done.forward();
+      run_all(done.written);
       pump_markers();
     });
   }
+  }
+  run_all(run);
 }
 
 }  // namespace cachalot::cluster

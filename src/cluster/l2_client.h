@@ -33,7 +33,12 @@
 // thread): queued (bounded) until Redis acknowledges them and sent again
 // after a reconnect (writing a marker twice is harmless). If the queue
 // overflows, the next connection writes "all" instead: every L2 record
-// filled before it becomes unservable, which is safe.
+// filled before it becomes unservable, which is safe. Each invalidation
+// has two callbacks: `written` when Redis has its markers (the Purger then
+// lets this node's lookups of matching keys through again), `forward` as
+// soon as they are written or known to wait (no connection, or no answer
+// within cache.l2.timeout): the Purger publishes the bus event then, so a
+// node that applies it finds the markers in Redis already.
 #pragma once
 
 #include <chrono>
@@ -72,7 +77,8 @@ class L2Client final : public proxy::L2Tier, public proxy::L2Invalidator {
                  WaitFn done) override;
   std::string new_token() override;
   // Any thread.
-  void invalidate(std::vector<std::string> marker_fields) override;
+  void invalidate(std::vector<std::string> marker_fields, std::function<void()> written,
+                  std::function<void()> forward) override;
 
   // The scripts (for the tests and the README).
   static const char* lookup_script() noexcept;
@@ -89,6 +95,9 @@ class L2Client final : public proxy::L2Tier, public proxy::L2Invalidator {
   void fault(const std::string& why);
   void scripts_gone(const redisReply& r);
   void pump_markers();
+  // Calls the `forward` of queued jobs: all of them (in_flight_too), or
+  // those not sent yet and those sent before `sent_before`.
+  void forward_waiting(bool in_flight_too, Clock::time_point sent_before);
   bool usable() const noexcept;
   void on_message(const redisReply& r);
   struct Waiter;
@@ -123,9 +132,16 @@ class L2Client final : public proxy::L2Tier, public proxy::L2Invalidator {
 
   // markers (any thread queues, under mu_; the loop sends)
   std::mutex mu_;
-  std::deque<std::vector<std::string>> markers_;  // not yet acknowledged; the first markers_in_flight_ are sent
+  struct MarkerJob {
+    std::vector<std::string> fields;
+    std::vector<std::function<void()>> written;  // once Redis acknowledged them (or an "all" covering them)
+    std::function<void()> forward;               // once, when written or known to wait (see invalidate())
+    Clock::time_point sent{};
+  };
+  std::deque<MarkerJob> markers_;  // not yet acknowledged; the first markers_in_flight_ are sent
   std::size_t markers_in_flight_ = 0;
   bool markers_lost_ = false;  // the queue overflowed: write "all" next
+  std::vector<std::function<void()>> lost_written_;  // the overflowed jobs': called when that "all" is written
 };
 
 }  // namespace cachalot::cluster

@@ -126,6 +126,7 @@ std::string_view to_string(L2Error e) noexcept {
     case L2Error::Busy: return "busy";
     case L2Error::Reply: return "reply";
     case L2Error::Corrupt: return "corrupt";
+    case L2Error::Pending: return "pending";
     case L2Error::kCount: break;
   }
   return "unknown";

@@ -134,6 +134,7 @@ enum class L2Error : uint8_t {
   Busy,     // "busy": too many commands waiting on the connection
   Reply,    // "reply": an error reply or one not understood
   Corrupt,  // "corrupt": a record that does not decode (wrong magic, version, checksum)
+  Pending,  // "pending": a local invalidation that may match has markers Redis does not have yet
   kCount
 };
 std::string_view to_string(L2Error e) noexcept;

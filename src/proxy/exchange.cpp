@@ -367,6 +367,12 @@ awaitable<bool> Exchange::from_l2(FetchPlan& plan) {
     // From here on an invalidation voids what the lookup brings back, as for an origin fetch.
     ticket = app_.invalidations().enter();
     generation = policy_->route ? app_.route_generation(policy_->name) : 0;
+    // A local invalidation whose markers Redis does not have yet may match:
+    // this lookup could find the record it voids (after the ticket: purger.h).
+    if (!app_.purger().l2_may_look_up(key_)) {
+      m.error(metrics::L2Error::Pending);
+      co_return false;
+    }
     L2Lookup q;
     q.primary_key = key_;
     q.fields = cache::l2::lookup_fields(key_, policy_->name);

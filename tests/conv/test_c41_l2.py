@@ -23,6 +23,7 @@ record as old as the others do. Every wait is bounded.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -111,16 +112,17 @@ class L2Case(unittest.TestCase):
         wait_metric(node, "cachalot_l2_stores_total", before + 1)
 
     @classmethod
-    def start_fleet(cls, n: int) -> list:
-        """A Redis, an origin and `n` nodes on them, all stopped (cleanly) after the class."""
+    def start_fleet(cls, n: int, extra=lambda i, redis_port: {}) -> list:
+        """A Redis, an origin and `n` nodes on them (node i's config: node_config plus
+        extra(i, port)), all stopped (cleanly) after the class."""
         cls.redis = RedisServer()
         cls.addClassCleanup(cls.redis.close)
         cls.origin = Origin()
         cls.addClassCleanup(cls.origin.close)
         cls.origin.default(origin_handler)
         nodes = []
-        for _ in range(n):
-            node = Cachalot(node_config(cls.redis.port), upstream=cls.origin)
+        for i in range(n):
+            node = Cachalot({**node_config(cls.redis.port), **extra(i, cls.redis.port)}, upstream=cls.origin)
             cls.addClassCleanup(node.close)
             cls.addClassCleanup(stop_clean, node)
             nodes.append(node)
@@ -245,6 +247,18 @@ class FleetL2Test(L2Case):
         self.assertGreaterEqual(sum(metric(n, "cachalot_l2_waits_total", result="announced") for n in self.nodes),
                                 waits + 1)
 
+    def test_right_after_a_purge_on_A_its_own_next_request_does_not_get_the_old_record_from_l2(self):
+        # The markers are written after the local purge: until Redis has them, A's own
+        # lookups of matching keys go to the origin (errors{kind="pending"}), never to L2.
+        for i in range(20):  # bounded: 20 purges, each followed at once by a request
+            path = f"/l2/own/{i}"
+            self.fill(self.a, path)
+            r = self.a.request("PURGE", path)
+            self.assertEqual(r.status, 200, r)
+            before = self.origin.request_count(path)
+            self.get(self.a, path, MISS, "right after its own PURGE:")
+            self.assertEqual(self.origin.request_count(path), before + 1)
+
     def test_a_purge_voids_only_what_it_matches(self):
         kept, purged = "/l2/only/kept", "/l2/only/gone"
         self.fill(self.a, kept)
@@ -291,6 +305,38 @@ class FleetL2Test(L2Case):
         self.assertGreaterEqual(ttl, 290)
         self.assertEqual(self.origin.request_count(path), 1)
         stop_clean(d)
+
+
+class FleetWithBusTest(L2Case):
+    """A and B with the invalidation bus and L2 on one Redis: a node that applies a
+    bus event finds the markers in Redis already (A publishes once they are written)."""
+
+    @classmethod
+    def setUpClass(cls):
+        def bus(i, port):
+            return {"cluster": {"redis": f"redis://127.0.0.1:{port}/0", "stream": f"c41:{os.getpid()}",
+                                "node": "AB"[i], "backoff_min": "50ms", "backoff_max": "300ms", "timeout": "1s"}}
+        cls.nodes = cls.start_fleet(2, bus)
+        cls.a, cls.b = cls.nodes
+
+    def applied(self, node: Cachalot) -> int:
+        return json.loads(node.admin_get("/cluster").text)["applied"]
+
+    def test_a_node_that_applied_the_bus_event_misses_l2_too(self):
+        for n in self.nodes:
+            wait_metric(n, "cachalot_l2_connected", n.workers)
+            wait_until(lambda n=n: json.loads(n.admin_get("/cluster").text)["connected"], WAIT, what="bus up")
+        for i in range(10):  # bounded: 10 purges
+            path = f"/l2/bus/{i}"
+            self.fill(self.a, path)
+            self.get(self.b, path, L2_HIT, "before the purge:")
+            before = self.applied(self.b)
+            r = self.a.admin_request("POST", "/purge?path=" + path)
+            self.assertEqual(r.status, 200, r)
+            wait_until(lambda: self.applied(self.b) > before, WAIT, what="B applied the purge")
+            origin = self.origin.request_count(path)
+            self.get(self.b, path, MISS, "right after B applied the bus event:")
+            self.assertEqual(self.origin.request_count(path), origin + 1)
 
 
 class RedisFaultTest(L2Case):
