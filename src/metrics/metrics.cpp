@@ -274,7 +274,7 @@ void render_l2(std::string& out, const L2Metrics& m) {
                    to_string(static_cast<L2Miss>(i)), get(m.misses[i]));
   one("cachalot_l2_invalidated_total", "counter", "L2 records an invalidation marker voided at lookup.",
       get(m.invalidated));
-  header(out, "cachalot_l2_errors_total", "counter", "L2 lookups that went to the origin because of Redis, by kind.");
+  header(out, "cachalot_l2_errors_total", "counter", "L2 lookups (answered by the origin instead) and stores that failed or were not sent, by kind.");
   for (std::size_t i = 0; i < m.errors.size(); ++i)
     fmt::format_to(std::back_inserter(out), "cachalot_l2_errors_total{{kind=\"{}\"}} {}\n",
                    to_string(static_cast<L2Error>(i)), get(m.errors[i]));
