@@ -20,6 +20,7 @@
 #include "admin/admin_server.h"
 #include "admin/control.h"
 #include "cluster/bus.h"
+#include "cluster/l2_client.h"
 #include "config/config.h"
 #include "proxy/app.h"
 
@@ -65,6 +66,23 @@ cachalot::cluster::Bus* attach_cluster(cachalot::proxy::App& app, const cachalot
   app.set_publisher(std::move(bus));
   raw->start();
   return raw;
+}
+
+// The shared L2 store, when the config has a cache.l2 section: one Redis
+// connection per worker, on that worker's io_context; worker 0's also writes
+// the markers of local invalidations.
+void attach_l2(cachalot::proxy::App& app, const cachalot::config::Config& cfg) {
+  if (!cfg.cache.l2) return;
+  std::vector<std::shared_ptr<cachalot::proxy::L2Tier>> tiers;
+  std::vector<cachalot::cluster::L2Client*> clients;
+  for (auto& w : app.workers()) {
+    auto c = std::make_shared<cachalot::cluster::L2Client>(w->ioc, *cfg.cache.l2, app.metrics().l2(),
+                                                           "w" + std::to_string(w->id));
+    clients.push_back(c.get());
+    tiers.push_back(std::move(c));
+  }
+  app.set_l2(std::move(tiers), clients.front());
+  for (auto* c : clients) c->start();
 }
 
 constexpr const char* kUsage = R"(Usage: cachalot [OPTIONS]
@@ -165,6 +183,7 @@ int main(int argc, char** argv) {
   try {
     app = std::make_unique<cachalot::proxy::App>(cfg);
     auto* bus = attach_cluster(*app, *cfg);
+    attach_l2(*app, *cfg);
     app->start();
     control = std::make_unique<AppControl>(*app, bus);
     admin = std::make_unique<cachalot::admin::AdminServer>(*control);

@@ -147,19 +147,9 @@ void Bus::connect() {
   state_ = State::Connecting;
   const uint64_t gen = ++generation_;
   const config::RedisAddress& a = cfg_.redis;
+  if (auto literal = RedisConnection::literal_target(a)) return open_connections(*literal, gen);
   RedisConnection::Target target;
-  if (a.unix_socket) {
-    target.unix_socket = true;
-    target.path = a.path;
-    return open_connections(target, gen);
-  }
   target.port = a.port;
-  asio::error_code ec;
-  (void)asio::ip::make_address(a.host, ec);
-  if (!ec) {
-    target.host = a.host;
-    return open_connections(target, gen);
-  }
   // A name: Asio resolves it off this loop (getaddrinfo would block it).
   resolver_.async_resolve(a.host, std::to_string(a.port),
                           [this, gen, target](const asio::error_code& ec,
@@ -211,30 +201,10 @@ void Bus::on_connected(uint64_t gen) {
 }
 
 void Bus::setup(RedisConnection& conn, std::string_view role, uint64_t gen) {
-  auto required = [this, gen](std::string what) {
-    return [this, gen, what = std::move(what)](const redisReply& r) {
-      if (current(gen) && is_error(r)) fault(what + ": " + std::string(text(r)));
-    };
-  };
-  const config::RedisAddress& a = cfg_.redis;
-  if (!a.password.empty()) {
-    if (a.user.empty()) {
-      std::string_view argv[] = {"AUTH", a.password};
-      conn.command(argv, required("AUTH"));
-    } else {
-      std::string_view argv[] = {"AUTH", a.user, a.password};
-      conn.command(argv, required("AUTH"));
-    }
-  }
-  if (a.db != 0) {
-    std::string db = std::to_string(a.db);
-    std::string_view argv[] = {"SELECT", db};
-    conn.command(argv, required("SELECT " + db));
-  }
-  // For CLIENT LIST; a proxy in front of Redis may refuse CLIENT: not a fault.
-  std::string name = "cachalot:" + cfg_.node + ":" + std::string(role);
-  std::string_view argv[] = {"CLIENT", "SETNAME", name};
-  conn.command(argv, [](const redisReply&) {});
+  // The name is for CLIENT LIST.
+  conn.setup(cfg_.redis, "cachalot:" + cfg_.node + ":" + std::string(role), [this, gen](std::string why) {
+    if (current(gen)) fault(why);
+  });
 }
 
 void Bus::fault(const std::string& why) {

@@ -78,8 +78,15 @@ void RedisConnection::on_reply(redisAsyncContext* ac, void* reply, void* privdat
   (*fn)(*static_cast<const redisReply*>(reply));
 }
 
-bool RedisConnection::command(std::span<const std::string_view> argv, ReplyFn fn) {
-  if (!ctx_) return false;
+void RedisConnection::on_message(redisAsyncContext* ac, void* reply, void* privdata) {
+  if (!reply) return;  // the context is being freed
+  RedisConnection* self = self_of(ac);
+  self->progress_ = Clock::now();
+  (*static_cast<ReplyFn*>(privdata))(*static_cast<const redisReply*>(reply));
+}
+
+bool RedisConnection::send(std::span<const std::string_view> argv, void (*cb)(redisAsyncContext*, void*, void*),
+                           void* privdata) {
   std::vector<const char*> args;
   std::vector<size_t> lens;
   args.reserve(argv.size());
@@ -88,14 +95,67 @@ bool RedisConnection::command(std::span<const std::string_view> argv, ReplyFn fn
     args.push_back(a.data());
     lens.push_back(a.size());
   }
+  return redisAsyncCommandArgv(ctx_, cb, privdata, static_cast<int>(args.size()), args.data(), lens.data()) ==
+         REDIS_OK;
+}
+
+bool RedisConnection::command(std::span<const std::string_view> argv, ReplyFn fn) {
+  if (!ctx_) return false;
   auto* cb = new ReplyFn(std::move(fn));
-  if (redisAsyncCommandArgv(ctx_, &RedisConnection::on_reply, cb, static_cast<int>(args.size()), args.data(),
-                            lens.data()) != REDIS_OK) {
+  if (!send(argv, &RedisConnection::on_reply, cb)) {
     delete cb;
     return false;
   }
   if (pending_++ == 0) progress_ = Clock::now();
   return true;
+}
+
+bool RedisConnection::subscribe(std::span<const std::string_view> argv, ReplyFn fn) {
+  if (!ctx_) return false;
+  auto cb = std::make_unique<ReplyFn>(std::move(fn));
+  if (!send(argv, &RedisConnection::on_message, cb.get())) return false;
+  subscriptions_.push_back(std::move(cb));
+  return true;
+}
+
+std::optional<RedisConnection::Target> RedisConnection::literal_target(const config::RedisAddress& a) {
+  Target target;
+  if (a.unix_socket) {
+    target.unix_socket = true;
+    target.path = a.path;
+    return target;
+  }
+  target.port = a.port;
+  asio::error_code ec;
+  (void)asio::ip::make_address(a.host, ec);
+  if (ec) return std::nullopt;
+  target.host = a.host;
+  return target;
+}
+
+void RedisConnection::setup(const config::RedisAddress& a, std::string_view name,
+                            std::function<void(std::string)> on_error) {
+  auto required = [on_error](std::string what) {
+    return [on_error, what = std::move(what)](const redisReply& r) {
+      if (r.type == REDIS_REPLY_ERROR) on_error(what + ": " + std::string(r.str ? r.str : "", r.str ? r.len : 0));
+    };
+  };
+  if (!a.password.empty()) {
+    if (a.user.empty()) {
+      std::string_view argv[] = {"AUTH", a.password};
+      command(argv, required("AUTH"));
+    } else {
+      std::string_view argv[] = {"AUTH", a.user, a.password};
+      command(argv, required("AUTH"));
+    }
+  }
+  if (a.db != 0) {
+    std::string db = std::to_string(a.db);
+    std::string_view argv[] = {"SELECT", db};
+    command(argv, required("SELECT " + db));
+  }
+  std::string_view argv[] = {"CLIENT", "SETNAME", name};
+  command(argv, [](const redisReply&) {});
 }
 
 void RedisConnection::close() {

@@ -26,11 +26,15 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <asio.hpp>
+
+#include "config/address.h"
 
 struct redisAsyncContext;
 struct redisReply;
@@ -59,9 +63,24 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
 
+  // The target for an address that needs no name lookup (a Unix socket or an
+  // IP literal); nullopt for a host name, which the caller resolves first
+  // (asynchronously: getaddrinfo would block the loop).
+  static std::optional<Target> literal_target(const config::RedisAddress& a);
+  // Queues AUTH (when the address has a password), SELECT (db != 0) and
+  // CLIENT SETNAME `name`, ahead of any later command. `on_error` gets
+  // "AUTH: <reply>" or "SELECT <db>: <reply>" for an error reply to those;
+  // CLIENT may be refused by a proxy in front of Redis: not an error.
+  void setup(const config::RedisAddress& a, std::string_view name, std::function<void(std::string)> on_error);
+
   // Queues one command (binary-safe arguments); `fn` gets its reply. False
   // when the connection is gone.
   bool command(std::span<const std::string_view> argv, ReplyFn fn);
+  // Pub/sub (SUBSCRIBE, PSUBSCRIBE): `fn` gets the subscription's
+  // confirmation and then every message, for the life of the connection (it
+  // is kept here: hiredis calls it again and again). A connection that
+  // subscribed takes no other commands. Not counted in pending().
+  bool subscribe(std::span<const std::string_view> argv, ReplyFn fn);
   // Frees the context now. on_closed is not called; pending replies are dropped.
   void close();
 
@@ -79,6 +98,8 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
  private:
   static void on_connect(const redisAsyncContext* ac, int status);
   static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
+  static void on_message(redisAsyncContext* ac, void* reply, void* privdata);
+  bool send(std::span<const std::string_view> argv, void (*cb)(redisAsyncContext*, void*, void*), void* privdata);
   void add_read();
   void add_write();
   void arm(bool read);
@@ -94,6 +115,7 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   bool connected_ = false;
   bool closed_by_us_ = false;
   std::size_t pending_ = 0;
+  std::vector<std::unique_ptr<ReplyFn>> subscriptions_;  // their callbacks, alive as long as the context
   Clock::time_point progress_;  // the connect's start, the last reply, or the send that ended an idle spell
 };
 

@@ -653,6 +653,21 @@ Reader cluster(std::optional<ClusterConfig>& out) {
   };
 }
 
+// cache.l2: present (even empty) turns the shared L2 store on, with the defaults of L2Config.
+Reader l2_section(std::optional<L2Config>& out) {
+  return [&out](Loader& l, const Node& n, const std::string& key) {
+    L2Config& c = out.emplace();
+    read_map(l, n, key, {
+        {"redis", scalar(c.redis, "redis://host[:port][/db] or unix:///path[?db=N]", from(parse_redis_address))},
+        {"max_object_size", size(c.max_object_size, 1)},
+        {"timeout", duration(c.timeout, Zero::Rejected)},
+        {"fill_margin", duration(c.fill_margin)},
+        {"coalesce_wait", duration(c.coalesce_wait)},
+        {"prefix", scalar(c.prefix, "a Redis key prefix", non_empty())},
+    });
+  };
+}
+
 // The host name, the default cluster.node.
 std::string host_name() {
   char buf[256] = {};
@@ -732,6 +747,7 @@ Fields config_fields(Config& c) {
                                      {"path", scalar(k.snapshot.path, "a file path, or \"\" for none", any_string())},
                                      {"interval", snapshot_interval(k.snapshot.interval)},
                                  })},
+                    {"l2", l2_section(k.l2)},
                 })},
       {"admin", section({
                     {"listen", optional_listener(c.admin.listen)},
@@ -774,6 +790,11 @@ void check_config(Loader& l, const Config& c) {
       l.error_at_key(fmt::format("routes[{}].partition_max_bytes", i),
                      fmt::format("partition_max_bytes ({}) must not exceed cache.max_memory ({})",
                                  format_size(c.routes[i].partition_max_bytes), format_size(k.max_memory)));
+  if (k.l2 && k.l2->max_object_size > k.max_object_size)
+    l.error_at_key(l.written("cache.l2.max_object_size") ? "cache.l2.max_object_size" : "cache.max_object_size",
+                   fmt::format("cache.l2.max_object_size ({}) must not exceed cache.max_object_size ({}): an L2 "
+                               "hit is stored locally too",
+                               format_size(k.l2->max_object_size), format_size(k.max_object_size)));
   if (k.snapshot.interval.count() != 0 && k.snapshot.path.empty())
     l.error_at_key("cache.snapshot.interval", "needs cache.snapshot.path (periodic snapshots have nowhere to go)");
 

@@ -111,6 +111,24 @@ struct SnapshotConfig {
   bool operator==(const SnapshotConfig&) const = default;
 };
 
+// The optional shared L2 store (cache.l2, src/cluster/l2_client.h): a local
+// miss looks the entry up in Redis before the origin; what the fleet may share
+// is stored there. Only present when the file has a cache.l2 section.
+struct L2Config {
+  RedisAddress redis = *parse_redis_address("redis://127.0.0.1:6379/1");
+  uint64_t max_object_size = 1 * kMiB;  // larger bodies stay local
+  Duration timeout = 50ms;              // a lookup slower than this is a miss (the origin answers); > 0
+  // Subtracted from a record's fill time: covers the store command's trip to
+  // Redis, so a record never looks filled after an invalidation it preceded.
+  Duration fill_margin = 5ms;
+  // Fleet-wide coalescing: a cold key's first lookup takes a lock (this
+  // long); the other nodes' lookups wait up to this long for its fill
+  // (announced by pub/sub), then go to the origin themselves. 0 = off.
+  Duration coalesce_wait = 2s;
+  std::string prefix = "cachalot:l2:";  // Redis keys: <prefix>r:<cache key>, <prefix>marks, <prefix>l:<cache key>
+  bool operator==(const L2Config&) const = default;
+};
+
 struct CacheConfig {
   uint64_t max_memory = 256 * kMiB;     // byte budget: bodies + fields + per-entry overhead
   uint64_t max_object_size = 8 * kMiB;  // larger responses are streamed but not stored; <= max_memory
@@ -145,6 +163,7 @@ struct CacheConfig {
   CoalesceConfig coalesce;
   uint32_t max_background_refreshes = 64;  // per worker
   SnapshotConfig snapshot;
+  std::optional<L2Config> l2;  // nullopt: no cache.l2 section, no L2
   bool operator==(const CacheConfig&) const = default;
 };
 

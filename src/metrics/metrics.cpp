@@ -1,5 +1,7 @@
 #include "metrics/metrics.h"
 
+#include "cache/l2_record.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -102,6 +104,30 @@ std::string_view to_string(ClusterCounter c) noexcept {
     case ClusterCounter::Dropped: return "dropped";
     case ClusterCounter::Reconnects: return "reconnects";
     case ClusterCounter::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(L2Miss m) noexcept {
+  switch (m) {
+    case L2Miss::Absent: return "absent";
+    case L2Miss::Stale: return "stale";
+    case L2Miss::Vary: return "vary";
+    case L2Miss::Refused: return "refused";
+    case L2Miss::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(L2Error e) noexcept {
+  switch (e) {
+    case L2Error::Timeout: return "timeout";
+    case L2Error::Down: return "down";
+    case L2Error::Busy: return "busy";
+    case L2Error::Reply: return "reply";
+    case L2Error::Corrupt: return "corrupt";
+    case L2Error::Pending: return "pending";
+    case L2Error::kCount: break;
   }
   return "unknown";
 }
@@ -228,6 +254,41 @@ void render_cluster(std::string& out, const ClusterMetrics& c) {
   one("cachalot_cluster_lag_last_seconds", "gauge", "Age of the last applied event (now - its publish time).",
       static_cast<double>(c.lag_last_us.load(std::memory_order_relaxed)) / 1e6);
   histogram_parts(out, "cachalot_cluster_lag_seconds", "Age of applied events (now - publish time).", {&c.lag});
+}
+
+static_assert(std::tuple_size_v<decltype(L2Metrics::skipped)> >= static_cast<size_t>(cache::l2::Refusal::kCount));
+
+// cachalot_l2_*: only with a cache.l2 section.
+void render_l2(std::string& out, const L2Metrics& m) {
+  if (!m.enabled.load(std::memory_order_relaxed)) return;
+  auto get = [](const auto& a) { return a.load(std::memory_order_relaxed); };
+  auto one = [&out](std::string_view name, std::string_view type, std::string_view help, auto value) {
+    header(out, name, type, help);
+    fmt::format_to(std::back_inserter(out), "{} {}\n", name, value);
+  };
+  one("cachalot_l2_connected", "gauge", "Worker connections to the L2 Redis that are up.", get(m.connected));
+  one("cachalot_l2_hits_total", "counter", "Local misses answered from L2.", get(m.hits));
+  header(out, "cachalot_l2_misses_total", "counter", "L2 lookups that found nothing usable, by reason.");
+  for (std::size_t i = 0; i < m.misses.size(); ++i)
+    fmt::format_to(std::back_inserter(out), "cachalot_l2_misses_total{{reason=\"{}\"}} {}\n",
+                   to_string(static_cast<L2Miss>(i)), get(m.misses[i]));
+  one("cachalot_l2_invalidated_total", "counter", "L2 records an invalidation marker voided at lookup.",
+      get(m.invalidated));
+  header(out, "cachalot_l2_errors_total", "counter", "L2 lookups (answered by the origin instead) and stores that failed or were not sent, by kind.");
+  for (std::size_t i = 0; i < m.errors.size(); ++i)
+    fmt::format_to(std::back_inserter(out), "cachalot_l2_errors_total{{kind=\"{}\"}} {}\n",
+                   to_string(static_cast<L2Error>(i)), get(m.errors[i]));
+  one("cachalot_l2_stores_total", "counter", "Records stored in L2 (acknowledged by Redis).", get(m.stores));
+  header(out, "cachalot_l2_skipped_total", "counter", "Stored locally but kept out of L2, by reason.");
+  for (std::size_t i = 1; i < static_cast<size_t>(cache::l2::Refusal::kCount); ++i)
+    fmt::format_to(std::back_inserter(out), "cachalot_l2_skipped_total{{reason=\"{}\"}} {}\n",
+                   cache::l2::to_string(static_cast<cache::l2::Refusal>(i)), get(m.skipped[i]));
+  one("cachalot_l2_markers_total", "counter", "Invalidations whose L2 markers Redis acknowledged.", get(m.markers));
+  header(out, "cachalot_l2_waits_total", "counter",
+         "Lookups that waited for another node's fill of the key (fleet-wide coalescing), by result.");
+  fmt::format_to(std::back_inserter(out), "cachalot_l2_waits_total{{result=\"announced\"}} {}\n", get(m.waits_filled));
+  fmt::format_to(std::back_inserter(out), "cachalot_l2_waits_total{{result=\"timeout\"}} {}\n",
+                 get(m.waits_timed_out));
 }
 
 }  // namespace
@@ -386,6 +447,7 @@ std::string Metrics::render() const {
   histogram(out, ws, "cachalot_upstream_duration_seconds", "Origin fetch time for misses and revalidations.",
             &WorkerMetrics::upstream_duration);
   render_cluster(out, cluster_);
+  render_l2(out, l2_);
   return out;
 }
 

@@ -118,6 +118,46 @@ struct ClusterMetrics {
   uint64_t resync_count() const noexcept;
 };
 
+// The shared L2 store (cache.l2, src/cluster/l2_client.h). Written by every
+// worker (relaxed atomics: a miss path costs one increment), read by scrapes.
+enum class L2Miss : uint8_t {
+  Absent,   // "absent": no record for the key
+  Stale,    // "stale": the record is past its lifetime (and not inside stale-while-revalidate)
+  Vary,     // "vary": the record is another variant (its Vary values differ from this request's)
+  Refused,  // "refused": the admission gate refused it for this request
+  kCount
+};
+std::string_view to_string(L2Miss m) noexcept;
+enum class L2Error : uint8_t {
+  Timeout,  // "timeout": no reply within cache.l2.timeout (the origin answered)
+  Down,     // "down": no connection to Redis (reconnecting)
+  Busy,     // "busy": too many commands waiting on the connection
+  Reply,    // "reply": an error reply or one not understood
+  Corrupt,  // "corrupt": a record that does not decode (wrong magic, version, checksum)
+  Pending,  // "pending": a local invalidation that may match has markers Redis does not have yet
+  kCount
+};
+std::string_view to_string(L2Error e) noexcept;
+
+struct L2Metrics {
+  std::atomic<bool> enabled{false};  // rendered only with a cache.l2 section
+  std::atomic<uint64_t> hits{0};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(L2Miss::kCount)> misses{};
+  std::atomic<uint64_t> invalidated{0};  // records a marker voided at lookup (deleted)
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(L2Error::kCount)> errors{};
+  std::atomic<uint64_t> stores{0};       // records Redis acknowledged
+  std::array<std::atomic<uint64_t>, 8> skipped{};  // by cache::l2::Refusal (index), stored locally only
+  std::atomic<uint64_t> markers{0};      // invalidations whose markers Redis acknowledged
+  // fleet-wide coalescing: lookups that found another node filling the key and waited
+  std::atomic<uint64_t> waits_filled{0};     // ... until its fill (or give-up) was announced
+  std::atomic<uint64_t> waits_timed_out{0};  // ... for cache.l2.coalesce_wait, in vain
+  std::atomic<int64_t> connected{0};     // gauge: worker connections up
+
+  static void inc(std::atomic<uint64_t>& c) noexcept { c.fetch_add(1, std::memory_order_relaxed); }
+  void miss(L2Miss m) noexcept { inc(misses[static_cast<size_t>(m)]); }
+  void error(L2Error e) noexcept { inc(errors[static_cast<size_t>(e)]); }
+};
+
 // Route ids for per-route counters: a route name gets the same id for the
 // life of the process (reloads keep it). Ids are handed out when a config
 // snapshot is built; past kMaxRoutes names, routes share the last id
@@ -223,6 +263,8 @@ class Metrics {
   RouteIds& routes() noexcept { return routes_; }
   ClusterMetrics& cluster() noexcept { return cluster_; }
   const ClusterMetrics& cluster() const noexcept { return cluster_; }
+  L2Metrics& l2() noexcept { return l2_; }
+  const L2Metrics& l2() const noexcept { return l2_; }
   SnapshotMetrics& snapshot() noexcept { return snapshot_; }
   const SnapshotMetrics& snapshot() const noexcept { return snapshot_; }
 
@@ -240,6 +282,7 @@ class Metrics {
   std::vector<Gauge> gauges_;
   RouteIds routes_;
   ClusterMetrics cluster_;
+  L2Metrics l2_;
   SnapshotMetrics snapshot_;
 };
 

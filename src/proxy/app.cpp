@@ -87,6 +87,18 @@ App::~App() {
   }
   purger_.set_publisher(nullptr);
   publisher_.reset();  // before the io_contexts it runs on
+  purger_.set_l2(nullptr);
+  for (auto& w : workers_) w->l2 = nullptr;
+  l2_.clear();  // likewise
+}
+
+void App::set_l2(std::vector<std::shared_ptr<L2Tier>> tiers, L2Invalidator* invalidator) {
+  l2_ = std::move(tiers);
+  for (std::size_t i = 0; i < workers_.size() && i < l2_.size(); ++i) {
+    workers_[i]->l2 = l2_[i].get();
+    workers_[i]->l2_weak = l2_[i];
+  }
+  purger_.set_l2(invalidator);
 }
 
 void App::set_publisher(std::unique_ptr<InvalidationPublisher> p) {
@@ -255,6 +267,7 @@ std::string App::reload(std::shared_ptr<const config::Config> cfg) {
     spdlog::warn("server.workers changed from {} to {}: takes effect on restart", old->server.workers,
                  cfg->server.workers);
   if (cfg->cluster != old->cluster) spdlog::warn("cluster: changed: takes effect on restart");
+  if (cfg->cache.l2 != old->cache.l2) spdlog::warn("cache.l2: changed: takes effect on restart");
   TlsContexts tls;
   try {
     tls = make_tls(*cfg);  // re-reads certificates and keys

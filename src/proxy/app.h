@@ -28,6 +28,7 @@
 #include "config/config.h"
 #include "metrics/metrics.h"
 #include "net/upstream.h"
+#include "proxy/l2_tier.h"
 #include "proxy/purger.h"
 #include "proxy/runtime.h"
 #include "proxy/snapshotter.h"
@@ -62,6 +63,8 @@ struct Worker {
   metrics::WorkerMetrics& metrics;
   // Partition tokens this worker verified (a user's next request skips the signature check).
   auth::VerifiedTokens tokens;
+  L2Tier* l2 = nullptr;  // this worker's connection to the shared L2 store (cache.l2); null: none
+  std::weak_ptr<L2Tier> l2_weak;  // the same, for what may outlive it (an L2Lead at shutdown)
 
   // The current runtime snapshot, refreshed only when a reload bumped the
   // version: one relaxed load per request instead of an atomic shared_ptr load.
@@ -111,6 +114,11 @@ class App {
   // Hands every local invalidation to `p` as well (the cluster bus). Call
   // before start(); the App owns it and destroys it after the workers stopped.
   void set_publisher(std::unique_ptr<InvalidationPublisher> p);
+  // The shared L2 store: one tier per worker (tiers[i] runs on worker i's
+  // io_context), and who writes the markers of local invalidations. Call
+  // before start(); the App owns the tiers and destroys them after the
+  // workers' threads are joined, before their io_contexts.
+  void set_l2(std::vector<std::shared_ptr<L2Tier>> tiers, L2Invalidator* invalidator);
 
   // Applies an invalidation from the admin API (counted by kind).
   cache::PurgeOutcome purge(const cache::Purge& p);
@@ -154,6 +162,7 @@ class App {
   // After workers_: destroyed first, once the workers' threads are joined
   // (the bus runs on a worker's io_context and must go before it).
   std::unique_ptr<InvalidationPublisher> publisher_;
+  std::vector<std::shared_ptr<L2Tier>> l2_;  // after workers_, like publisher_; the only owners
   Snapshotter snapshotter_{*this};  // after the store and workers: its thread stops first
   std::atomic<bool> draining_{false};
   std::mutex reload_mu_;

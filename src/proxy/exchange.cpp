@@ -2,8 +2,13 @@
 
 #include <random>
 
+#include <spdlog/spdlog.h>
+
 #include "auth/jwt.h"
 #include "cache/evaluate.h"
+#include "cache/key.h"
+#include "cache/l2_record.h"
+#include "cache/partition.h"
 #include "cache/storable.h"
 #include "cache/vary.h"
 #include "core/json.h"
@@ -263,8 +268,193 @@ awaitable<void> Exchange::cacheable() {
   } else if (cc.enabled && !authorized && plan.may_store) {
     co_await fetch_coalesced(plan);
   } else {
-    co_await OriginFetch(*this, plan).run();
+    co_await fill(plan);
   }
+}
+
+// ---------------------------------------------------------------- publishing
+
+cache::AdmissionContext Exchange::admission(uint64_t route_generation, core::TimePoint request_time,
+                                            core::TimePoint response_time) {
+  cache::AdmissionContext c;
+  c.request = &req_;
+  c.request_cc = &rcc_;
+  c.primary_key = key_;
+  c.storable = &policy_->storable;
+  c.freshness = &policy_->freshness;
+  c.tag_fields = &rt_->config().cache.tag_headers;
+  c.targeted = &rt_->targeted_cache_control();       // RFC 9213 §2.2
+  c.withheld = &rt_->drop_targeted_cache_control();  // RFC 9213 §3
+  c.route = policy_->name;
+  c.route_generation = route_generation;
+  c.synthesize_etag = policy_->synthesize_etag;
+  c.partitioned = !fwd_.partition().empty();  // the key carries the verified claim
+  c.variant_fields = &variant_fields();
+  c.request_time = request_time;
+  c.response_time = response_time;
+  return c;
+}
+
+Exchange::Published Exchange::publish(const cache::InvalidationLog::Ticket& ticket, const cache::EntryRef& e,
+                                      const cache::EntryRef& replacing) {
+  auto& store = app_.store();
+  auto now = core::Clock::now();
+  const std::string& partition = fwd_.partition();
+  const uint64_t partition_budget = policy_->partition_max_bytes;
+  if (!partition.empty() && !cache::fits_partition(*e, partition_budget)) {
+    // Larger than the whole partition: storing it would evict all of the user's other entries and still not fit.
+    w_.metrics.store_decision(cache::StoreReason::TooLarge);
+    return Published::NoRoom;
+  }
+  bool stored = false;
+  auto verdict = app_.invalidations().publish(ticket, *e, [&](cache::InvalidationLog::Verdict v) {
+    // A soft purge issued while this fetch was in flight: publish it already stale.
+    cache::EntryRef p = v == cache::InvalidationLog::Verdict::Stale ? cache::mark_stale(*e, now) : e;
+    if (replacing && store.replace_if_same(replacing, p)) {
+      stored = true;
+      return;
+    }
+    auto pr = store.publish(p);
+    w_.metrics.evicted(metrics::EvictionReason::Memory, pr.evicted.count);
+    w_.metrics.evicted(metrics::EvictionReason::VariantCap, pr.variant_cap.count);
+    w_.metrics.evicted(metrics::EvictionReason::VaryChanged, pr.vary_changed.count);
+    stored = pr.stored();
+  });
+  if (verdict == cache::InvalidationLog::Verdict::Drop) {
+    w_.metrics.store_decision(metrics::StoreDecisionExtra::Invalidated);
+    return Published::Dropped;
+  }
+  if (!stored) {
+    w_.metrics.store_decision(cache::StoreReason::TooLarge);
+    return Published::NoRoom;
+  }
+  app_.note_host(fwd_.authority());
+  if (!partition.empty())
+    w_.metrics.evicted(metrics::EvictionReason::Partition,
+                       app_.enforce_partition_budget(partition, partition_budget, e.get()));
+  return Published::Stored;
+}
+
+// ---------------------------------------------------------------- the shared L2 store
+
+awaitable<void> Exchange::fill(FetchPlan& plan) {
+  const bool served = co_await from_l2(plan);
+  if (served) co_return;
+  co_await OriginFetch(*this, plan).run();
+}
+
+awaitable<bool> Exchange::from_l2(FetchPlan& plan) {
+  L2Tier* l2 = w_.l2;
+  const auto& l2cfg = rt_->config().cache.l2;
+  // Only what the fleet may share is ever in L2: no partition, no
+  // Authorization (RFC 9111 §3.5), no Range fill, and only when this
+  // request could use a stored response at all. A stale local entry is
+  // revalidated with the origin instead.
+  if (!l2 || !l2cfg || plan.stale || !plan.may_store || plan.range || req_.method != http::Method::Get ||
+      req_.headers.has("authorization") || !fwd_.partition().empty() ||
+      cache::key_path(key_).size() > cache::l2::kMaxPathBytes)
+    co_return false;
+  auto& m = app_.metrics().l2();
+  // Fleet-wide coalescing: the first lookup of a cold key takes its lock (it
+  // fills for the fleet); one that finds the lock held waits for the fill
+  // announcement, up to coalesce_wait, then looks again without locking.
+  const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(l2cfg->coalesce_wait);
+  bool waited = false;
+  cache::InvalidationLog::Ticket ticket;
+  uint64_t generation = 0;
+  L2Reply reply;
+  for (;;) {
+    // From here on an invalidation voids what the lookup brings back, as for an origin fetch.
+    ticket = app_.invalidations().enter();
+    generation = policy_->route ? app_.route_generation(policy_->name) : 0;
+    // A local invalidation whose markers Redis does not have yet may match:
+    // this lookup could find the record it voids (after the ticket: purger.h).
+    if (!app_.purger().l2_may_look_up(key_)) {
+      m.error(metrics::L2Error::Pending);
+      co_return false;
+    }
+    L2Lookup q;
+    q.primary_key = key_;
+    q.fields = cache::l2::lookup_fields(key_, policy_->name);
+    if (wait.count() > 0 && !waited) {
+      q.lock_ms = wait.count();
+      q.lock_token = l2->new_token();
+    }
+    const std::string token = q.lock_token;
+    const auto sent = std::chrono::steady_clock::now();
+    reply = co_await async_l2_lookup(*l2, std::move(q), asio::use_awaitable);
+    if (reply.status == L2Reply::Status::Error) {
+      m.error(reply.error);
+      co_return false;
+    }
+    if (reply.status == L2Reply::Status::Found) break;
+    if (reply.status == L2Reply::Status::Invalidated)
+      metrics::L2Metrics::inc(m.invalidated);
+    else
+      m.miss(metrics::L2Miss::Absent);
+    if (reply.lock == L2Reply::Lock::Acquired) plan.l2_lead = std::make_unique<L2Lead>(w_.l2_weak, key_, token);
+    if (reply.lock != L2Reply::Lock::Held) co_return false;
+    waited = true;
+    const bool filled = co_await async_l2_wait(*l2, key_, sent, wait, asio::use_awaitable);
+    metrics::L2Metrics::inc(filled ? m.waits_filled : m.waits_timed_out);
+    if (!responder_.connected() && conn_) co_return true;  // the client left while waiting
+  }
+  cache::EntryDraft record;
+  int64_t written_clock_ms = 0;
+  const cache::l2::DecodeError bad = cache::l2::decode_record(reply.record, record, written_clock_ms);
+  if (bad != cache::l2::DecodeError::None || record.primary_key != key_) {
+    m.error(metrics::L2Error::Corrupt);
+    spdlog::debug("cache.l2: record for {} unusable: {}", key_,
+                  bad != cache::l2::DecodeError::None ? cache::l2::to_string(bad) : "another key");
+    co_return false;
+  }
+  // The one admission gate, for this request, as if the record's response had
+  // just arrived; then the record's own freshness (its age kept, RFC 9111 §4.2.3).
+  const auto now = core::Clock::now();
+  http::ResponseHead resp;
+  resp.status = record.status;
+  resp.headers = record.headers;
+  auto admitted = cache::admit(admission(generation, now, now), resp);
+  if (!admitted.verdict.store) {
+    m.miss(metrics::L2Miss::Refused);
+    co_return false;
+  }
+  cache::EntryDraft& d = *admitted.entry;
+  if (d.variant_key != record.variant_key || d.vary_names != record.vary_names) {
+    m.miss(metrics::L2Miss::Vary);
+    co_return false;
+  }
+  d.freshness = cache::l2::rebased(record.freshness, written_clock_ms, now,
+                                   core::Duration(reply.since_store_ms));
+  d.body = std::move(record.body);
+  d.synthesize_etag = false;  // an ETag the writer synthesized is in the fields already
+  d.etag_synthesized = record.etag_synthesized;
+  cache::EntryRef entry = cache::build_entry(d);
+  const auto ev = cache::evaluate(entry->freshness(), rcc_, now);
+  const bool swr = ev.decision == cache::Decision::HitStale && ev.reason == cache::LookupReason::StaleWhileRevalidate;
+  if (ev.decision != cache::Decision::Hit && !swr) {
+    m.miss(metrics::L2Miss::Stale);
+    co_return false;
+  }
+  const Published published = publish(ticket, entry, nullptr);
+  if (published == Published::Dropped) {
+    metrics::L2Metrics::inc(m.invalidated);  // purged here while the lookup was in flight
+    co_return false;
+  }
+  ticket.leave();
+  metrics::L2Metrics::inc(m.hits);
+  if (published == Published::Stored) w_.metrics.store_decision(cache::StoreReason::Stored);
+  plan.permit.finish(cache::Fill::State::Done, entry);  // followers are served from it
+  // RFC 9211 §2.1: "hit" (the request was not forwarded); the detail says
+  // which tier. A request that waited for another node's fill was collapsed
+  // into that node's forward, as a local follower is (§2.6).
+  out_.cache_status.assign(std::string_view(waited ? "fwd=uri-miss; collapsed; ttl=" : "hit; ttl="));
+  wire::append_num(out_.cache_status, entry->freshness().ttl(now));
+  out_.cache_status += "; detail=l2";
+  out_.result = swr ? metrics::Result::Stale : waited ? metrics::Result::Coalesced : metrics::Result::Hit;
+  if (swr) start_refresh(entry);
+  co_await responder_.entry(*entry, out_.result);
+  co_return true;
 }
 
 awaitable<void> Exchange::range_pass() {
@@ -282,7 +472,7 @@ awaitable<void> Exchange::fetch_coalesced(FetchPlan& plan) {
     auto ticket = app_.coalescer().join(key_, cc.max_waiters, core::Clock::now());
     if (ticket.role == cache::Coalescer::Role::Leader) {
       plan.permit = std::move(ticket.permit);
-      co_await OriginFetch(*this, plan).run();
+      co_await fill(plan);
       co_return;
     }
     if (ticket.role == cache::Coalescer::Role::Alone) break;
@@ -303,7 +493,7 @@ awaitable<void> Exchange::fetch_coalesced(FetchPlan& plan) {
       co_return;
     }
   }
-  co_await OriginFetch(*this, plan).run();
+  co_await fill(plan);
 }
 
 awaitable<void> Exchange::revalidate(cache::EntryRef stale, cache::FetchPermit permit) {

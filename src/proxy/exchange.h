@@ -19,11 +19,14 @@
 
 #include <asio.hpp>
 
+#include "cache/admission.h"
 #include "cache/cache_control.h"
 #include "cache/coalescer.h"
 #include "cache/entry.h"
+#include "cache/invalidation_log.h"
 #include "http/message.h"
 #include "proxy/forwarded_request.h"
+#include "proxy/l2_tier.h"
 #include "proxy/responder.h"
 #include "proxy/runtime.h"
 
@@ -43,6 +46,9 @@ struct FetchPlan {
   // A GET with a bytes Range: fetch the whole response without Range, store
   // it, answer the range from the entry (RFC 9110 §14).
   bool range = false;
+  // This request fills the key for the fleet (cache.l2.coalesce_wait): it
+  // holds the key's L2 lock until the fill is stored in L2 or given up.
+  std::unique_ptr<L2Lead> l2_lead;
   // Set by the fetch: the response was not stored (too large for
   // cache.range_fill_max_size, unknown length, not storable), nothing was
   // sent to the client; the Exchange forwards the Range as sent.
@@ -84,6 +90,26 @@ class Exchange {
   // partitioned request's Authorization replaced by its claim.
   const http::HeaderMap& variant_fields();
   asio::awaitable<void> fetch_coalesced(FetchPlan& plan);
+  // The fill of a local miss (the coalescing leader, or a request alone):
+  // the shared L2 store first (cache.l2), then the origin.
+  asio::awaitable<void> fill(FetchPlan& plan);
+  // cache.l2: looks the entry up in the shared L2 store; a usable record is
+  // judged by the admission gate for this request, published here like a
+  // fill, and served. False: nothing served, go to the origin.
+  asio::awaitable<bool> from_l2(FetchPlan& plan);
+  // What publishing an entry did (every publish: fills, 304 merges, L2 hits).
+  enum class Published : uint8_t {
+    Stored,   // the store holds it now
+    Dropped,  // an invalidation issued after `ticket` entered matches it: not stored, not usable
+    NoRoom,   // too large for the store or its partition: not stored, still usable for this request
+  };
+  // Publishes `e` unless an invalidation voided it (InvalidationLog, see
+  // origin_fetch.h); `replacing`: the entry a 304 freshened.
+  Published publish(const cache::InvalidationLog::Ticket& ticket, const cache::EntryRef& e,
+                    const cache::EntryRef& replacing);
+  // The admission gate's context for this request (the one gate: fills, 304s, L2 records).
+  cache::AdmissionContext admission(uint64_t route_generation, core::TimePoint request_time,
+                                    core::TimePoint response_time);
   // The stored variant for this request, if any (`vary_miss`: the URL has
   // variants, none for this request).
   cache::EntryRef lookup(bool& vary_miss);

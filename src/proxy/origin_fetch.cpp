@@ -70,23 +70,7 @@ void OriginFetch::release(bool reusable) {
 }
 
 cache::AdmissionContext OriginFetch::admission() const {
-  cache::AdmissionContext c;
-  c.request = &x_.req_;
-  c.request_cc = &x_.rcc_;
-  c.primary_key = x_.key_;
-  c.storable = &x_.policy_->storable;
-  c.freshness = &x_.policy_->freshness;
-  c.tag_fields = &cfg_.cache.tag_headers;
-  c.targeted = &x_.rt_->targeted_cache_control();       // RFC 9213 §2.2
-  c.withheld = &x_.rt_->drop_targeted_cache_control();  // RFC 9213 §3
-  c.route = x_.policy_->name;
-  c.route_generation = route_generation_;
-  c.synthesize_etag = x_.policy_->synthesize_etag;
-  c.partitioned = !x_.fwd_.partition().empty();  // the key carries the verified claim
-  c.variant_fields = &x_.variant_fields();
-  c.request_time = request_time_;
-  c.response_time = response_time_;
-  return c;
+  return x_.admission(route_generation_, request_time_, response_time_);
 }
 
 cache::AdmissionContext OriginFetch::admission_as_get(std::optional<http::RequestHead>& as_get) const {
@@ -100,44 +84,8 @@ cache::AdmissionContext OriginFetch::admission_as_get(std::optional<http::Reques
   return ctx;
 }
 
-bool OriginFetch::publish(const cache::EntryRef& e,
-                          const cache::EntryRef& replacing) {
-  auto& store = x_.app_.store();
-  auto now = core::Clock::now();
-  const std::string& partition = x_.fwd_.partition();
-  const uint64_t partition_budget = x_.policy_->partition_max_bytes;
-  if (!partition.empty() && !cache::fits_partition(*e, partition_budget)) {
-    // Larger than the whole partition: storing it would evict all of the user's other entries and still not fit.
-    w_.metrics.store_decision(cache::StoreReason::TooLarge);
-    return false;
-  }
-  bool stored = false;
-  auto verdict = x_.app_.invalidations().publish(ticket_, *e, [&](cache::InvalidationLog::Verdict v) {
-    // A soft purge issued while this fetch was in flight: publish it already stale.
-    cache::EntryRef p = v == cache::InvalidationLog::Verdict::Stale ? cache::mark_stale(*e, now) : e;
-    if (replacing && store.replace_if_same(replacing, p)) {
-      stored = true;
-      return;
-    }
-    auto pr = store.publish(p);
-    w_.metrics.evicted(metrics::EvictionReason::Memory, pr.evicted.count);
-    w_.metrics.evicted(metrics::EvictionReason::VariantCap, pr.variant_cap.count);
-    w_.metrics.evicted(metrics::EvictionReason::VaryChanged, pr.vary_changed.count);
-    stored = pr.stored();
-  });
-  if (verdict == cache::InvalidationLog::Verdict::Drop) {
-    w_.metrics.store_decision(metrics::StoreDecisionExtra::Invalidated);
-    return false;
-  }
-  if (!stored) {
-    w_.metrics.store_decision(cache::StoreReason::TooLarge);
-    return false;
-  }
-  x_.app_.note_host(x_.fwd_.authority());
-  if (!partition.empty())
-    w_.metrics.evicted(metrics::EvictionReason::Partition,
-                       x_.app_.enforce_partition_budget(partition, partition_budget, e.get()));
-  return true;
+bool OriginFetch::publish(const cache::EntryRef& e, const cache::EntryRef& replacing) {
+  return x_.publish(ticket_, e, replacing) == Exchange::Published::Stored;
 }
 
 // ---------------------------------------------------------------- the request
@@ -494,6 +442,7 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
   if (!store) {
     w_.metrics.store_decision(reason);
     plan_.permit.finish(cache::Fill::State::Uncacheable);
+    plan_.l2_lead.reset();  // nothing for the fleet: its waiting nodes go to the origin now
     if (not_shareable(admitted.verdict.reason) && plan_.may_store)
       x_.app_.coalescer().mark_hit_for_miss(x_.key_, response_time_ + cfg_.cache.coalesce.hit_for_miss);
     // A HEAD names what its response did to the stored GET response instead (§4.3.5).
@@ -503,6 +452,10 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
   }
   auto entry = std::move(admitted.entry);
   if (clen > 0) entry->body.reserve(static_cast<std::size_t>(clen));
+  if (w_.l2 && cfg_.cache.l2) {
+    l2_candidate_ = true;
+    l2_refusal_ = cache::l2::refusal(x_.req_, resp, entry->cc, admitted.verdict, x_.key_, !x_.fwd_.partition().empty());
+  }
   out.cache_status += "; fwd-status=" + std::to_string(resp.status) + "; stored; ttl=" +
                       std::to_string(entry->freshness.ttl(response_time_));
   // RFC 9211 §2.8: one detail per entry; a revalidation's detail comes first.
@@ -538,8 +491,37 @@ void OriginFetch::complete_entry(std::unique_ptr<cache::EntryDraft>& draft) {
   cache::EntryRef entry = cache::build_entry(*draft);
   draft.reset();
   if (plan_.range) range_entry_ = entry;  // the Range is answered from it (relay)
-  if (publish(entry, nullptr)) w_.metrics.store_decision(cache::StoreReason::Stored);
+  if (publish(entry, nullptr)) {
+    w_.metrics.store_decision(cache::StoreReason::Stored);
+    share_l2(*entry);
+  }
   plan_.permit.finish(cache::Fill::State::Done, entry);
+}
+
+void OriginFetch::share_l2(const cache::Entry& e) {
+  if (!l2_candidate_) return;
+  const config::L2Config& l2 = *cfg_.cache.l2;
+  auto& m = x_.app_.metrics().l2();
+  cache::l2::Refusal refusal = l2_refusal_;
+  if (refusal == cache::l2::Refusal::None) refusal = cache::l2::refusal_for_size(e.body().size(), l2.max_object_size);
+  if (refusal != cache::l2::Refusal::None) {
+    metrics::L2Metrics::inc(m.skipped[static_cast<std::size_t>(refusal)]);
+    plan_.l2_lead.reset();  // the fleet's waiting nodes go to the origin now
+    return;
+  }
+  const auto now = core::Clock::now();
+  const int64_t ttl = cache::l2::ttl_ms(e.freshness(), now);
+  if (ttl <= 0) {
+    plan_.l2_lead.reset();  // nothing left to share
+    return;
+  }
+  // The fill time Redis records is its TIME minus this: when the origin request was sent, and the margin earlier.
+  const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - sent_at_) +
+                   l2.fill_margin;
+  // Storing releases the fleet's lock (when this fill holds it) and announces the fill.
+  std::string token = plan_.l2_lead ? plan_.l2_lead->take() : std::string();
+  w_.l2->store(std::string(e.primary_key()), cache::l2::encode_record(e, now), std::string(e.tag_list()), age.count(),
+               ttl, std::move(token));
 }
 
 awaitable<OriginFetch::Pumped> OriginFetch::pump(std::unique_ptr<cache::EntryDraft>& entry, bool to_client) {

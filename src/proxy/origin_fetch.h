@@ -27,6 +27,7 @@
 
 #include "cache/admission.h"
 #include "cache/invalidation_log.h"
+#include "cache/l2_record.h"
 #include "net/upstream.h"
 #include "proxy/exchange.h"
 
@@ -79,6 +80,8 @@ class OriginFetch {
   // Publishes `e` (finalized) unless an invalidation voided it; `replacing`:
   // the entry a 304 freshened. True when the store holds it now.
   bool publish(const cache::EntryRef& e, const cache::EntryRef& replacing);
+  // Stores a published fill in the shared L2 store (cache.l2) when the fleet may share it.
+  void share_l2(const cache::Entry& e);
   void release(bool reusable);
 
   Exchange& x_;
@@ -94,7 +97,9 @@ class OriginFetch {
   bool has_body_ = false;
   bool body_failed_ = false;  // reading the client's request body failed
   cache::EntryRef range_entry_;  // plan.range: the entry the Range is answered from
-  std::string_view head_detail_;  // a HEAD's §4.3.5 verdict, the Cache-Status detail of its relay
+  std::string_view head_detail_;
+  bool l2_candidate_ = false;  // the gate stored the response and cache.l2 is on
+  cache::l2::Refusal l2_refusal_ = cache::l2::Refusal::None;  // why it stays local, if it does  // a HEAD's §4.3.5 verdict, the Cache-Status detail of its relay
 };
 
 }  // namespace cachalot::proxy

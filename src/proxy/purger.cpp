@@ -2,6 +2,7 @@
 
 #include "cache/invalidation.h"
 #include "cache/key.h"
+#include "cache/l2_record.h"
 #include "core/clock.h"
 #include "proxy/app.h"
 #include "proxy/runtime.h"
@@ -52,6 +53,21 @@ cache::PurgeOutcome Purger::apply(const cache::Purge& p, const Runtime& rt, Sour
     rule.authority_https = cache::normalized_authority("https", *p.host);
   }
 
+  // 0. with L2: pending until Redis has the markers (before the log, so a
+  // lookup whose ticket comes after the rule sees it pending)
+  L2Invalidator* l2 = source == Source::Local ? l2_.load(std::memory_order_acquire) : nullptr;
+  std::vector<std::string> marker_fields = l2 ? cache::l2::marker_fields(rule) : std::vector<std::string>{};
+  uint64_t pending = 0;
+  if (!marker_fields.empty()) {
+    std::lock_guard lk(l2_pending_mu_);
+    if (l2_pending_.size() < kMaxL2Pending) {
+      pending = l2_pending_next_++;
+      l2_pending_.emplace(pending, rule);
+    } else {
+      l2_pending_[0].kind = cache::Purge::Kind::All;  // stands for this one and the rest
+    }
+  }
+
   // 1. fills in flight will not publish what this matches
   log_.record(rule);
   // 2. requests from now on do not join fills that started before
@@ -95,10 +111,29 @@ cache::PurgeOutcome Purger::apply(const cache::Purge& p, const Runtime& rt, Sour
     }
   }
 
-  // 4. the other nodes (after this node's own purge: the publisher only queues)
-  if (source == Source::Local)
-    if (InvalidationPublisher* pub = publisher_.load(std::memory_order_acquire)) pub->publish(p);
+  // 4. and 5. the shared L2 store, then the other nodes (after this node's
+  // own purge: both only queue)
+  InvalidationPublisher* pub = source == Source::Local ? publisher_.load(std::memory_order_acquire) : nullptr;
+  if (marker_fields.empty()) {
+    if (pub) pub->publish(p);
+  } else {
+    // A soft purge voids L2 records too: they are refetched, not revalidated.
+    auto written = [this, pending] {
+      std::lock_guard lk(l2_pending_mu_);
+      l2_pending_.erase(pending);  // id 0 (overflow) goes with the first overflowed one written: an "all" marker
+    };
+    std::function<void()> forward;
+    if (pub) forward = [pub, p] { pub->publish(p); };
+    l2->invalidate(std::move(marker_fields), std::move(written), std::move(forward));
+  }
   return out;
+}
+
+bool Purger::l2_may_look_up(std::string_view primary_key) const {
+  std::lock_guard lk(l2_pending_mu_);
+  for (const auto& [id, r] : l2_pending_)
+    if (cache::InvalidationLog::may_match_key(r, primary_key)) return false;
+  return true;
 }
 
 void Purger::after_unsafe(const http::RequestHead& req, int status, const http::HeaderMap& resp_headers,

@@ -13,14 +13,25 @@
 // So an invalidation voids every response whose origin request was sent
 // before it, whether that response is stored, arriving, or not yet answered.
 // Then, for a local invalidation only:
-//   4. hand it to the publisher (if any), which tells the other nodes; they
+//   4. write its markers to the shared L2 store (cache.l2), hard or soft
+//      alike: the L2 records it matches become unservable on every node
+//      (only the node that applied it locally writes them). Until Redis
+//      has them, this node's L2 lookups of keys it may match go to the
+//      origin (l2_may_look_up; the rule is pending from before step 1);
+//   5. hand it to the publisher (if any), which tells the other nodes; they
 //      apply it through their own Purger as Source::Remote, which does not
-//      publish again.
+//      publish again. With L2, once the markers are written (or known to
+//      wait: Redis away or slower than cache.l2.timeout), so that a node
+//      that applies the event finds them in Redis.
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cache/coalescer.h"
 #include "cache/invalidation_log.h"
@@ -43,6 +54,19 @@ class InvalidationPublisher {
   virtual void publish(const cache::Purge& p) = 0;
 };
 
+// Where local invalidations go in the shared L2 store (cache.l2): marker
+// fields (cache/l2_record.h marker_fields()) written to Redis, so that every
+// node stops serving the L2 records they match. Any thread; must not block.
+class L2Invalidator {
+ public:
+  virtual ~L2Invalidator() = default;
+  // `written` is called once Redis has the markers; `forward` exactly once,
+  // when they are written or known to wait (Redis unreachable or slower than
+  // cache.l2.timeout). Both may run on another thread than the caller's.
+  virtual void invalidate(std::vector<std::string> marker_fields, std::function<void()> written,
+                          std::function<void()> forward) = 0;
+};
+
 class Purger {
  public:
   enum class Source : uint8_t {
@@ -61,6 +85,13 @@ class Purger {
 
   // Set once, before the workers start (App::set_publisher); null: none.
   void set_publisher(InvalidationPublisher* p) noexcept { publisher_.store(p, std::memory_order_release); }
+  // Set once, before the workers start (App::set_l2); null: no L2.
+  void set_l2(L2Invalidator* l2) noexcept { l2_.store(l2, std::memory_order_release); }
+
+  // False while a local invalidation that may match `primary_key` has L2
+  // markers Redis has not acknowledged: an L2 lookup sent now could still
+  // find the record it voids, so it goes to the origin instead.
+  bool l2_may_look_up(std::string_view primary_key) const;
 
   // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the
   // target URI and same-origin Location / Content-Location.
@@ -73,6 +104,14 @@ class Purger {
   cache::Coalescer& coalescer_;
   cache::InvalidationLog& log_;
   std::atomic<InvalidationPublisher*> publisher_{nullptr};
+  std::atomic<L2Invalidator*> l2_{nullptr};
+  // Local invalidations whose markers are not in Redis yet, by id. Bounded:
+  // past kMaxL2Pending, one All rule (id 0) stands for the rest until Redis
+  // has their markers (the L2 client writes an "all" marker then too).
+  static constexpr std::size_t kMaxL2Pending = 10000;
+  mutable std::mutex l2_pending_mu_;
+  std::map<uint64_t, cache::InvalidationLog::Rule> l2_pending_;
+  uint64_t l2_pending_next_ = 1;
 };
 
 }  // namespace cachalot::proxy

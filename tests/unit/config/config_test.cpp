@@ -145,6 +145,55 @@ TEST_CASE("without a cluster section there is no bus; the commented example load
   CHECK(*bare->cluster == expected);
 }
 
+TEST_CASE("without cache.l2 there is no L2; the commented example loads the L2 defaults", "[config]") {
+  CHECK_FALSE(Config{}.cache.l2);
+  CHECK_FALSE(expect_config(load_config_file(kReferenceFile))->cache.l2);
+  // Uncomment the "  # l2:" block of the reference file (up to "admin:").
+  std::istringstream in(read_file(kReferenceFile));
+  std::string yaml, line;
+  bool in_example = false, seen = false;
+  while (std::getline(in, line)) {
+    if (line == "  # l2:") in_example = seen = true;
+    if (in_example && !line.starts_with("  #")) in_example = false;
+    yaml += (in_example ? "  " + line.substr(4) : line) + "\n";
+  }
+  REQUIRE(seen);
+  auto config = expect_config(load_config_string(yaml, "example"));
+  REQUIRE(config->cache.l2);
+  const L2Config expected;
+  CHECK(*config->cache.l2 == expected);
+  CHECK(expected.redis.db == 1);
+  CHECK(expected.max_object_size == 1 * kMiB);
+  CHECK(expected.timeout == 50ms);
+  CHECK(expected.prefix == "cachalot:l2:");
+  CHECK(expected.coalesce_wait == 2s);
+  auto bare = expect_config(load_config_string(UPSTREAM "cache:\n  l2:\n", "bare"));
+  REQUIRE(bare->cache.l2);
+  CHECK(*bare->cache.l2 == expected);
+}
+
+TEST_CASE("every cache.l2 option is read", "[config]") {
+  auto config = expect_config(load_config_string(UPSTREAM R"(cache:
+  l2:
+    redis: "unix:///run/redis/redis.sock?db=3"
+    max_object_size: 64KiB
+    timeout: 20ms
+    fill_margin: 0s
+    coalesce_wait: 0s
+    prefix: "fleet:"
+)",
+                                                 "l2.yaml"));
+  REQUIRE(config->cache.l2);
+  const L2Config& c = *config->cache.l2;
+  CHECK(c.redis.unix_socket);
+  CHECK(c.redis.db == 3);
+  CHECK(c.max_object_size == 64 * kKiB);
+  CHECK(c.timeout == 20ms);
+  CHECK(c.fill_margin == 0ms);
+  CHECK(c.coalesce_wait == 0ms);
+  CHECK(c.prefix == "fleet:");
+}
+
 TEST_CASE("every cluster option is read", "[config]") {
   auto config = expect_config(load_config_string(UPSTREAM R"(cluster:
   redis: "unix:///run/redis/redis.sock?db=2"
@@ -399,6 +448,13 @@ TEST_CASE("each kind of bad input is one error with its line, column and key", "
       {"cluster backoff_max below backoff_min", UPSTREAM "cluster:\n  backoff_min: 2s\n  backoff_max: 1s\n",
        4, 3, "cluster.backoff_max", "backoff_max (1s) is below backoff_min (2s)"},
       {"cluster not a map", UPSTREAM "cluster: redis://h\n", 2, 10, "cluster", "expected a map, got 'redis://h'"},
+      {"l2 redis scheme", "cache:\n  l2:\n    redis: \"http://h\"\n" UPSTREAM,
+       3, 12, "cache.l2.redis", "expected redis://host[:port][/db] or unix:///path"},
+      {"l2 zero timeout", "cache:\n  l2:\n    timeout: 0s\n" UPSTREAM, 3, 14, "cache.l2.timeout",
+       "must be greater than 0"},
+      {"l2 unknown key", "cache:\n  l2:\n    ttl: 5s\n" UPSTREAM, 3, 5, "cache.l2.ttl", "unknown key 'ttl'"},
+      {"l2 larger than the local limit", "cache:\n  max_object_size: 1MiB\n  l2:\n    max_object_size: 2MiB\n" UPSTREAM,
+       4, 5, "cache.l2.max_object_size", "must not exceed cache.max_object_size"},
       {"routes not a list", UPSTREAM "routes: { name: a }\n", 2, 9, "routes", "expected a list of routes"},
   };
   for (const Row& row : rows) {
