@@ -125,11 +125,8 @@ class Entry {
   bool has_tag(std::string_view tag) const noexcept;
   std::string_view route() const noexcept { return piece(4); }
   // Status line and stored fields; no final CRLF. The serving code adds Via,
-  // Content-Length (when framed()), Age, Cache-Status and Connection.
+  // Content-Length (unless wire::status_has_no_body), Age, Cache-Status and Connection.
   std::string_view head_block() const noexcept { return piece(5); }
-  // Does a response with this status carry a body and its Content-Length
-  // (not 1xx, 204 or 304; RFC 9110 §8.6)?
-  bool framed() const noexcept { return status_ != 204 && status_ != 304 && !(status_ >= 100 && status_ < 200); }
   std::string_view body() const noexcept {
     std::string_view b = piece(6);
     if (flags_ & kHasWithheld) [[unlikely]]

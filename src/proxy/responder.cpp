@@ -94,7 +94,7 @@ awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, 
   tail.clear();
   if (extra) extra->serialize(tail);
   tail.append(std::string_view("Via: 1.1 cachalot\r\n"));
-  if (!not_modified && e.framed()) {
+  if (!not_modified && !wire::status_has_no_body(e.status())) {
     tail.append(std::string_view("Content-Length: "));
     wire::append_num(tail, static_cast<int64_t>(e.body().size()));
     tail.append(std::string_view("\r\n"));
