@@ -1,6 +1,10 @@
 #include "proxy/app.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <xxhash.h>
 
 #include "cache/key.h"
@@ -22,6 +26,15 @@ cache::StoreOptions store_options(const config::Config& cfg) {
   o.shards = cfg.cache.shards;
   o.max_variants = cfg.cache.max_variants;
   return o;
+}
+
+std::size_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE)) : 0;
 }
 
 }  // namespace
@@ -74,6 +87,15 @@ App::App(std::shared_ptr<const config::Config> cfg)
                      [this] { return static_cast<double>(store_->stats().bytes); });
   metrics_.add_gauge("cachalot_cache_max_bytes", "cache.max_memory.",
                      [this] { return static_cast<double>(config()->cache.max_memory); });
+  // What the process really holds, beside what the store charges: RSS from
+  // /proc/self/statm, and glibc malloc's view (mallinfo2 walks the free
+  // lists under each arena's lock: cheap at scrape intervals, not per request).
+  metrics_.add_gauge("cachalot_resident_memory_bytes", "Resident set size of the process.",
+                     [] { return static_cast<double>(resident_bytes()); });
+  metrics_.add_gauge("cachalot_heap_allocated_bytes", "Bytes malloc has handed out and not had back (all arenas, mmapped chunks included).",
+                     [] { const struct mallinfo2 m = mallinfo2(); return static_cast<double>(m.uordblks + m.hblkhd); });
+  metrics_.add_gauge("cachalot_heap_free_bytes", "Bytes malloc holds free inside its arenas (fragmentation and unreturned memory).",
+                     [] { return static_cast<double>(mallinfo2().fordblks); });
   metrics_.add_gauge("cachalot_cache_evicted_objects", "Entries evicted for memory since start.",
                      [this] { return static_cast<double>(store_->stats().evictions); });
   metrics_.add_gauge("cachalot_coalescer_in_flight", "Keys with an origin fetch others can join.",

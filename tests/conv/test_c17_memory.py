@@ -94,6 +94,19 @@ class MemoryBudgetTest(CacheTestCase):
         if not os.environ.get("CACHALOT_SANITIZE"):
             self.assertLessEqual(peak_kb * 1024, MAX_MEMORY + ALLOWANCE, report)
             self.assertLessEqual(end_kb * 1024, MAX_MEMORY + ALLOWANCE, report)
+            # What the process says of itself agrees with what the kernel says
+            # (/proc/PID/status, read above), and malloc holds at least what the
+            # store charges: the charge is not an invention.
+            m = self.proxy.metrics()
+            rss_metric = m.get("cachalot_resident_memory_bytes", default=-1)
+            end_kb = self.proxy.rss_kb()
+            self.assertLess(abs(rss_metric - end_kb * 1024), 4 << 20,
+                            f"cachalot_resident_memory_bytes {rss_metric:.0f} vs RSS {end_kb} KiB\n" + report)
+            heap = m.get("cachalot_heap_allocated_bytes", default=-1)
+            cache_bytes = m.get("cachalot_cache_bytes")
+            self.assertGreaterEqual(heap, 0.9 * cache_bytes, f"heap {heap:.0f} B\n" + report)
+            self.assertLessEqual(heap, end_kb * 1024, f"heap {heap:.0f} B\n" + report)
+            self.assertGreaterEqual(m.get("cachalot_heap_free_bytes", default=-1), 0, report)
 
         # The cache still works after all that eviction: a URL written after the flood
         # is a hit, the first ones (evicted or not) still come back whole. (Not the
