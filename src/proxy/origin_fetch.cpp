@@ -463,7 +463,13 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
     out.cache_status += "; detail=partition";
   if (entry->synthesize_etag && out.cache_status.find("; detail=") == std::string::npos)
     out.cache_status += "; detail=etag-synthesized";
-  if (plan_.permit) {
+  // Followers get the head (and then the body as it arrives) only when the
+  // body is still to come. A response that arrived whole with its head (most
+  // API answers) is stored before the next read: followers are answered from
+  // the stored entry at once (Fill::State::Done), and the leader spends
+  // nothing on a stream that nobody could use.
+  shares_stream_ = plan_.permit && !up_->parser.message_complete();
+  if (shares_stream_) {
     // Followers get the head as it will be stored, framed for them.
     auto fh = std::make_shared<cache::Fill::Head>();
     wire::append_status_line(fh->head_block, resp.status, resp.reason);
@@ -546,7 +552,7 @@ awaitable<OriginFetch::Pumped> OriginFetch::pump(std::unique_ptr<cache::EntryDra
       }
       if (entry) {
         for (auto s : spans) entry->body.append(s);
-        if (plan_.permit) {
+        if (shares_stream_) {
           auto chunk = std::make_shared<std::string>();
           chunk->reserve(total);
           for (auto s : spans) chunk->append(s);
