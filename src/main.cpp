@@ -5,8 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -120,7 +122,37 @@ int check_config(const std::string& path, bool quiet_ok) {
 
 }  // namespace
 
+// glibc malloc's per-thread cache keeps 7 free chunks per size class by
+// default. A worker with 50 misses in flight frees and reallocates its
+// per-request chunks in bursts larger than that: the extra ones go back to
+// the bins, are split and coalesced with their neighbours, and the slivers
+// left between long-lived entries are memory no entry can use (5% of RSS per
+// small object, measured; with 128 chunks per class it is under 0.1%).
+// The tunable is read once, before main, only from the environment: the
+// process re-executes itself once with it added. An operator's own
+// glibc.malloc.tcache_count wins; a failed exec just runs on as we are.
+static void tune_malloc_or_reexec(char** argv) {
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  static constexpr const char* kTunable = "glibc.malloc.tcache_count=128";
+  const char* env = std::getenv("GLIBC_TUNABLES");
+  const bool had = env != nullptr;
+  const std::string current = had ? env : "";
+  if (current.find("glibc.malloc.tcache_count") != std::string::npos) return;
+  const std::string value = current.empty() ? kTunable : current + ":" + kTunable;
+  if (setenv("GLIBC_TUNABLES", value.c_str(), 1) != 0) return;
+  execv("/proc/self/exe", argv);
+  // Still here: no /proc, or no exec. Leave the environment as it was.
+  if (had)
+    setenv("GLIBC_TUNABLES", current.c_str(), 1);
+  else
+    unsetenv("GLIBC_TUNABLES");
+#else
+  (void)argv;
+#endif
+}
+
 int main(int argc, char** argv) {
+  tune_malloc_or_reexec(argv);
   std::string config_path;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
