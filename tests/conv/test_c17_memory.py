@@ -18,7 +18,7 @@ import threading
 import unittest
 
 from _cachetest import CacheTestCase, Reply
-from cachalot import RawClient
+from cachalot import Cachalot, RawClient
 
 MiB = 1024 * 1024
 MAX_MEMORY = 16 * MiB
@@ -127,3 +127,41 @@ class MemoryBudgetTest(CacheTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MallocTunableTest(unittest.TestCase):
+    """README, Running in production: the daemon re-executes itself once with
+    glibc.malloc.tcache_count=128 in GLIBC_TUNABLES (what keeps RSS within 1% of
+    cachalot_cache_bytes); other tunables are kept, and an operator's own
+    tcache_count wins. Not in sanitizer builds (their allocator is not glibc's)."""
+
+    def environ_of(self, extra: dict) -> bytes:
+        """The process' initial environment as /proc shows it. glibc writes a NUL
+        over each ':' of GLIBC_TUNABLES while parsing it in place, so the
+        tunables after the first show up as NUL-separated pieces."""
+        env = dict(os.environ)
+        env.pop("GLIBC_TUNABLES", None)
+        env.update(extra)
+        with Cachalot({}, env=env) as proxy:
+            self.assertEqual(proxy.admin_get("/healthz").status, 200)
+            with open(f"/proc/{proxy.pid}/environ", "rb") as f:
+                return b"\0" + f.read()
+
+    def setUp(self):
+        if os.environ.get("CACHALOT_SANITIZE"):
+            self.skipTest("sanitizer builds use their own allocator")
+
+    def test_tcache_count_is_added_once(self):
+        environ = self.environ_of({})
+        self.assertIn(b"\0GLIBC_TUNABLES=glibc.malloc.tcache_count=128\0", environ)
+        self.assertEqual(environ.count(b"tcache_count"), 1)
+
+    def test_other_tunables_are_kept(self):
+        environ = self.environ_of({"GLIBC_TUNABLES": "glibc.malloc.mxfast=64"})
+        self.assertIn(b"\0GLIBC_TUNABLES=glibc.malloc.mxfast=64", environ)
+        self.assertIn(b"glibc.malloc.tcache_count=128\0", environ)
+
+    def test_the_operators_tcache_count_wins(self):
+        environ = self.environ_of({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=16"})
+        self.assertIn(b"\0GLIBC_TUNABLES=glibc.malloc.tcache_count=16\0", environ)
+        self.assertNotIn(b"tcache_count=128", environ)
