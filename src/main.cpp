@@ -134,6 +134,9 @@ int check_config(const std::string& path, bool quiet_ok) {
 static void tune_malloc_or_reexec(char** argv) {
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   static constexpr const char* kTunable = "glibc.malloc.tcache_count=128";
+  // Under valgrind an exec would leave the tool behind (it does not follow
+  // children unless told to), and its allocator is not glibc's anyway.
+  if (const char* pre = std::getenv("LD_PRELOAD"); pre != nullptr && std::strstr(pre, "vgpreload") != nullptr) return;
   const char* env = std::getenv("GLIBC_TUNABLES");
   const bool had = env != nullptr;
   const std::string current = had ? env : "";
