@@ -20,16 +20,12 @@ using http::iequals;
 // (proxy_specific_field()), and none of `strip` (lower-case names from the verdict).
 http::HeaderMap stored_fields(const http::HeaderMap& in, const std::vector<std::string>& strip) {
   http::HeaderMap out = in;
-  const http::ConnectionTokens named = http::connection_tokens(out);
-  if (named.overflow) http::strip_hop_by_hop(out);  // the slow path; then the rest below
-  // One pass: hop-by-hop fields and those Connection names (RFC 9110 §7.6.1),
-  // framing and Age (recomputed on every answer), proxy-specific fields
-  // (RFC 9111 §3.1), and the route's strip list.
-  out.remove_if([&](const http::HeaderMap::Field& f) {
-    if (http::is_hop_by_hop(f.name) || (!named.overflow && named.contains(f.name))) return true;
-    if (iequals(f.name, "content-length") || iequals(f.name, "age") || proxy_specific_field(f.name)) return true;
+  // One pass: hop-by-hop fields, framing and Age (recomputed on every
+  // answer), proxy-specific fields (RFC 9111 §3.1) and the route's strip list.
+  http::strip_hop_by_hop_and(out, [&](std::string_view name) {
+    if (iequals(name, "content-length") || iequals(name, "age") || proxy_specific_field(name)) return true;
     for (const auto& s : strip)
-      if (iequals(f.name, s)) return true;
+      if (iequals(name, s)) return true;
     return false;
   });
   return out;

@@ -38,15 +38,12 @@ ConnectionTokens connection_tokens(const HeaderMap& h) noexcept {
   return t;
 }
 
+// Fields named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
 void strip_hop_by_hop(HeaderMap& h) {
-  // Fields named by Connection are hop-by-hop too (RFC 9110 §7.6.1). One pass
-  // over the fields (the tokens are views into `h`, whose bytes remove_if
-  // leaves in place until its pass is over).
-  const ConnectionTokens tokens = connection_tokens(h);
-  if (!tokens.overflow) {
-    h.remove_if([&](const HeaderMap::Field& f) { return is_hop_by_hop(f.name) || tokens.contains(f.name); });
-    return;
-  }
+  strip_hop_by_hop_and(h, [](std::string_view) { return false; });
+}
+
+void strip_hop_by_hop_slow(HeaderMap& h) {
   std::vector<std::string> named;
   for (auto f : h) {
     if (!iequals(f.name, "connection")) continue;

@@ -30,6 +30,21 @@ ConnectionTokens connection_tokens(const HeaderMap& h) noexcept;
 
 // Removes the fixed hop-by-hop fields and every field named in Connection.
 void strip_hop_by_hop(HeaderMap& h);
+// The same without the token bound: copies the names Connection lists (the
+// path for more than ConnectionTokens::kMax of them).
+void strip_hop_by_hop_slow(HeaderMap& h);
+
+// strip_hop_by_hop(), and every field for which also(name) is true, in one
+// pass over the fields (the tokens are views into `h`, whose bytes remove_if
+// leaves in place until its pass is over).
+template <class Also>
+void strip_hop_by_hop_and(HeaderMap& h, Also&& also) {
+  const ConnectionTokens tokens = connection_tokens(h);
+  if (tokens.overflow) strip_hop_by_hop_slow(h);  // then only `also` is left to apply
+  h.remove_if([&](const HeaderMap::Field& f) {
+    return is_hop_by_hop(f.name) || (!tokens.overflow && tokens.contains(f.name)) || also(f.name);
+  });
+}
 
 // Appends "Name: value\r\n" for every end-to-end field of `h` (no hop-by-hop
 // field, none named in Connection) for which skip(name) is false: one pass,

@@ -3,9 +3,9 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <cstdio>
-#include <xxhash.h>
 
 #include "cache/key.h"
 #include "cache/partition.h"

@@ -97,10 +97,10 @@ class OriginFetch {
   bool has_body_ = false;
   bool body_failed_ = false;  // reading the client's request body failed
   cache::EntryRef range_entry_;  // plan.range: the entry the Range is answered from
-  std::string_view head_detail_;
+  std::string_view head_detail_;  // a HEAD's §4.3.5 verdict, the Cache-Status detail of its relay
   bool l2_candidate_ = false;  // the gate stored the response and cache.l2 is on
   bool shares_stream_ = false;  // followers were given the head: body chunks go to them as they arrive
-  cache::l2::Refusal l2_refusal_ = cache::l2::Refusal::None;  // why it stays local, if it does  // a HEAD's §4.3.5 verdict, the Cache-Status detail of its relay
+  cache::l2::Refusal l2_refusal_ = cache::l2::Refusal::None;  // why it stays local, if it does
 };
 
 }  // namespace cachalot::proxy
