@@ -87,6 +87,18 @@ TEST_CASE("admit stores a response without the fields a shared cache never keeps
     std::vector<std::string> absent = {};  // must not be stored
     std::vector<std::string> strip = {};   // verdict.strip_fields
   };
+  // More names in Connection than http::ConnectionTokens keeps (the slow path),
+  // beside Age and a strip-list field: all of them go in the same call.
+  Fields many_named = {{"Age", "3"}, {"X-A", "1"}};
+  std::vector<std::string> many_absent = {"connection", "age", "x-a"};
+  std::string connection;
+  for (int i = 0; i < 20; ++i) {
+    const std::string name = "X-H" + std::to_string(i);
+    connection += (i ? ", " : "") + name;
+    many_named.emplace_back(name, "1");
+    many_absent.push_back("x-h" + std::to_string(i));
+  }
+  many_named.emplace_back("Connection", connection);
   const std::vector<Row> rows = {
       {.name = "§3 baseline: every end-to-end field is stored"},
       {.name = "§3.1, RFC 9110 §7.6.1 hop-by-hop fields are not stored",
@@ -101,6 +113,9 @@ TEST_CASE("admit stores a response without the fields a shared cache never keeps
       {.name = "RFC 9110 §7.6.1 fields named by Connection are not stored",
        .extra = {{"Connection", "X-Hop, x-other"}, {"X-Hop", "1"}, {"X-Other", "2"}},
        .absent = {"connection", "x-hop", "x-other"}},
+      {.name = "RFC 9110 §7.6.1 twenty fields named by Connection, Age and a no-cache field: none stored",
+       .extra = many_named, .cache_control = "max-age=60, no-cache=\"X-A\"", .absent = many_absent,
+       .strip = {"x-a"}},
       {.name = "§3.2 Content-Length is not stored (the entry frames its own body)",
        .extra = {{"Content-Length", "5"}}, .absent = {"content-length"}},
       {.name = "§4.2.3 Age is not stored (it is recomputed on every use)", .extra = {{"Age", "10"}},
