@@ -12,6 +12,8 @@
 
 namespace cachalot::cache {
 
+using namespace std::string_view_literals;
+
 namespace {
 
 std::string join(const std::vector<std::string>& v) {
@@ -73,13 +75,13 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
   // The head block: status line, fields, then what we add.
   std::string head;
   head.reserve(64 + d.headers.byte_size());
-  head.append("HTTP/1.1 ");
+  head.append("HTTP/1.1 "sv);
   char b[24];
   auto r = std::to_chars(b, b + sizeof b, d.status);
   head.append(b, r.ptr);
   head.push_back(' ');
   head.append(http::reason_phrase(d.status));
-  head.append("\r\n");
+  head.append("\r\n"sv);
   const auto fields_begin = static_cast<uint32_t>(head.size());
   std::string held;  // the withheld block
   uint32_t etag_off = 0, etag_len = 0, lm_off = 0, lm_len = 0;
@@ -90,12 +92,12 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
     // "Accept-Ranges: bytes" to stored 200s), not the origin's.
     if (http::iequals(f.name, "accept-ranges")) continue;
     if (withheld_downstream(f.name, d.withheld)) {
-      held.append(f.name).append(": ").append(f.value).append("\r\n");
+      held.append(f.name).append(": "sv).append(f.value).append("\r\n"sv);
       continue;
     }
-    head.append(f.name).append(": ");
+    head.append(f.name).append(": "sv);
     const auto value_off = static_cast<uint32_t>(head.size());
-    head.append(f.value).append("\r\n");
+    head.append(f.value).append("\r\n"sv);
     if (!have_etag && http::iequals(f.name, "etag")) {
       have_etag = true;
       etag_off = value_off;
@@ -110,11 +112,11 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
   }
   const bool synthesized = have_etag ? d.etag_synthesized : d.synthesize_etag && complete && !have_lm;
   if (synthesized && !have_etag) {
-    head.append("ETag: ");
+    head.append("ETag: "sv);
     etag_off = static_cast<uint32_t>(head.size());
     append_body_etag(head, d.body);
     etag_len = static_cast<uint32_t>(head.size() - etag_off);
-    head.append("\r\n");
+    head.append("\r\n"sv);
   }
 
   const std::string vary = join(d.vary_names);

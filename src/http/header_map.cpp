@@ -2,6 +2,8 @@
 
 namespace cachalot::http {
 
+using namespace std::string_view_literals;
+
 std::string to_lower(std::string_view s) {
   std::string r(s);
   for (char& c : r) c = ascii_lower(c);
@@ -71,7 +73,7 @@ std::string HeaderMap::get_combined(std::string_view name) const {
   bool first = true;
   for (const Slot& s : slots_) {
     if (!iequals(std::string_view(buf_).substr(s.name_off, s.name_len), name)) continue;
-    if (!first) r.append(", ");
+    if (!first) r.append(", "sv);
     r.append(buf_, s.value_off, s.value_len);
     first = false;
   }
@@ -88,9 +90,9 @@ std::size_t HeaderMap::count(std::string_view name) const noexcept {
 void HeaderMap::serialize(std::string& out) const {
   for (const Slot& s : slots_) {
     out.append(buf_, s.name_off, s.name_len);
-    out.append(": ");
+    out.append(": "sv);
     out.append(buf_, s.value_off, s.value_len);
-    out.append("\r\n");
+    out.append("\r\n"sv);
   }
 }
 

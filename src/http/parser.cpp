@@ -277,6 +277,7 @@ void Parser::next_message() {
   body_.clear();
   field_.clear();
   value_.clear();
+  field_span_ = value_span_ = {};
   lines_.start(kind_ == Kind::Request ? LineScanner::Section::RequestHead : LineScanner::Section::ResponseHead);
   if (paused_) {
     llhttp_resume(&parser_);
@@ -285,6 +286,20 @@ void Parser::next_message() {
 }
 
 std::size_t Parser::execute(const char* data, std::size_t len) {
+  const std::size_t used = execute_some(data, len);
+  // A name or value still being parsed must outlive the caller's bytes.
+  if (!field_span_.empty()) {
+    field_.append(field_span_);
+    field_span_ = {};
+  }
+  if (!value_span_.empty()) {
+    value_.append(value_span_);
+    value_span_ = {};
+  }
+  return used;
+}
+
+std::size_t Parser::execute_some(const char* data, std::size_t len) {
   body_.clear();
   if (error_ != ParseError::None || message_complete_ || len == 0) return 0;
   if (method_pending_) {
@@ -402,10 +417,23 @@ int Parser::on_method(llhttp_t* p, const char* at, std::size_t n) {
 
 // Span callbacks run once per execute() a span touches (with zero length at a
 // split), so per-field overhead is counted once, in on_header_value_complete.
+void Parser::gather(std::string& into, std::string_view& span, const char* at, std::size_t n) {
+  if (n == 0) return;
+  if (into.empty() && span.empty()) {
+    span = {at, n};  // the first piece: a view
+    return;
+  }
+  if (!span.empty()) {
+    into.append(span);
+    span = {};
+  }
+  into.append(at, n);
+}
+
 int Parser::on_header_field(llhttp_t* p, const char* at, std::size_t n) {
   Parser& s = self(p);
   if (!s.count_head(n)) return s.fail(ParseError::HeaderTooLarge, "header too large");
-  s.field_.append(at, n);
+  gather(s.field_, s.field_span_, at, n);
   return 0;
 }
 
@@ -414,7 +442,7 @@ int Parser::on_header_field(llhttp_t* p, const char* at, std::size_t n) {
 int Parser::on_header_value(llhttp_t* p, const char* at, std::size_t n) {
   Parser& s = self(p);
   if (!s.count_head(n)) return s.fail(ParseError::HeaderTooLarge, "header too large");
-  s.value_.append(at, n);
+  gather(s.value_, s.value_span_, at, n);
   return 0;
 }
 
@@ -422,7 +450,9 @@ int Parser::on_header_value_complete(llhttp_t* p) {
   Parser& s = self(p);
   if (!s.count_head(4)) return s.fail(ParseError::HeaderTooLarge, "header too large");  // ": " and CRLF
   // llhttp hands us the value without leading OWS; strip trailing OWS too (RFC 9110 §5.5).
-  std::string_view v = trim_ows(s.value_);
+  // One of each pair is empty (see field_span_).
+  const std::string_view name = s.field_span_.empty() ? std::string_view(s.field_) : s.field_span_;
+  std::string_view v = trim_ows(s.value_span_.empty() ? std::string_view(s.value_) : s.value_span_);
   for (char c : v) {
     // Field values must not carry CR, LF or NUL (RFC 9110 §5.5).
     if (c == '\r' || c == '\n' || c == '\0') return s.fail(ParseError::Malformed, "invalid character in field value");
@@ -431,11 +461,12 @@ int Parser::on_header_value_complete(llhttp_t* p) {
   // into the head (RFC 9110 §6.5.1), whose views the caller may hold.
   if (!s.head_complete_) {
     HeaderMap& h = s.kind_ == Kind::Request ? s.request_.headers : s.response_.headers;
-    h.add(s.field_, v);
-    if (iequals(s.field_, "transfer-encoding")) s.saw_transfer_encoding_ = true;
+    h.add(name, v);
+    if (iequals(name, "transfer-encoding")) s.saw_transfer_encoding_ = true;
   }
   s.field_.clear();
   s.value_.clear();
+  s.field_span_ = s.value_span_ = {};
   return 0;
 }
 

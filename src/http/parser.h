@@ -209,7 +209,15 @@ class Parser {
   RequestHead request_;
   ResponseHead response_;
   LineScanner lines_;
+  // The field being parsed: its name is field_ then field_span_, its value
+  // value_ then value_span_. A name or value that comes in one span (nearly
+  // all) stays a view into the bytes being parsed, never copied; one split
+  // over spans is gathered in field_ / value_, and execute() copies a view
+  // out before it returns (the bytes it points into are the caller's).
   std::string field_, value_;
+  std::string_view field_span_, value_span_;
+  std::size_t execute_some(const char* data, std::size_t len);
+  static void gather(std::string& into, std::string_view& span, const char* at, std::size_t n);
   bool started_ = false;
   bool head_complete_ = false;
   bool message_complete_ = false;

@@ -65,7 +65,14 @@ class Stream {
   // Feeds the unread bytes to `p` (it stops at a message end), consuming what it took.
   void parse(http::Parser& p) { consume(p.execute(data(), size())); }
 
-  asio::awaitable<IoStatus> fill(std::chrono::milliseconds timeout) {
+  // `yield_first`: the peer cannot have answered yet (a request or a
+  // response just written), so a read now would most likely fail with EAGAIN
+  // (asio tries one before it waits) and cost a system call for nothing.
+  // Going round the event loop once first lets the worker's other
+  // connections run meanwhile; on a busy worker the answer is there when the
+  // read is tried (nginx gets the same from its edge-triggered ready flag).
+  asio::awaitable<IoStatus> fill(std::chrono::milliseconds timeout, bool yield_first = false) {
+    if (yield_first && tls_) co_await asio::post(socket_.get_executor(), asio::use_awaitable);
     if (rpos_ == rend_) rpos_ = rend_ = 0;
     if (rend_ == buf_.size()) {
       std::memmove(buf_.data(), buf_.data() + rpos_, rend_ - rpos_);
@@ -75,8 +82,9 @@ class Stream {
     watchdog_.arm(timeout);
     asio::error_code ec;
     auto space = asio::buffer(buf_.data() + rend_, buf_.size() - rend_);
-    std::size_t n = tls_ ? co_await tls_->async_read_some(space, asio::redirect_error(asio::use_awaitable, ec))
-                         : co_await socket_.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
+    std::size_t n = tls_          ? co_await tls_->async_read_some(space, asio::redirect_error(asio::use_awaitable, ec))
+                    : yield_first ? co_await read_after_a_round(space, ec)
+                                  : co_await socket_.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
     watchdog_.disarm();
     rend_ += n;
     if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
@@ -85,6 +93,25 @@ class Stream {
     }
     if (ec) co_return watchdog_.expired() ? IoStatus::Timeout : IoStatus::Error;
     co_return IoStatus::Ok;
+  }
+
+  // async_read_some started from a handler posted to the back of the
+  // worker's queue: one awaited operation, not a post and a read (each
+  // co_await costs a frame). A watchdog that expired meanwhile found no
+  // operation to cancel, so the read is not started then.
+  asio::awaitable<std::size_t> read_after_a_round(asio::mutable_buffer space, asio::error_code& ec) {
+    auto token = asio::redirect_error(asio::use_awaitable, ec);
+    return asio::async_initiate<decltype(token), void(asio::error_code, std::size_t)>(
+        [this, space](auto handler) {
+          asio::post(socket_.get_executor(), [this, space, h = std::move(handler)]() mutable {
+            if (watchdog_.expired()) {
+              std::move(h)(asio::error_code(asio::error::operation_aborted), std::size_t{0});
+              return;
+            }
+            socket_.async_read_some(space, std::move(h));
+          });
+        },
+        token);
   }
 
   // One gathered write; false when it failed (watchdog().expired() tells a

@@ -24,14 +24,17 @@ std::string_view to_string(UpstreamError e) noexcept {
   return "none";
 }
 
-awaitable<UpstreamError> UpstreamConn::fill(std::chrono::milliseconds timeout) {
-  IoStatus st = co_await stream.fill(timeout);
+awaitable<UpstreamError> UpstreamConn::fill(std::chrono::milliseconds timeout, bool yield_first) {
+  IoStatus st = co_await stream.fill(timeout, yield_first);
   // The origin closing ends an EOF-delimited body; the callers decide.
   if (st == IoStatus::Ok || st == IoStatus::Eof) co_return UpstreamError::None;
   co_return st == IoStatus::Timeout ? UpstreamError::Timeout : UpstreamError::Reset;
 }
 
 awaitable<UpstreamError> UpstreamConn::read_head(std::chrono::milliseconds first_byte_timeout) {
+  // Nothing of the answer read yet: it cannot have come so soon after the
+  // request, so the first read goes round the event loop first.
+  bool first = stream.empty();
   for (;;) {
     if (!stream.empty()) {
       stream.parse(parser);
@@ -44,8 +47,9 @@ awaitable<UpstreamError> UpstreamConn::read_head(std::chrono::milliseconds first
       }
     }
     if (stream.eof()) co_return UpstreamError::Reset;
-    UpstreamError e = co_await fill(first_byte_timeout);
+    UpstreamError e = co_await fill(first_byte_timeout, first);
     if (e != UpstreamError::None) co_return e;
+    first = false;
   }
 }
 

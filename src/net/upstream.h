@@ -99,7 +99,7 @@ class UpstreamConn {
   void close() noexcept { stream.close(); }
 
  private:
-  asio::awaitable<UpstreamError> fill(std::chrono::milliseconds timeout);
+  asio::awaitable<UpstreamError> fill(std::chrono::milliseconds timeout, bool yield_first = false);
 };
 
 class UpstreamPool {

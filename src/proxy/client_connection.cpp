@@ -37,7 +37,7 @@ awaitable<bool> ClientConnection::handshake(std::chrono::milliseconds timeout) {
   co_return !ec;
 }
 
-awaitable<ClientConnection::ReadStatus> ClientConnection::read_head(const config::ServerTimeouts& t) {
+awaitable<ClientConnection::ReadStatus> ClientConnection::read_head(const config::ServerTimeouts& t, bool after_answer) {
   std::optional<std::chrono::steady_clock::time_point> head_deadline;
   for (;;) {
     if (!stream_.empty()) {
@@ -57,7 +57,9 @@ awaitable<ClientConnection::ReadStatus> ClientConnection::read_head(const config
     }
     // (The awaited value goes into a variable first: GCC 12 miscompiles a
     // co_await inside a switch condition.)
-    const net::IoStatus io = co_await stream_.fill(wait);
+    // The next request on a kept-alive connection, right after our answer:
+    // it cannot be there yet, so the read goes round the event loop first.
+    const net::IoStatus io = co_await stream_.fill(wait, after_answer && !head_deadline);
     switch (io) {
       case net::IoStatus::Ok: break;
       case net::IoStatus::Eof: if (stream_.empty()) co_return ReadStatus::Closed; break;

@@ -34,7 +34,8 @@ class ClientConnection {
   asio::awaitable<bool> handshake(std::chrono::milliseconds timeout);
   // Reads until a request head is complete: client_idle bounds the wait for
   // its first byte, client_header the whole head from that byte on (slowloris).
-  asio::awaitable<ReadStatus> read_head(const config::ServerTimeouts& t);
+  // `after_answer`: the previous request on this connection was just answered.
+  asio::awaitable<ReadStatus> read_head(const config::ServerTimeouts& t, bool after_answer = false);
   // The next piece of the request body into parser().body() (empty with
   // message_complete() at the end).
   asio::awaitable<ReadStatus> read_body(std::chrono::milliseconds timeout);

@@ -7,6 +7,8 @@
 
 namespace cachalot::proxy {
 
+using namespace std::string_view_literals;
+
 namespace {
 
 using http::iequals;
@@ -80,7 +82,10 @@ http::TargetError ForwardedRequest::prepare(http::RequestHead& req, std::string_
   std::string_view pq = t.asterisk ? std::string_view("/") : t.path_query;
   if (!t.authority.empty() || pq.empty() || pq.front() == '?') {
     // Absolute-form: the origin gets origin-form (RFC 9112 §3.2.2).
-    std::string origin_form = pq.empty() || pq.front() == '?' ? "/" + std::string(pq) : std::string(pq);
+    std::string origin_form;
+    origin_form.reserve(pq.size() + 1);
+    if (pq.empty() || pq.front() == '?') origin_form.push_back('/');
+    origin_form.append(pq);
     req.target = std::move(origin_form);
     pq = t.asterisk ? std::string_view("/") : std::string_view(req.target);
   }
@@ -169,23 +174,23 @@ void ForwardedRequest::append_forwarding_fields(std::string& out, int version_mi
   // Via names the protocol version this hop received (RFC 9110 §7.6.3).
   out.append(version_minor == 0 ? "Via: 1.0 cachalot\r\n" : "Via: 1.1 cachalot\r\n");
   if (!client_ip_.empty()) {
-    out.append("X-Forwarded-For: ");
-    if (!peer_xff_.empty()) out.append(peer_xff_).append(", ");
-    out.append(client_ip_).append("\r\n");
+    out.append("X-Forwarded-For: "sv);
+    if (!peer_xff_.empty()) out.append(peer_xff_).append(", "sv);
+    out.append(client_ip_).append("\r\n"sv);
   }
-  out.append("X-Forwarded-Host: ").append(peer_xfh_.empty() ? std::string_view(authority_) : peer_xfh_).append("\r\n");
-  out.append("X-Forwarded-Proto: ").append(peer_xfp_.empty() ? std::string_view(scheme_) : peer_xfp_).append("\r\n");
-  out.append("Forwarded: ");
-  if (!peer_forwarded_.empty()) out.append(peer_forwarded_).append(", ");
+  out.append("X-Forwarded-Host: "sv).append(peer_xfh_.empty() ? std::string_view(authority_) : peer_xfh_).append("\r\n"sv);
+  out.append("X-Forwarded-Proto: "sv).append(peer_xfp_.empty() ? std::string_view(scheme_) : peer_xfp_).append("\r\n"sv);
+  out.append("Forwarded: "sv);
+  if (!peer_forwarded_.empty()) out.append(peer_forwarded_).append(", "sv);
   if (!client_ip_.empty()) {
-    out.append("for=");
+    out.append("for="sv);
     // RFC 7239 §6: an IPv6 node is "[v6]", which needs quoting.
     append_forwarded_value(out, client_ip_.find(':') != std::string::npos ? "[" + client_ip_ + "]" : client_ip_);
-    out.append(";");
+    out.append(";"sv);
   }
-  out.append("host=");
+  out.append("host="sv);
   append_forwarded_value(out, authority_);
-  out.append(";proto=").append(scheme_).append("\r\n");
+  out.append(";proto="sv).append(scheme_).append("\r\n"sv);
 }
 
 }  // namespace cachalot::proxy

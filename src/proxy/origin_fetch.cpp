@@ -12,6 +12,8 @@
 
 namespace cachalot::proxy {
 
+using namespace std::string_view_literals;
+
 using asio::awaitable;
 using net::UpstreamError;
 
@@ -111,14 +113,14 @@ void OriginFetch::build_head() {
     auto& p = x_.conn_->parser();
     has_body_ = p.content_length() > 0 || p.chunked();
     if (p.chunked()) {
-      head.append("Transfer-Encoding: chunked\r\n");
+      head.append("Transfer-Encoding: chunked\r\n"sv);
     } else if (p.content_length() >= 0) {
-      head.append("Content-Length: ");
+      head.append("Content-Length: "sv);
       wire::append_num(head, p.content_length());
-      head.append("\r\n");
+      head.append("\r\n"sv);
     }
   }
-  head.append("\r\n");
+  head.append("\r\n"sv);
 }
 
 awaitable<bool> OriginFetch::take_slot() {
@@ -156,7 +158,7 @@ awaitable<bool> OriginFetch::send_request_body() {
         char hex[20];
         auto r = std::to_chars(hex, hex + sizeof hex, total, 16);
         size_line.append(hex, r.ptr);
-        size_line.append("\r\n");
+        size_line.append("\r\n"sv);
         b.push_back(asio::buffer(size_line));
       }
       for (auto s : parser.body()) b.push_back(asio::buffer(s.data(), s.size()));
@@ -476,13 +478,13 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
     // As the entry's own head block: without the withheld fields (RFC 9213 §3).
     for (auto f : entry->headers) {
       if (cache::withheld_downstream(f.name, entry->withheld)) continue;
-      fh->head_block.append(f.name).append(": ").append(f.value).append("\r\n");
+      fh->head_block.append(f.name).append(": "sv).append(f.value).append("\r\n"sv);
     }
-    fh->head_block.append("Via: 1.1 cachalot\r\n");
+    fh->head_block.append("Via: 1.1 cachalot\r\n"sv);
     if (clen >= 0) {
-      fh->head_block.append("Content-Length: ");
+      fh->head_block.append("Content-Length: "sv);
       wire::append_num(fh->head_block, clen);
-      fh->head_block.append("\r\n");
+      fh->head_block.append("\r\n"sv);
     }
     fh->content_length = clen;
     fh->proto = cache::build_entry(*entry, false);  // the body is still empty (and so has no ETag yet)

@@ -11,6 +11,8 @@
 
 namespace cachalot::proxy {
 
+using namespace std::string_view_literals;
+
 using asio::awaitable;
 
 Responder::Responder(ClientConnection* conn, const http::RequestHead& req, Outcome& out, ResponseBuffers& buffers,
@@ -49,10 +51,10 @@ awaitable<bool> Responder::send(std::string_view s) {
 
 void Responder::append_connection(std::string& out) {
   if (closing()) {
-    out.append("Connection: close\r\n");
+    out.append("Connection: close\r\n"sv);
     out_.close = true;
   } else if (req_.version_minor == 0) {
-    out.append("Connection: keep-alive\r\n");
+    out.append("Connection: keep-alive\r\n"sv);
   }
 }
 
@@ -68,7 +70,7 @@ awaitable<void> Responder::entry(const cache::Entry& e, metrics::Result result, 
     // RFC 9110 §15.4.5: a 304 carries the fields a 200 would have for caching.
     out_.status = 304;
     buf_.head.clear();
-    buf_.head.append("HTTP/1.1 304 Not Modified\r\n");
+    buf_.head.append("HTTP/1.1 304 Not Modified\r\n"sv);
     http::HeaderMap h;
     cache::copy_304_fields(e.downstream_fields(), h);
     h.serialize(buf_.head);
@@ -132,13 +134,13 @@ void fields_without_content_type(std::string_view block, std::string& out, std::
 }
 
 void append_content_range(std::string& out, const http::ByteRange& r, std::size_t length) {
-  out.append("Content-Range: bytes ");
+  out.append("Content-Range: bytes "sv);
   wire::append_num(out, static_cast<int64_t>(r.first));
   out.push_back('-');
   wire::append_num(out, static_cast<int64_t>(r.last));
   out.push_back('/');
   wire::append_num(out, static_cast<int64_t>(length));
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 }  // namespace
 
@@ -156,20 +158,20 @@ awaitable<void> Responder::partial(const cache::Entry& e, const http::ResolvedRa
   if (r.verdict == http::RangeVerdict::Unsatisfiable) {
     out_.status = 416;
     wire::append_status_line(h, 416, {});
-    h.append("Content-Range: bytes */");
+    h.append("Content-Range: bytes */"sv);
     wire::append_num(h, static_cast<int64_t>(body.size()));
-    h.append("\r\nContent-Length: 0\r\nDate: ");
+    h.append("\r\nContent-Length: 0\r\nDate: "sv);
     h.append(wire::date_now());
-    h.append("\r\n");
+    h.append("\r\n"sv);
   } else if (r.ranges.size() == 1) {
     out_.status = 206;
     wire::append_status_line(h, 206, {});
     h.append(e.fields_block());
-    h.append("Via: 1.1 cachalot\r\n");
+    h.append("Via: 1.1 cachalot\r\n"sv);
     append_content_range(h, r.ranges[0], body.size());
-    h.append("Content-Length: ");
+    h.append("Content-Length: "sv);
     wire::append_num(h, static_cast<int64_t>(r.ranges[0].size()));
-    h.append("\r\n");
+    h.append("\r\n"sv);
   } else {
     out_.status = 206;
     wire::append_status_line(h, 206, {});
@@ -182,27 +184,27 @@ awaitable<void> Responder::partial(const cache::Entry& e, const http::ResolvedRa
     std::size_t total = 0;
     for (std::size_t i = 0; i < r.ranges.size(); ++i) {
       std::string p;
-      p.append(i == 0 ? "--" : "\r\n--").append(boundary).append("\r\n");
-      if (!content_type.empty()) p.append("Content-Type: ").append(content_type).append("\r\n");
+      p.append(i == 0 ? "--" : "\r\n--").append(boundary).append("\r\n"sv);
+      if (!content_type.empty()) p.append("Content-Type: "sv).append(content_type).append("\r\n"sv);
       append_content_range(p, r.ranges[i], body.size());
-      p.append("\r\n");
+      p.append("\r\n"sv);
       total += p.size() + r.ranges[i].size();
       parts.push_back(std::move(p));
     }
     parts.push_back("\r\n--" + boundary + "--\r\n");
     total += parts.back().size();
-    h.append("Via: 1.1 cachalot\r\nContent-Type: multipart/byteranges; boundary=").append(boundary).append("\r\n");
-    h.append("Content-Length: ");
+    h.append("Via: 1.1 cachalot\r\nContent-Type: multipart/byteranges; boundary="sv).append(boundary).append("\r\n"sv);
+    h.append("Content-Length: "sv);
     wire::append_num(h, static_cast<int64_t>(total));
-    h.append("\r\n");
+    h.append("\r\n"sv);
   }
   if (extra) extra->serialize(h);
-  h.append("Accept-Ranges: bytes\r\nAge: ");
+  h.append("Accept-Ranges: bytes\r\nAge: "sv);
   wire::append_num(h, e.current_age(now).count());
-  h.append("\r\n");
+  h.append("\r\n"sv);
   wire::append_cache_status(h, out_.cache_status);
   append_connection(h);
-  h.append("\r\n");
+  h.append("\r\n"sv);
   auto& g = buf_.gather;
   g.clear();
   g.push_back(asio::buffer(h));
@@ -230,20 +232,20 @@ awaitable<void> Responder::error(int status, std::string_view detail, bool close
     co_return;
   }
   std::string body(http::reason_phrase(status));
-  if (!detail.empty()) body.append(": ").append(detail);
+  if (!detail.empty()) body.append(": "sv).append(detail);
   body.push_back('\n');
   auto& h = buf_.head;
   h.clear();
   wire::append_status_line(h, status, {});
-  h.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+  h.append("Content-Type: text/plain; charset=utf-8\r\nContent-Length: "sv);
   wire::append_num(h, static_cast<int64_t>(body.size()));
-  h.append("\r\nCache-Control: no-store\r\nDate: ");
+  h.append("\r\nCache-Control: no-store\r\nDate: "sv);
   h.append(wire::date_now());
-  h.append("\r\n");
+  h.append("\r\n"sv);
   if (out_.cache_status.empty()) out_.cache_status = "fwd=bypass; detail=" + std::string(detail.empty() ? "error" : detail);
   wire::append_cache_status(h, out_.cache_status);
   append_connection(h);
-  h.append("\r\n");
+  h.append("\r\n"sv);
   head_sent_ = true;
   std::array<asio::const_buffer, 2> b{asio::buffer(h), asio::buffer(body)};
   if (req_.method == http::Method::Head) b[1] = asio::const_buffer();
@@ -255,12 +257,12 @@ awaitable<void> Responder::json(int status, std::string_view body) {
   auto& h = buf_.head;
   h.clear();
   wire::append_status_line(h, status, {});
-  h.append("Content-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ");
+  h.append("Content-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: "sv);
   wire::append_num(h, static_cast<int64_t>(body.size()));
-  h.append("\r\n");
+  h.append("\r\n"sv);
   wire::append_cache_status(h, out_.cache_status);
   append_connection(h);
-  h.append("\r\n");
+  h.append("\r\n"sv);
   head_sent_ = true;
   std::array<asio::const_buffer, 2> b{asio::buffer(h), asio::buffer(body)};
   co_await send(b);
@@ -272,7 +274,7 @@ awaitable<void> Responder::interim(const http::ResponseHead& r) {
   h.clear();
   wire::append_status_line(h, r.status, r.reason);
   http::serialize_end_to_end(r.headers, h, [](std::string_view) { return false; });
-  h.append("\r\n");
+  h.append("\r\n"sv);
   co_await send(std::string_view(h));
 }
 
@@ -290,7 +292,7 @@ void Responder::stream_head(const http::ResponseHead& resp, bool chunked, bool c
   auto& h = buf_.head;
   h.clear();
   if (client_304) {
-    h.append("HTTP/1.1 304 Not Modified\r\n");
+    h.append("HTTP/1.1 304 Not Modified\r\n"sv);
     http::HeaderMap f;
     cache::copy_304_fields(resp.headers, f);
     f.serialize(h);
@@ -300,18 +302,18 @@ void Responder::stream_head(const http::ResponseHead& resp, bool chunked, bool c
     http::serialize_end_to_end(resp.headers, h, [w = withheld_](std::string_view n) {
       return w && cache::withheld_downstream(n, *w);
     });
-    if (chunked_) h.append("Transfer-Encoding: chunked\r\n");
+    if (chunked_) h.append("Transfer-Encoding: chunked\r\n"sv);
   }
   if (!resp.headers.has("date")) {
     // RFC 9110 §6.6.1: an origin without a clock sends none; we have one.
-    h.append("Date: ");
+    h.append("Date: "sv);
     h.append(wire::date_now());
-    h.append("\r\n");
+    h.append("\r\n"sv);
   }
-  h.append("Via: 1.1 cachalot\r\n");
+  h.append("Via: 1.1 cachalot\r\n"sv);
   wire::append_cache_status(h, out_.cache_status);
   append_connection(h);
-  h.append("\r\n");
+  h.append("\r\n"sv);
   head_sent_ = true;
   head_pending_ = true;
 }
@@ -359,7 +361,7 @@ awaitable<void> Responder::stream_end() {
   if (head_pending_) {
     head_pending_ = false;
     if (chunked_ && !no_body_) {
-      buf_.head.append("0\r\n\r\n");
+      buf_.head.append("0\r\n\r\n"sv);
       terminator_sent_ = true;
     }
     co_await send(std::string_view(buf_.head));
@@ -449,11 +451,11 @@ awaitable<Responder::FollowResult> Responder::follow(const std::shared_ptr<cache
         if (req_.version_minor == 0)
           out_.close = true;  // HTTP/1.0: the end of the body is the end of the connection
         else
-          head.append("Transfer-Encoding: chunked\r\n");
+          head.append("Transfer-Encoding: chunked\r\n"sv);
       }
       wire::append_cache_status(head, out_.cache_status);
       append_connection(head);
-      head.append("\r\n");
+      head.append("\r\n"sv);
       head_sent_ = true;
       const bool ok = co_await send(std::string_view(head));
       if (req_.method == http::Method::Head) {
@@ -475,7 +477,7 @@ awaitable<Responder::FollowResult> Responder::follow(const std::shared_ptr<cache
           char hex[20];
           auto r = std::to_chars(hex, hex + sizeof hex, v.chunks[i]->size(), 16);
           ch.append(hex, r.ptr);
-          ch.append("\r\n");
+          ch.append("\r\n"sv);
           g.push_back(asio::buffer(ch));
         }
         g.push_back(asio::buffer(*v.chunks[i]));

@@ -79,14 +79,14 @@ awaitable<void> Session::run() {
     conn_.shutdown();
     co_return;
   }
-  for (;;) {
+  for (bool answered = false;; answered = true) {
     rt = w_.runtime();
     const auto& lim = rt->config().server.limits;
     parser.set_limits({static_cast<std::size_t>(lim.max_header_bytes), static_cast<std::size_t>(lim.max_uri_length),
                        lim.max_body_size});
     idle_ = true;
     if ((w_.app.draining() || closing_) && !conn_.has_unread()) break;
-    ReadStatus st = co_await conn_.read_head(rt->config().server.timeouts);
+    ReadStatus st = co_await conn_.read_head(rt->config().server.timeouts, answered);
     idle_ = false;
     rt = w_.runtime();  // a reload while we waited applies to this request
     started_ = std::chrono::steady_clock::now();

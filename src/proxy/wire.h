@@ -19,12 +19,12 @@ inline void append_num(std::string& out, int64_t v) {
 }
 
 inline void append_status_line(std::string& out, int status, std::string_view reason) {
-  out.append("HTTP/1.1 ");
+  out.append("HTTP/1.1 ", 9);
   append_num(out, status);
   out.push_back(' ');
   if (reason.empty()) reason = http::reason_phrase(status);
   out.append(reason);
-  out.append("\r\n");
+  out.append("\r\n", 2);
 }
 
 inline bool status_has_no_body(int status) noexcept {

@@ -466,3 +466,32 @@ TEST_CASE("hop-by-hop fields and those named by Connection are removed (RFC 9110
   REQUIRE(h.size() == 1);
   CHECK(h.at(0).name == "Cache-Control");
 }
+
+TEST_CASE("field names and values split over execute() calls survive the caller reusing its buffer", "[parser]") {
+  // The parser keeps a name or value that came in one span as a view into the
+  // caller's bytes; one that is split must be copied out before execute()
+  // returns, as a socket buffer is compacted and refilled between calls.
+  const std::string msg =
+      "GET /r HTTP/1.1\r\nHost: example.test\r\nX-Long-Name-Of-A-Field: a value that spans several reads\r\n"
+      "Accept:  text/plain \r\nEmpty:\r\n\r\n";
+  for (std::size_t step : {std::size_t{1}, std::size_t{2}, std::size_t{5}, std::size_t{7}, std::size_t{13}}) {
+    Parser p(Parser::Kind::Request, {});
+    std::string scratch;
+    std::size_t off = 0;
+    while (off < msg.size() && !p.message_complete() && p.error() == ParseError::None) {
+      scratch.assign(msg, off, std::min(step, msg.size() - off));
+      const std::size_t n = p.execute(scratch.data(), scratch.size());
+      scratch.assign(scratch.size(), '#');  // what the view pointed at is gone
+      off += n;
+    }
+    INFO("step " << step);
+    REQUIRE(p.error() == ParseError::None);
+    REQUIRE(p.message_complete());
+    const auto& h = p.request().headers;
+    CHECK(h.get("host").value_or("?") == "example.test");
+    CHECK(h.get("x-long-name-of-a-field").value_or("?") == "a value that spans several reads");
+    CHECK(h.get("accept").value_or("?") == "text/plain");
+    CHECK(h.get("empty").value_or("?") == "");
+    CHECK(h.size() == 4);
+  }
+}
