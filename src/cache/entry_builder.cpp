@@ -92,7 +92,7 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
     // "Accept-Ranges: bytes" to stored 200s), not the origin's.
     if (http::iequals(f.name, "accept-ranges")) continue;
     if (withheld_downstream(f.name, d.withheld)) {
-      held.append(f.name).append(": "sv).append(f.value).append("\r\n"sv);
+      http::append_field(held, f.name, f.value);
       continue;
     }
     head.append(f.name).append(": "sv);

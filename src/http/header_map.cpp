@@ -88,12 +88,8 @@ std::size_t HeaderMap::count(std::string_view name) const noexcept {
 }
 
 void HeaderMap::serialize(std::string& out) const {
-  for (const Slot& s : slots_) {
-    out.append(buf_, s.name_off, s.name_len);
-    out.append(": "sv);
-    out.append(buf_, s.value_off, s.value_len);
-    out.append("\r\n"sv);
-  }
+  const std::string_view b(buf_);
+  for (const Slot& s : slots_) append_field(out, b.substr(s.name_off, s.name_len), b.substr(s.value_off, s.value_len));
 }
 
 }  // namespace cachalot::http

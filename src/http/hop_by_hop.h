@@ -57,13 +57,13 @@ void serialize_end_to_end(const HeaderMap& h, std::string& out, Skip&& skip) {
     strip_hop_by_hop(copy);
     for (auto f : copy) {
       if (skip(f.name)) continue;
-      out.append(f.name).append(": ", 2).append(f.value).append("\r\n", 2);
+      append_field(out, f.name, f.value);
     }
     return;
   }
   for (auto f : h) {
     if (is_hop_by_hop(f.name) || tokens.contains(f.name) || skip(f.name)) continue;
-    out.append(f.name).append(": ", 2).append(f.value).append("\r\n", 2);
+    append_field(out, f.name, f.value);
   }
 }
 

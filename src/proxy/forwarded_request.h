@@ -92,12 +92,11 @@ class ForwardedRequest {
     out.append(method);
     out.push_back(' ');
     out.append(asterisk_ ? std::string_view("*") : cache::key_path(key));
-    out.append(" HTTP/1.1\r\nHost: ");
-    out.append(authority_);
-    out.append("\r\n");
+    out.append(" HTTP/1.1\r\n", 11);
+    http::append_field(out, "Host", authority_);
     for (auto f : req.headers) {
       if (skip(f.name)) continue;
-      out.append(f.name).append(": ").append(f.value).append("\r\n");
+      http::append_field(out, f.name, f.value);
     }
     append_forwarding_fields(out, req.version_minor);
   }

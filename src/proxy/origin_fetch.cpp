@@ -478,7 +478,7 @@ std::unique_ptr<cache::EntryDraft> OriginFetch::gate(const http::ResponseHead& r
     // As the entry's own head block: without the withheld fields (RFC 9213 §3).
     for (auto f : entry->headers) {
       if (cache::withheld_downstream(f.name, entry->withheld)) continue;
-      fh->head_block.append(f.name).append(": "sv).append(f.value).append("\r\n"sv);
+      http::append_field(fh->head_block, f.name, f.value);
     }
     fh->head_block.append("Via: 1.1 cachalot\r\n"sv);
     if (clen >= 0) {
