@@ -95,9 +95,8 @@ EntryRef build_entry(const EntryDraft& d, bool complete) {
       http::append_field(held, f.name, f.value);
       continue;
     }
-    head.append(f.name).append(": "sv);
-    const auto value_off = static_cast<uint32_t>(head.size());
-    head.append(f.value).append("\r\n"sv);
+    const auto value_off = static_cast<uint32_t>(head.size() + f.name.size() + 2);  // after "name: "
+    http::append_field(head, f.name, f.value);
     if (!have_etag && http::iequals(f.name, "etag")) {
       have_etag = true;
       etag_off = value_off;

@@ -415,8 +415,8 @@ int Parser::on_method(llhttp_t* p, const char* at, std::size_t n) {
   return 0;
 }
 
-// Span callbacks run once per execute() a span touches (with zero length at a
-// split), so per-field overhead is counted once, in on_header_value_complete.
+// Appends one span of a name or value (see field_span_): the first stays a
+// view, a second one gathers both into `into`.
 void Parser::gather(std::string& into, std::string_view& span, const char* at, std::size_t n) {
   if (n == 0) return;
   if (into.empty() && span.empty()) {
@@ -430,6 +430,8 @@ void Parser::gather(std::string& into, std::string_view& span, const char* at, s
   into.append(at, n);
 }
 
+// Span callbacks run once per execute() a span touches (with zero length at a
+// split), so per-field overhead is counted once, in on_header_value_complete.
 int Parser::on_header_field(llhttp_t* p, const char* at, std::size_t n) {
   Parser& s = self(p);
   if (!s.count_head(n)) return s.fail(ParseError::HeaderTooLarge, "header too large");

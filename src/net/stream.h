@@ -72,7 +72,6 @@ class Stream {
   // connections run meanwhile; on a busy worker the answer is there when the
   // read is tried (nginx gets the same from its edge-triggered ready flag).
   asio::awaitable<IoStatus> fill(std::chrono::milliseconds timeout, bool yield_first = false) {
-    if (yield_first && tls_) co_await asio::post(socket_.get_executor(), asio::use_awaitable);
     if (rpos_ == rend_) rpos_ = rend_ = 0;
     if (rend_ == buf_.size()) {
       std::memmove(buf_.data(), buf_.data() + rpos_, rend_ - rpos_);
@@ -82,9 +81,9 @@ class Stream {
     watchdog_.arm(timeout);
     asio::error_code ec;
     auto space = asio::buffer(buf_.data() + rend_, buf_.size() - rend_);
-    std::size_t n = tls_          ? co_await tls_->async_read_some(space, asio::redirect_error(asio::use_awaitable, ec))
-                    : yield_first ? co_await read_after_a_round(space, ec)
-                                  : co_await socket_.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
+    std::size_t n = yield_first ? co_await read_after_a_round(space, ec)
+                    : tls_      ? co_await tls_->async_read_some(space, asio::redirect_error(asio::use_awaitable, ec))
+                                : co_await socket_.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
     watchdog_.disarm();
     rend_ += n;
     if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
@@ -95,7 +94,7 @@ class Stream {
     co_return IoStatus::Ok;
   }
 
-  // async_read_some started from a handler posted to the back of the
+  // async_read_some (TLS or plain) started from a handler posted to the back of the
   // worker's queue: one awaited operation, not a post and a read (each
   // co_await costs a frame). A watchdog that expired meanwhile found no
   // operation to cancel, so the read is not started then.
@@ -108,7 +107,10 @@ class Stream {
               std::move(h)(asio::error_code(asio::error::operation_aborted), std::size_t{0});
               return;
             }
-            socket_.async_read_some(space, std::move(h));
+            if (tls_)
+              tls_->async_read_some(space, std::move(h));
+            else
+              socket_.async_read_some(space, std::move(h));
           });
         },
         token);
